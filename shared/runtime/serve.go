@@ -1,0 +1,119 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/metrics"
+)
+
+// ServerConfig is read once from the environment. The timeout names follow
+// OpenFaaS' watchdog so its settings apply unchanged.
+type ServerConfig struct {
+	ListenAddress string        `env:"LISTEN_ADDRESS" default:":8080"`
+	ReadTimeout   time.Duration `env:"read_timeout" default:"30s"`
+	WriteTimeout  time.Duration `env:"write_timeout" default:"60s"`
+	DrainTimeout  time.Duration `env:"DRAIN_TIMEOUT" default:"25s"`
+	LockFile      string        `env:"LOCK_FILE" default:"/tmp/.lock"`
+}
+
+// NewServer returns an http.Server with the platform's timeouts.
+func NewServer(addr string, h http.Handler, cfg ServerConfig, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve runs one function as its own process: it listens at once, runs Start
+// in the background (readiness follows it), serves the health paths and
+// /metrics, and on SIGTERM or SIGINT stops accepting, drains in-flight
+// requests and calls Stop. It returns when the server has stopped.
+func Serve(spec Spec, fn any) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	src := config.FromEnvironment()
+	return ServeContext(ctx, spec, fn, src, nil)
+}
+
+// ServeContext is Serve with the shutdown signal, configuration and listener
+// given (ln may be nil to listen on cfg's address).
+func ServeContext(ctx context.Context, spec Spec, fn any, src config.Source, ln net.Listener) error {
+	var cfg ServerConfig
+	if err := config.Load(src, &cfg); err != nil {
+		return err
+	}
+	log := slogFrom(src).With("function", spec.Name)
+	m := metrics.New()
+	in, err := NewInstance(spec, fn, log, m)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	MountHealth(mux, in)
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/", in)
+
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.ListenAddress)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", cfg.ListenAddress, err)
+		}
+	}
+	srv := NewServer(ln.Addr().String(), mux, cfg, log)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("function listening", "address", ln.Addr().String(), "kind", spec.Kind)
+
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
+	go func() {
+		if err := in.Start(startCtx, src.Env); err != nil {
+			log.Error("start failed", "err", err)
+			return
+		}
+		if cfg.LockFile != "" {
+			// OpenFaaS' watchdog convention: the lock file says "healthy".
+			_ = os.WriteFile(cfg.LockFile, nil, 0o644)
+		}
+		log.Info("function ready")
+	}()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining")
+	if cfg.LockFile != "" {
+		_ = os.Remove(cfg.LockFile)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	shutdownErr := srv.Shutdown(drainCtx)
+	stopErr := in.Stop(drainCtx)
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return errors.Join(shutdownErr, stopErr)
+}
+
+func slogFrom(src config.Source) *slog.Logger {
+	level, _ := src.Lookup("LOG_LEVEL")
+	return logging.New(os.Stdout, level)
+}
