@@ -21,6 +21,14 @@ import (
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
+// PingType is the type every Knative PingSource emits; PingTypeExtension is
+// the extension the platform's PingSources set to the type the scheduled
+// function consumes, which the runtime then delivers it as.
+const (
+	PingType          = "dev.knative.sources.ping"
+	PingTypeExtension = "cloudphonetype"
+)
+
 // MaxEventBytes caps the body of one incoming event.
 const MaxEventBytes = 1 << 20
 
@@ -180,6 +188,12 @@ func (h *EventHandler) decode(r *http.Request) (*event.Event, error) {
 	}
 	if err := e.Validate(); err != nil {
 		return nil, apierr.Wrap(apierr.Invalid, err, "invalid CloudEvent: %v", err)
+	}
+	if e.Type() == PingType {
+		// A PingSource cannot set the type; it names it in an extension.
+		if t, ok := e.Extensions()[PingTypeExtension].(string); ok && t != "" {
+			e.SetType(t)
+		}
 	}
 	if len(h.Spec.Consumes) > 0 && !slices.Contains(h.Spec.Consumes, e.Type()) {
 		return nil, apierr.New(apierr.Invalid, "event type %q is not handled by %s", e.Type(), h.Spec.Name)

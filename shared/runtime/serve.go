@@ -40,36 +40,44 @@ func NewServer(addr string, h http.Handler, cfg ServerConfig, log *slog.Logger) 
 	}
 }
 
-// Serve runs one function as its own process: it listens at once, runs Start
-// in the background (readiness follows it), serves the health paths and
-// /metrics, and on SIGTERM or SIGINT stops accepting, drains in-flight
-// requests and calls Stop. It returns when the server has stopped.
+// Served is what a process serves: one Instance, or a host of several.
+type Served interface {
+	http.Handler
+	Probe
+	Start(ctx context.Context, cfg map[string]string) error
+	Stop(ctx context.Context) error
+}
+
+// Serve runs one function as its own process until SIGTERM or SIGINT.
 func Serve(spec Spec, fn any) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	src := config.FromEnvironment()
-	return ServeContext(ctx, spec, fn, src, nil)
-}
-
-// ServeContext is Serve with the shutdown signal, configuration and listener
-// given (ln may be nil to listen on cfg's address).
-func ServeContext(ctx context.Context, spec Spec, fn any, src config.Source, ln net.Listener) error {
-	var cfg ServerConfig
-	if err := config.Load(src, &cfg); err != nil {
-		return err
-	}
 	log := slogFrom(src).With("function", spec.Name)
 	m := metrics.New()
 	in, err := NewInstance(spec, fn, log, m)
 	if err != nil {
 		return err
 	}
+	return ServeContext(ctx, in, src, nil, log, m)
+}
+
+// ServeContext serves s until ctx is done: it listens at once (on ln, or on
+// LISTEN_ADDRESS when ln is nil), runs Start in the background (readiness
+// follows it), serves the health paths and /metrics, and when ctx is done
+// stops accepting, drains in-flight requests and calls Stop.
+func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Listener, log *slog.Logger, m *metrics.Metrics) error {
+	var cfg ServerConfig
+	if err := config.Load(src, &cfg); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	MountHealth(mux, in)
+	MountHealth(mux, s)
 	mux.Handle("GET /metrics", m.Handler())
-	mux.Handle("/", in)
+	mux.Handle("/", s)
 
 	if ln == nil {
+		var err error
 		ln, err = net.Listen("tcp", cfg.ListenAddress)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", cfg.ListenAddress, err)
@@ -78,12 +86,12 @@ func ServeContext(ctx context.Context, spec Spec, fn any, src config.Source, ln 
 	srv := NewServer(ln.Addr().String(), mux, cfg, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("function listening", "address", ln.Addr().String(), "kind", spec.Kind)
+	log.Info("listening", "address", ln.Addr().String())
 
 	startCtx, cancelStart := context.WithCancel(ctx)
 	defer cancelStart()
 	go func() {
-		if err := in.Start(startCtx, src.Env); err != nil {
+		if err := s.Start(startCtx, src.Env); err != nil {
 			log.Error("start failed", "err", err)
 			return
 		}
@@ -91,7 +99,7 @@ func ServeContext(ctx context.Context, spec Spec, fn any, src config.Source, ln 
 			// OpenFaaS' watchdog convention: the lock file says "healthy".
 			_ = os.WriteFile(cfg.LockFile, nil, 0o644)
 		}
-		log.Info("function ready")
+		log.Info("ready")
 	}()
 
 	select {
@@ -106,12 +114,15 @@ func ServeContext(ctx context.Context, spec Spec, fn any, src config.Source, ln 
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(drainCtx)
-	stopErr := in.Stop(drainCtx)
+	stopErr := s.Stop(drainCtx)
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return errors.Join(shutdownErr, stopErr)
 }
+
+// Logger returns the JSON logger configured by src's LOG_LEVEL.
+func Logger(src config.Source) *slog.Logger { return slogFrom(src) }
 
 func slogFrom(src config.Source) *slog.Logger {
 	level, _ := src.Lookup("LOG_LEVEL")
