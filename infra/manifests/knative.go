@@ -1,0 +1,166 @@
+package manifests
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+
+	"github.com/cloudphone/cloudphone/shared/runtime"
+)
+
+// SecretsDir is where a Knative Service mounts its secret files; the runtime
+// finds it through CLOUDPHONE_SECRETS_DIR.
+const SecretsDir = "/etc/cloudphone/secrets"
+
+// Keys of the platform Secret that every function receives as environment.
+const (
+	SecretKeyDatabaseURL = "database-url"
+	SecretKeyRedisURL    = "redis-url"
+)
+
+// DefaultConcurrencyTarget is the soft concurrency target of a function that
+// leaves runtime.Spec.Concurrency zero (Knative's own default).
+const DefaultConcurrencyTarget = 100
+
+// labels are the identifying labels of a function's objects.
+func labels(s runtime.Spec) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":    s.Name,
+		"app.kubernetes.io/part-of": "cloudphone",
+		"cloudphone.dev/context":    s.Context,
+		"cloudphone.dev/kind":       string(s.Kind),
+	}
+}
+
+// service renders the Knative Service of one function. Autoscaling sits on
+// the revision template (Knative rejects it on the Service); the container
+// runs as non-root with a read-only root filesystem (an emptyDir holds /tmp),
+// no capabilities and the runtime seccomp profile; functions without public
+// routes are visible inside the cluster only.
+func service(s runtime.Spec, o Options) *servingv1.Service {
+	target := s.Concurrency
+	if target == 0 {
+		target = DefaultConcurrencyTarget
+	}
+	// The hard limit leaves room above the soft target so bursts queue in
+	// the pod briefly instead of failing; a target of 1 is a singleton worker.
+	hard := int64(min(2*target, 1000))
+	if target == 1 {
+		hard = 1
+	}
+	meta := labels(s)
+	if !s.Public() {
+		meta["networking.knative.dev/visibility"] = "cluster-local"
+	}
+	tmo := int64(timeout(s))
+
+	env := []corev1.EnvVar{
+		{Name: "FUNCTION", Value: s.Name},
+		{Name: "LISTEN_ADDRESS", Value: ":" + strconv.Itoa(Port)},
+		{Name: "BROKER_URL", Value: o.BrokerURL},
+		{Name: "read_timeout", Value: strconv.Itoa(timeout(s)+5) + "s"},
+		{Name: "write_timeout", Value: strconv.Itoa(timeout(s)+10) + "s"},
+		secretEnv("DATABASE_URL", o.SecretName, SecretKeyDatabaseURL),
+		secretEnv("REDIS_URL", o.SecretName, SecretKeyRedisURL),
+	}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	sizeLimit := resource.MustParse("16Mi")
+	volumes := []corev1.Volume{{
+		Name:         "tmp",
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &sizeLimit}},
+	}}
+	if secrets := o.Deployment(s.Name).Secrets; len(secrets) > 0 {
+		env = append(env, corev1.EnvVar{Name: "CLOUDPHONE_SECRETS_DIR", Value: SecretsDir})
+		items := make([]corev1.KeyToPath, len(secrets))
+		for i, k := range secrets {
+			items[i] = corev1.KeyToPath{Key: k, Path: k}
+		}
+		mode := int32(0o440)
+		volumes = append(volumes, corev1.Volume{
+			Name: "secrets",
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: o.SecretName, Items: items, DefaultMode: &mode,
+			}},
+		})
+		mounts = append(mounts, corev1.VolumeMount{Name: "secrets", MountPath: SecretsDir, ReadOnly: true})
+	}
+
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromInt32(Port),
+		}}}
+	}
+	// Readiness is left to Knative's aggressive (sub-second) queue-proxy
+	// probing, which allows no period or threshold; liveness runs in kubelet.
+	liveness := probe(LivenessPath)
+	liveness.PeriodSeconds, liveness.FailureThreshold = 10, 3
+	no, yes := false, true
+
+	return &servingv1.Service{
+		TypeMeta: metav1.TypeMeta{APIVersion: "serving.knative.dev/v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      s.Name,
+			Namespace: o.Namespace,
+			Labels:    meta,
+		},
+		Spec: servingv1.ServiceSpec{ConfigurationSpec: servingv1.ConfigurationSpec{
+			Template: servingv1.RevisionTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: labels(s),
+					Annotations: map[string]string{
+						"autoscaling.knative.dev/min-scale": strconv.Itoa(s.MinScale),
+						"autoscaling.knative.dev/max-scale": strconv.Itoa(s.MaxScale),
+						"autoscaling.knative.dev/target":    strconv.Itoa(target),
+					},
+				},
+				Spec: servingv1.RevisionSpec{
+					ContainerConcurrency: &hard,
+					TimeoutSeconds:       &tmo,
+					PodSpec: corev1.PodSpec{
+						EnableServiceLinks: &no,
+						Containers: []corev1.Container{{
+							Name:  "function",
+							Image: o.Image(s.Name),
+							Ports: []corev1.ContainerPort{{Name: "http1", ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
+							Env:   env,
+							Resources: corev1.ResourceRequirements{
+								Requests: corev1.ResourceList{
+									corev1.ResourceCPU:    resource.MustParse("50m"),
+									corev1.ResourceMemory: resource.MustParse("64Mi"),
+								},
+								Limits: corev1.ResourceList{
+									corev1.ResourceCPU:    resource.MustParse("1"),
+									corev1.ResourceMemory: resource.MustParse("256Mi"),
+								},
+							},
+							ReadinessProbe: probe(ReadinessPath),
+							LivenessProbe:  liveness,
+							VolumeMounts:   mounts,
+							SecurityContext: &corev1.SecurityContext{
+								RunAsNonRoot:             &yes,
+								AllowPrivilegeEscalation: &no,
+								ReadOnlyRootFilesystem:   &yes,
+								Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+								SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+							},
+						}},
+						Volumes: volumes,
+					},
+				},
+			},
+		}},
+	}
+}
+
+func secretEnv(name, secret, key string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: secret},
+			Key:                  key,
+		},
+	}}
+}

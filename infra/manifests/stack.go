@@ -1,0 +1,110 @@
+package manifests
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/shared/runtime"
+)
+
+// Stack mirrors the OpenFaaS stack.yml schema (openfaas/go-sdk stack.Services)
+// for the fields the platform uses.
+type Stack struct {
+	Version   string                   `json:"version"`
+	Provider  StackProvider            `json:"provider"`
+	Functions map[string]StackFunction `json:"functions"`
+}
+
+// StackProvider is the stack.yml provider block.
+type StackProvider struct {
+	Name    string `json:"name"`
+	Gateway string `json:"gateway"`
+}
+
+// StackFunction is one OpenFaaS function: a bundle of catalog functions.
+type StackFunction struct {
+	Image                  string            `json:"image"`
+	SkipBuild              bool              `json:"skip_build"`
+	ReadOnlyRootFilesystem bool              `json:"readonly_root_filesystem"`
+	Environment            map[string]string `json:"environment,omitempty"`
+	Secrets                []string          `json:"secrets,omitempty"`
+	Labels                 map[string]string `json:"labels,omitempty"`
+	Annotations            map[string]string `json:"annotations,omitempty"`
+	Requests               *StackResources   `json:"requests,omitempty"`
+	Limits                 *StackResources   `json:"limits,omitempty"`
+}
+
+// StackResources is the memory/cpu block of requests and limits.
+type StackResources struct {
+	Memory string `json:"memory,omitempty"`
+	CPU    string `json:"cpu,omitempty"`
+}
+
+// OpenFaaSDefaultMaxScale is OpenFaaS' own replica cap, used for bundles
+// whose functions are all unbounded.
+const OpenFaaSDefaultMaxScale = 20
+
+// stack renders stack.yml: one OpenFaaS function per catalog.BundleOf, its
+// functions named in FUNCTIONS (comma-separated, catalog order). A cron bundle
+// carries the cron-connector annotations (topic cron-function + schedule).
+// OpenFaaS CE cannot scale to zero, so every bundle keeps at least one replica.
+func stack(specs []runtime.Spec, o Options) *Stack {
+	st := &Stack{
+		Version:   "1.0",
+		Provider:  StackProvider{Name: "openfaas", Gateway: "http://127.0.0.1:8080"},
+		Functions: map[string]StackFunction{},
+	}
+	bundles := catalog.Group(specs)
+	for _, name := range sortedKeys(bundles) {
+		members := bundles[name]
+		var names []string
+		secrets := []string{SecretKeyDatabaseURL, SecretKeyRedisURL}
+		minScale, maxScale, tmo, unbounded := 1, 0, 0, false
+		var schedules []string
+		for _, s := range members {
+			names = append(names, s.Name)
+			secrets = append(secrets, o.Deployment(s.Name).Secrets...)
+			minScale = max(minScale, s.MinScale)
+			if s.MaxScale == 0 {
+				unbounded = true
+			}
+			maxScale = max(maxScale, s.MaxScale)
+			tmo = max(tmo, timeout(s))
+			if s.Schedule != "" {
+				schedules = append(schedules, s.Schedule)
+			}
+		}
+		if unbounded || maxScale == 0 {
+			maxScale = OpenFaaSDefaultMaxScale
+		}
+		maxScale = max(maxScale, minScale)
+		slices.Sort(secrets)
+		fn := StackFunction{
+			Image:                  o.Image(name),
+			SkipBuild:              true,
+			ReadOnlyRootFilesystem: true,
+			Environment: map[string]string{
+				"FUNCTIONS":     strings.Join(names, ","),
+				"read_timeout":  strconv.Itoa(tmo+5) + "s",
+				"write_timeout": strconv.Itoa(tmo+10) + "s",
+				"exec_timeout":  strconv.Itoa(tmo) + "s",
+			},
+			Secrets: slices.Compact(secrets),
+			Labels: map[string]string{
+				"com.openfaas.scale.min": strconv.Itoa(minScale),
+				"com.openfaas.scale.max": strconv.Itoa(maxScale),
+				"cloudphone.dev/context": members[0].Context,
+			},
+			Requests: &StackResources{Memory: "64Mi", CPU: "50m"},
+			Limits:   &StackResources{Memory: "256Mi", CPU: "1000m"},
+		}
+		if len(schedules) > 0 {
+			// A cron bundle holds exactly one scheduled function (BundleOf).
+			fn.Annotations = map[string]string{"topic": "cron-function", "schedule": schedules[0]}
+		}
+		st.Functions[name] = fn
+	}
+	return st
+}
