@@ -21,6 +21,7 @@ const (
 	Unauthorized         Code = "unauthorized"
 	Forbidden            Code = "forbidden"
 	NotFound             Code = "not_found"
+	MethodNotAllowed     Code = "method_not_allowed"
 	Conflict             Code = "conflict"
 	Unprocessable        Code = "unprocessable"
 	RateLimited          Code = "rate_limited"
@@ -37,6 +38,7 @@ var statusOf = map[Code]int{
 	Unauthorized:         http.StatusUnauthorized,
 	Forbidden:            http.StatusForbidden,
 	NotFound:             http.StatusNotFound,
+	MethodNotAllowed:     http.StatusMethodNotAllowed,
 	Conflict:             http.StatusConflict,
 	Unprocessable:        http.StatusUnprocessableEntity,
 	RateLimited:          http.StatusTooManyRequests,

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,7 +91,7 @@ type EventHandler struct {
 func (h *EventHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		apierr.Write(w, r, h.Log, apierr.New(apierr.Invalid, "events are delivered with POST"))
+		apierr.Write(w, r, h.Log, apierr.New(apierr.MethodNotAllowed, "events are delivered with POST"))
 		return
 	}
 	e, err := h.decode(r)
@@ -158,6 +159,9 @@ func writeEventError(w http.ResponseWriter, status int, err error) {
 	msg := "event not handled"
 	if e := apierr.As(err); e != nil && code != apierr.Internal {
 		msg = e.Message
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -22,9 +22,10 @@ type Instance struct {
 
 	handler http.Handler
 
-	mu       sync.Mutex
-	started  bool
-	startErr error
+	startOnce sync.Once
+	mu        sync.Mutex // guards started and startErr, never held across Start
+	started   bool
+	startErr  error
 }
 
 // NewInstance checks that fn has the Handle shape spec.Kind asks for.
@@ -52,15 +53,17 @@ func NewInstance(spec Spec, fn any, log *slog.Logger, m *metrics.Metrics) (*Inst
 // Start runs the function's Start once; a failed Start is returned again on
 // later calls.
 func (in *Instance) Start(ctx context.Context, cfg map[string]string) error {
+	in.startOnce.Do(func() {
+		var err error
+		if s, ok := in.Fn.(Starter); ok {
+			err = s.Start(ctx, cfg)
+		}
+		in.mu.Lock()
+		in.started, in.startErr = true, err
+		in.mu.Unlock()
+	})
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.started {
-		return in.startErr
-	}
-	if s, ok := in.Fn.(Starter); ok {
-		in.startErr = s.Start(ctx, cfg)
-	}
-	in.started = true
 	return in.startErr
 }
 
@@ -154,14 +157,15 @@ type Probe interface {
 var HealthPaths = []string{"/health/readiness", "/health/liveness", "/_/health", "/_/ready"}
 
 // MountHealth serves the four health paths for p on mux: 200 when the check
-// passes, 503 when it says no, 500 when it fails.
+// passes, 503 when it says no, 500 when it fails. /_/health follows readiness,
+// as OpenFaaS' watchdog answers 503 there until the function has started.
 func MountHealth(mux *http.ServeMux, p Probe) {
 	ready := probeHandler(p.Ready, "READY")
 	alive := probeHandler(p.Alive, "ALIVE")
 	mux.Handle("GET /health/readiness", ready)
 	mux.Handle("GET /_/ready", ready)
+	mux.Handle("GET /_/health", ready)
 	mux.Handle("GET /health/liveness", alive)
-	mux.Handle("GET /_/health", alive)
 }
 
 func probeHandler(check func(context.Context) (bool, error), word string) http.Handler {

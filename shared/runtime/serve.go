@@ -24,7 +24,6 @@ type ServerConfig struct {
 	ReadTimeout   time.Duration `env:"read_timeout" default:"30s"`
 	WriteTimeout  time.Duration `env:"write_timeout" default:"60s"`
 	DrainTimeout  time.Duration `env:"DRAIN_TIMEOUT" default:"25s"`
-	LockFile      string        `env:"LOCK_FILE" default:"/tmp/.lock"`
 }
 
 // NewServer returns an http.Server with the platform's timeouts.
@@ -95,10 +94,6 @@ func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Liste
 			log.Error("start failed", "err", err)
 			return
 		}
-		if cfg.LockFile != "" {
-			// OpenFaaS' watchdog convention: the lock file says "healthy".
-			_ = os.WriteFile(cfg.LockFile, nil, 0o644)
-		}
 		log.Info("ready")
 	}()
 
@@ -108,9 +103,6 @@ func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Liste
 	case <-ctx.Done():
 	}
 	log.Info("draining")
-	if cfg.LockFile != "" {
-		_ = os.Remove(cfg.LockFile)
-	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(drainCtx)

@@ -1,0 +1,219 @@
+// Package broker is the local platform's embedded event broker. It routes
+// CloudEvents by the same Knative v1 Trigger files that production uses
+// (filters, subscriber, delivery retry/backoff/timeout/dead-letter sink) and
+// keeps every undelivered event in Postgres, so a restart loses nothing.
+//
+// Send stores one delivery row per matching trigger before it returns; Run
+// claims due rows with FOR UPDATE SKIP LOCKED (several brokers may share one
+// database), hands them to a Deliverer, and treats the answer as Knative's
+// dispatcher does: 2xx is done (a reply event is routed in the same
+// transaction), 5xx, 404, 408, 409, 429 and transport failures are retried
+// with the trigger's backoff, other statuses are permanent; a delivery that
+// cannot succeed goes to the trigger's dead-letter sink, and when that fails
+// too the row is kept as dead until Redrive.
+package broker
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/metrics"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates the broker's table (broker_deliveries). Apply it with
+// db.Open on the database the broker is given.
+var Migrations = db.Migrations{Set: "broker", FS: mustSub(migrationFiles, "migrations")}
+
+// Deliverer hands one event to a subscriber (locally: calls the function in
+// process) and reports the HTTP status it answered with and the reply event
+// it returned, if any. A non-nil err with a status of 0 or 2xx is a transport
+// failure and is treated like a 500; a non-nil err with another status only
+// explains that status (its text is kept as the response body). Deliver must
+// honour ctx's deadline. It is called concurrently.
+type Deliverer interface {
+	Deliver(ctx context.Context, subscriber string, e event.Event) (status int, reply *event.Event, err error)
+}
+
+// DelivererFunc adapts a function to Deliverer.
+type DelivererFunc func(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error)
+
+// Deliver calls f.
+func (f DelivererFunc) Deliver(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error) {
+	return f(ctx, subscriber, e)
+}
+
+// Options tune a Broker; the zero value is usable.
+type Options struct {
+	Log          *slog.Logger     // discards when nil
+	Metrics      *metrics.Metrics // optional: Deliveries{function=subscriber, type, outcome}
+	Workers      int              // deliveries in flight per Run; default 16
+	PollInterval time.Duration    // how often Run looks for due retries; default 100 ms
+	Now          func() time.Time // clock; default time.Now
+}
+
+// Defaults of Options.
+const (
+	DefaultWorkers      = 16
+	DefaultPollInterval = 100 * time.Millisecond
+	// claimGrace is added to the longest trigger timeout to get the time a
+	// claimed row stays invisible to other dispatchers; a dispatcher that
+	// died mid-delivery gives its rows back after it.
+	claimGrace = 30 * time.Second
+)
+
+// Broker routes events to the subscribers of matching triggers. Safe for
+// concurrent use; Send and ServeHTTP may be called while Run is running.
+type Broker struct {
+	pool     *pgxpool.Pool
+	triggers []Trigger
+	byName   map[string]Trigger
+	d        Deliverer
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	workers  int
+	poll     time.Duration
+	now      func() time.Time
+	lease    time.Duration
+	wake     chan struct{}
+}
+
+// New returns a broker over pool (which must hold the Migrations) routing by
+// triggers to d. Unset delivery fields of the triggers take their defaults
+// (exponential backoff, DefaultBackoffDelay, DefaultTimeout). It fails when
+// pool or d is nil, a trigger is invalid, or two triggers share a name.
+func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Broker, error) {
+	if pool == nil {
+		return nil, errors.New("broker: no database pool")
+	}
+	if d == nil {
+		return nil, errors.New("broker: no deliverer")
+	}
+	b := &Broker{
+		pool:    pool,
+		byName:  make(map[string]Trigger, len(triggers)),
+		d:       d,
+		log:     opts.Log,
+		metrics: opts.Metrics,
+		workers: opts.Workers,
+		poll:    opts.PollInterval,
+		now:     opts.Now,
+		wake:    make(chan struct{}, 1),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.workers <= 0 {
+		b.workers = DefaultWorkers
+	}
+	if b.poll <= 0 {
+		b.poll = DefaultPollInterval
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	longest := DefaultTimeout
+	for _, t := range triggers {
+		if err := t.validate(); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if _, dup := b.byName[t.Name]; dup {
+			return nil, fmt.Errorf("broker: two triggers named %s", t.Name)
+		}
+		t.Delivery = t.Delivery.withDefaults()
+		longest = max(longest, t.Delivery.Timeout)
+		b.byName[t.Name] = t
+		b.triggers = append(b.triggers, t)
+	}
+	b.lease = longest + claimGrace
+	return b, nil
+}
+
+// Triggers returns the broker's triggers with their defaults applied.
+func (b *Broker) Triggers() []Trigger {
+	return append([]Trigger(nil), b.triggers...)
+}
+
+// Send validates e and stores one delivery per matching trigger, all in one
+// statement, before it returns nil: an accepted event survives a crash. An
+// event that matches no trigger is accepted and dropped, as Knative does. An
+// invalid event is an apierr Invalid; a database failure is an apierr
+// Unavailable (the sender should retry).
+func (b *Broker) Send(ctx context.Context, e event.Event) error {
+	if err := e.Validate(); err != nil {
+		return apierr.Wrap(apierr.Invalid, err, "invalid CloudEvent: %v", err)
+	}
+	n, err := b.route(ctx, b.pool, e)
+	if err != nil {
+		return err
+	}
+	log := b.log.With("event_id", e.ID(), "event_type", e.Type(), "event_source", e.Source())
+	if n == 0 {
+		log.DebugContext(ctx, "event matches no trigger, dropped")
+		return nil
+	}
+	log.DebugContext(ctx, "event accepted", "deliveries", n)
+	b.notify()
+	return nil
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+const insertDeliveries = `
+INSERT INTO broker_deliveries (trigger, subscriber, event, next_attempt_at, created_at, updated_at)
+SELECT t.trigger, t.subscriber, $3, $4, $4, $4
+FROM unnest($1::text[], $2::text[]) AS t(trigger, subscriber)`
+
+// route stores a delivery of e for each trigger it matches and returns how
+// many it stored.
+func (b *Broker) route(ctx context.Context, x execer, e event.Event) (int, error) {
+	var names, subscribers []string
+	for _, t := range b.triggers {
+		if t.Matches(e) {
+			names = append(names, t.Name)
+			subscribers = append(subscribers, t.Subscriber)
+		}
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return 0, apierr.Wrap(apierr.Invalid, err, "event %s cannot be encoded: %v", e.ID(), err)
+	}
+	if _, err := x.Exec(ctx, insertDeliveries, names, subscribers, doc, b.now().UTC()); err != nil {
+		return 0, apierr.Wrap(apierr.Unavailable, fmt.Errorf("store deliveries of event %s: %w", e.ID(), err), "the broker cannot store the event")
+	}
+	return len(names), nil
+}
+
+// notify wakes the dispatcher without blocking.
+func (b *Broker) notify() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// count adds one to the Deliveries counter when metrics are on.
+func (b *Broker) count(subscriber, typ, outcome string) {
+	if b.metrics != nil {
+		b.metrics.Deliveries.WithLabelValues(subscriber, typ, outcome).Inc()
+	}
+}

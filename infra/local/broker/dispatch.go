@@ -1,0 +1,372 @@
+package broker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/logging"
+)
+
+// Extensions set on an event sent to a dead-letter sink, as Knative sets them.
+const (
+	ExtErrorCode = "knativeerrorcode" // status of the last failed attempt (500 for a transport failure)
+	ExtErrorData = "knativeerrordata" // base64 of up to MaxErrorData bytes of its response body
+	ExtErrorDest = "knativeerrordest" // the subscriber that failed
+)
+
+// MaxErrorData is how much of a failed response body reaches the dead-letter
+// sink.
+const MaxErrorData = 1 << 10
+
+// Deliveries counter outcomes reported by the broker.
+const (
+	OutcomeDelivered    = "delivered"
+	OutcomeRetried      = "retry_scheduled"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeDead         = "dead"
+)
+
+// errClaimLost aborts a result transaction whose row another dispatcher took
+// over after the claim lapsed.
+var errClaimLost = errors.New("claim lapsed: another dispatcher owns the delivery")
+
+// claimed is a delivery row held by this dispatcher.
+type claimed struct {
+	id         int64
+	trigger    string
+	subscriber string
+	event      []byte
+	attempts   int
+	deadLetter bool
+	errorCode  *int32
+	errorData  []byte
+	claim      string
+}
+
+// Run dispatches due deliveries until ctx is done, with at most
+// Options.Workers in flight. It wakes on Send and otherwise polls every
+// Options.PollInterval for due retries. Several Run loops, in one process or
+// many, may share the database: each row is claimed by one of them at a time.
+// A claimed row whose dispatcher dies becomes due again after the longest
+// trigger timeout plus 30 s. When ctx is done Run stops claiming, lets the
+// deliveries in flight finish (each bounded by its trigger's timeout) and
+// records their results, then returns nil. Database errors are logged and
+// retried, never returned.
+func (b *Broker) Run(ctx context.Context) error {
+	done := make(chan struct{}, b.workers)
+	inFlight := 0
+	defer func() {
+		for ; inFlight > 0; inFlight-- {
+			<-done
+		}
+	}()
+	ticker := time.NewTicker(b.poll)
+	defer ticker.Stop()
+	work := context.WithoutCancel(ctx)
+	for {
+		if free := b.workers - inFlight; free > 0 && ctx.Err() == nil {
+			rows, err := b.claim(ctx, free)
+			if err != nil && ctx.Err() == nil {
+				b.log.ErrorContext(ctx, "claim deliveries", "err", err)
+			}
+			for _, r := range rows {
+				inFlight++
+				go func() {
+					defer func() { done <- struct{}{} }()
+					b.deliver(work, r)
+				}()
+			}
+			if len(rows) == free {
+				continue // there may be more due rows
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			inFlight--
+		case <-b.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+const claimDue = `
+UPDATE broker_deliveries d
+SET attempts = d.attempts + 1, next_attempt_at = $2, claim = $3, updated_at = $1
+FROM (
+    SELECT id FROM broker_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $1
+    ORDER BY next_attempt_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE d.id = due.id
+RETURNING d.id, d.trigger, d.subscriber, d.event, d.attempts, d.dead_letter, d.error_code, d.error_data`
+
+// claim takes up to limit due rows, hiding them from other dispatchers for
+// the lease and counting the attempt.
+func (b *Broker) claim(ctx context.Context, limit int) ([]claimed, error) {
+	now := b.now().UTC()
+	token := events.NewID()
+	rows, err := b.pool.Query(ctx, claimDue, now, now.Add(b.lease), token, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (claimed, error) {
+		c := claimed{claim: token}
+		err := row.Scan(&c.id, &c.trigger, &c.subscriber, &c.event, &c.attempts, &c.deadLetter, &c.errorCode, &c.errorData)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// attempt is what one delivery attempt produced.
+type attempt struct {
+	status int          // HTTP status; 500 for a transport failure
+	reply  *event.Event // only on 2xx
+	body   []byte       // what explains a failure
+	err    string       // for last_error
+}
+
+func (a attempt) ok() bool { return a.status >= 200 && a.status < 300 }
+
+// retryable reports whether Knative's dispatcher would retry the status:
+// 5xx, 404, 408, 409 and 429 (transport failures arrive here as 500).
+func retryable(status int) bool {
+	switch status {
+	case http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return true
+	}
+	return status >= 500
+}
+
+// deliver makes one attempt for r and records its result.
+func (b *Broker) deliver(ctx context.Context, r claimed) {
+	log := b.log.With("delivery_id", r.id, "trigger", r.trigger, "attempt", r.attempts)
+	var e event.Event
+	if err := json.Unmarshal(r.event, &e); err != nil {
+		b.dead(ctx, log, r, 0, "stored event cannot be decoded: "+err.Error(), r.subscriber, "?")
+		return
+	}
+	ctx = logging.WithCorrelation(ctx, events.CorrelationOf(e))
+	log = log.With("event_id", e.ID(), "event_type", e.Type())
+	t, ok := b.byName[r.trigger]
+	if !ok {
+		b.dead(ctx, log, r, 0, "trigger "+r.trigger+" is not configured", r.subscriber, e.Type())
+		return
+	}
+	target, send := r.subscriber, e
+	if r.deadLetter {
+		if t.Delivery.DeadLetterSink == "" {
+			b.dead(ctx, log, r, 0, "trigger "+t.Name+" has no dead-letter sink", r.subscriber, e.Type())
+			return
+		}
+		target, send = t.Delivery.DeadLetterSink, withErrorExtensions(e, r)
+	}
+	log = log.With("subscriber", target)
+
+	a := b.attempt(ctx, t, target, send)
+	if a.ok() && a.reply != nil && !r.deadLetter {
+		if err := checkReply(*a.reply); err != nil {
+			a = attempt{status: http.StatusBadGateway, err: "invalid reply event: " + err.Error()}
+			a.body = []byte(a.err)
+		} else if a.reply.Type() == e.Type() {
+			reason := fmt.Sprintf("reply loop: reply %s has the type %s of the event it answers", a.reply.ID(), e.Type())
+			b.dead(ctx, log, r, a.status, reason, target, e.Type())
+			return
+		}
+	}
+	switch {
+	case a.ok():
+		reply := a.reply
+		if r.deadLetter {
+			reply = nil // a dead-letter sink's reply goes nowhere
+		}
+		b.finish(ctx, log, b.complete(ctx, r, reply), target, e.Type(), OutcomeDelivered)
+	case retryable(a.status) && r.attempts <= t.Delivery.Retry:
+		wait := t.Delivery.Backoff(r.attempts)
+		log.InfoContext(ctx, "delivery failed, will retry", "status", a.status, "err", a.err, "retry_in_ms", wait.Milliseconds())
+		b.finish(ctx, log, b.reschedule(ctx, r, wait, a), target, e.Type(), OutcomeRetried)
+	case !r.deadLetter && t.Delivery.DeadLetterSink != "":
+		log.WarnContext(ctx, "delivery failed, sending to the dead-letter sink", "status", a.status, "err", a.err, "sink", t.Delivery.DeadLetterSink)
+		b.finish(ctx, log, b.handOff(ctx, r, a), target, e.Type(), OutcomeDeadLettered)
+	default:
+		b.dead(ctx, log, r, a.status, a.err, target, e.Type())
+	}
+}
+
+// dead buries r and logs why.
+func (b *Broker) dead(ctx context.Context, log *slog.Logger, r claimed, status int, reason, subscriber, typ string) {
+	log.ErrorContext(ctx, "delivery failed for good; kept as dead until redriven", "status", status, "err", reason)
+	b.finish(ctx, log, b.bury(ctx, r, status, reason), subscriber, typ, OutcomeDead)
+}
+
+// checkReply refuses a reply the broker could not store: one that fails
+// CloudEvents validation or cannot be encoded as a structured event.
+func checkReply(e event.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if _, err := json.Marshal(e); err != nil {
+		return err
+	}
+	return nil
+}
+
+// attempt calls the deliverer under the trigger's timeout and turns what it
+// answered into an attempt.
+func (b *Broker) attempt(ctx context.Context, t Trigger, target string, e event.Event) (a attempt) {
+	ctx, cancel := context.WithTimeout(ctx, t.Delivery.Timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			a = attempt{status: http.StatusInternalServerError, err: fmt.Sprintf("dispatch error: deliverer panicked: %v", p)}
+			a.body = []byte(a.err)
+		}
+	}()
+	status, reply, err := b.d.Deliver(ctx, target, e)
+	switch {
+	case err != nil && (status < 100 || status > 599 || status/100 == 2):
+		a = attempt{status: http.StatusInternalServerError, err: "dispatch error: " + err.Error()}
+		a.body = []byte(a.err)
+	case err != nil:
+		a = attempt{status: status, err: fmt.Sprintf("%s answered %d: %v", target, status, err), body: []byte(err.Error())}
+	case status < 100 || status > 599:
+		a = attempt{status: http.StatusInternalServerError, err: fmt.Sprintf("dispatch error: %s answered no valid status (%d)", target, status)}
+		a.body = []byte(a.err)
+	case status/100 == 2:
+		a = attempt{status: status, reply: reply}
+	default:
+		a = attempt{status: status, err: fmt.Sprintf("%s answered %d", target, status)}
+	}
+	return a
+}
+
+// withErrorExtensions returns a copy of e carrying Knative's dead-letter
+// extensions for r's failure.
+func withErrorExtensions(e event.Event, r claimed) event.Event {
+	e = e.Clone()
+	code := int32(http.StatusInternalServerError)
+	if r.errorCode != nil {
+		code = *r.errorCode
+	}
+	e.SetExtension(ExtErrorCode, code)
+	e.SetExtension(ExtErrorDest, r.subscriber)
+	if len(r.errorData) > 0 {
+		e.SetExtension(ExtErrorData, base64.StdEncoding.EncodeToString(r.errorData))
+	}
+	return e
+}
+
+// finish logs a result-recording error and counts the outcome when it was
+// recorded.
+func (b *Broker) finish(ctx context.Context, log *slog.Logger, err error, subscriber, typ, outcome string) {
+	switch {
+	case errors.Is(err, errClaimLost):
+		log.WarnContext(ctx, "delivery result discarded", "err", err)
+	case err != nil:
+		log.ErrorContext(ctx, "record delivery result; the delivery will be retried when its claim lapses", "err", err)
+	default:
+		b.count(subscriber, typ, outcome)
+		log.DebugContext(ctx, "delivery recorded", "outcome", outcome)
+	}
+}
+
+const deleteDelivered = `DELETE FROM broker_deliveries WHERE id = $1 AND claim = $2`
+
+// complete removes a delivered row and, in the same transaction, routes the
+// reply: either both happen or neither (the row is then delivered again).
+func (b *Broker) complete(ctx context.Context, r claimed, reply *event.Event) error {
+	routed := 0
+	err := db.WithTx(ctx, b.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, deleteDelivered, r.id, r.claim)
+		if err != nil {
+			return fmt.Errorf("delete delivered %d: %w", r.id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return errClaimLost
+		}
+		if reply != nil {
+			if routed, err = b.route(ctx, tx, *reply); err != nil {
+				return fmt.Errorf("route reply %s: %w", reply.ID(), err)
+			}
+		}
+		return nil
+	})
+	if err == nil && routed > 0 {
+		b.notify()
+	}
+	return err
+}
+
+const rescheduleFailed = `
+UPDATE broker_deliveries
+SET next_attempt_at = $3, claim = NULL, last_status = $4, last_error = $5, updated_at = $6
+WHERE id = $1 AND claim = $2`
+
+// reschedule makes r due again after wait.
+func (b *Broker) reschedule(ctx context.Context, r claimed, wait time.Duration, a attempt) error {
+	now := b.now().UTC()
+	return b.update(ctx, r, rescheduleFailed, now.Add(wait), a.status, a.err, now)
+}
+
+const handOffFailed = `
+UPDATE broker_deliveries
+SET dead_letter = true, error_code = $3, error_data = $4, attempts = 0, next_attempt_at = $5,
+    claim = NULL, last_status = $3, last_error = $6, updated_at = $5
+WHERE id = $1 AND claim = $2`
+
+// handOff points r at its trigger's dead-letter sink, due at once, keeping
+// what the sink needs for Knative's error extensions.
+func (b *Broker) handOff(ctx context.Context, r claimed, a attempt) error {
+	body := a.body
+	if len(body) > MaxErrorData {
+		body = body[:MaxErrorData]
+	}
+	if err := b.update(ctx, r, handOffFailed, a.status, body, b.now().UTC(), a.err); err != nil {
+		return err
+	}
+	b.notify()
+	return nil
+}
+
+const buryFailed = `
+UPDATE broker_deliveries
+SET status = 'dead', claim = NULL, last_status = $3, last_error = $4, updated_at = $5
+WHERE id = $1 AND claim = $2`
+
+// bury marks r dead; only Redrive brings it back.
+func (b *Broker) bury(ctx context.Context, r claimed, status int, reason string) error {
+	var st *int
+	if status != 0 {
+		st = &status
+	}
+	return b.update(ctx, r, buryFailed, st, reason, b.now().UTC())
+}
+
+// update runs a result statement on r's row while r's claim still holds.
+func (b *Broker) update(ctx context.Context, r claimed, sql string, args ...any) error {
+	tag, err := b.pool.Exec(ctx, sql, append([]any{r.id, r.claim}, args...)...)
+	if err != nil {
+		return fmt.Errorf("update delivery %d: %w", r.id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return errClaimLost
+	}
+	return nil
+}
