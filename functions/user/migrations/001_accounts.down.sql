@@ -1,0 +1,3 @@
+DROP TABLE quotas;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

@@ -1,0 +1,205 @@
+package user
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db"
+)
+
+// RefreshRequest is the body of POST /api/v1/auth/refresh.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// LogoutRequest is the body of POST /api/v1/auth/logout; without a refresh
+// token every refresh family of the user is revoked.
+type LogoutRequest struct {
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// refreshTokenBytes is the entropy of a refresh token; the token is its
+// unpadded base64url (43 characters).
+const refreshTokenBytes = 32
+
+func newRefreshToken() (token string, hash []byte, err error) {
+	b := make([]byte, refreshTokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("refresh token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, hashRefreshToken(token), nil
+}
+
+func hashRefreshToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// wellFormedRefreshToken reports whether token could be one of ours, so that
+// junk is refused before it reaches the database.
+func wellFormedRefreshToken(token string) bool {
+	if len(token) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	return err == nil
+}
+
+const insertRefreshToken = `
+INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at)
+VALUES (coalesce(nullif($1, '')::uuid, gen_random_uuid()), $2, $3, now() + make_interval(secs => $4))
+RETURNING id::text`
+
+// issueTokens stores a new refresh token for userID within tx, in family (a
+// new family when empty), and signs an access token carrying roles and the
+// permissions they grant. It returns the tokens and the refresh token's row id.
+func (s *Service) issueTokens(ctx context.Context, tx pgx.Tx, userID, username string, roles []string, family string) (Tokens, string, error) {
+	if s.issuer == nil {
+		return Tokens{}, "", errors.New("this function has no signing key (CLOUDPHONE_USER_TOKEN_KEY)")
+	}
+	refresh, hash, err := newRefreshToken()
+	if err != nil {
+		return Tokens{}, "", err
+	}
+	var rowID string
+	if err := tx.QueryRow(ctx, insertRefreshToken, family, userID, hash, s.cfg.RefreshTokenTTL.Seconds()).Scan(&rowID); err != nil {
+		return Tokens{}, "", fmt.Errorf("store refresh token of %s: %w", userID, err)
+	}
+	access, _, err := s.issuer.Issue(auth.Principal{UserID: userID, Username: username, Roles: roles, Permissions: Permissions(roles)})
+	if err != nil {
+		return Tokens{}, "", err
+	}
+	return Tokens{
+		AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
+		ExpiresIn: int(s.issuer.TTL().Seconds()),
+	}, rowID, nil
+}
+
+func errBadRefreshToken(cause string) error {
+	return apierr.Wrap(apierr.Unauthorized, errors.New(cause), "invalid or expired refresh token")
+}
+
+const lockRefreshToken = `
+SELECT rt.id::text, rt.family_id::text, rt.user_id::text,
+       rt.expires_at <= now(), rt.used_at IS NOT NULL, rt.revoked_at IS NOT NULL,
+       u.username, u.roles, u.status
+FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+WHERE rt.token_hash = $1
+FOR UPDATE OF rt`
+
+const markRefreshTokenUsed = `
+UPDATE refresh_tokens SET used_at = now(), replaced_by = $2 WHERE id = $1`
+
+const revokeFamily = `
+UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL`
+
+// Refresh rotates refreshToken: in one transaction with the token's row
+// locked, a valid unused token is marked used and a successor in the same
+// family is issued with a new access token (roles read afresh). A token that
+// was already used or revoked is a sign of theft: its whole family is revoked
+// (so the thief's and the owner's newer tokens die too). Every refusal is apierr
+// Unauthorized.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	if refreshToken == "" {
+		return Tokens{}, apierr.New(apierr.Invalid, "refresh_token: is required")
+	}
+	if !wellFormedRefreshToken(refreshToken) {
+		return Tokens{}, errBadRefreshToken("malformed")
+	}
+	var (
+		tokens  Tokens
+		refusal error
+	)
+	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var (
+			id, family, userID, username, status string
+			expired, used, revoked               bool
+			roles                                []string
+		)
+		err := tx.QueryRow(ctx, lockRefreshToken, hashRefreshToken(refreshToken)).
+			Scan(&id, &family, &userID, &expired, &used, &revoked, &username, &roles, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			refusal = errBadRefreshToken("unknown")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock refresh token: %w", err)
+		}
+		switch {
+		case used || revoked:
+			if _, err := tx.Exec(ctx, revokeFamily, family); err != nil {
+				return fmt.Errorf("revoke refresh family %s: %w", family, err)
+			}
+			s.log.WarnContext(ctx, "refresh token reused: family revoked", "user_id", userID, "family_id", family)
+			refusal = errBadRefreshToken("reused")
+			return nil
+		case expired:
+			refusal = errBadRefreshToken("expired")
+			return nil
+		case status != StatusActive:
+			if _, err := tx.Exec(ctx, revokeFamily, family); err != nil {
+				return fmt.Errorf("revoke refresh family %s: %w", family, err)
+			}
+			refusal = errBadRefreshToken("account disabled")
+			return nil
+		}
+		var next string
+		tokens, next, err = s.issueTokens(ctx, tx, userID, username, roles, family)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, markRefreshTokenUsed, id, next); err != nil {
+			return fmt.Errorf("mark refresh token %s used: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Tokens{}, err
+	}
+	if refusal != nil {
+		return Tokens{}, refusal
+	}
+	return tokens, nil
+}
+
+const revokeFamilyOfToken = `
+UPDATE refresh_tokens SET revoked_at = now()
+WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)
+  AND revoked_at IS NULL`
+
+const revokeAllFamilies = `
+UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`
+
+// Logout ends p's session: it revokes the refresh family of refreshToken (only
+// if it belongs to p; an unknown token is ignored) or, when refreshToken is
+// empty, every refresh family of p; then it revokes p's access token until it
+// expires. It is idempotent.
+func (s *Service) Logout(ctx context.Context, p auth.Principal, refreshToken string) error {
+	if !isUUID(p.UserID) || p.TokenID == "" {
+		return apierr.New(apierr.Unauthorized, "invalid or expired token")
+	}
+	var err error
+	switch {
+	case refreshToken == "":
+		_, err = s.pool.Exec(ctx, revokeAllFamilies, p.UserID)
+	case wellFormedRefreshToken(refreshToken):
+		_, err = s.pool.Exec(ctx, revokeFamilyOfToken, hashRefreshToken(refreshToken), p.UserID)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke refresh tokens of %s: %w", p.UserID, err)
+	}
+	if err := s.revoked.Revoke(ctx, p.TokenID, p.ExpiresAt); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "user logged out", "user_id", p.UserID)
+	return nil
+}

@@ -1,0 +1,90 @@
+// Package usertest gives tests of the user context a Service on a database of
+// their own (real Postgres from $DATABASE_URL, real Redis from $REDIS_URL).
+package usertest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
+	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/outbox"
+)
+
+// Env is what a user-context test needs.
+type Env struct {
+	Service *user.Service
+	Pool    *pgxpool.Pool
+	Redis   *redis.Client
+	Config  user.Config
+}
+
+// Password is the password Register gives every account it creates.
+const Password = "correct horse battery"
+
+// Redis returns a client for $REDIS_URL, failing the test when it is unset.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("parse REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// New returns an Env on a fresh database migrated with the outbox and user
+// migrations, with a new signing key and the default limits.
+func New(t testing.TB) Env {
+	t.Helper()
+	pool := dbtest.Database(t, outbox.Migrations, user.Migrations)
+	rdb := Redis(t)
+	priv, pub, err := auth.GenerateKeyStrings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := user.Config{
+		TokenKey: priv, TokenPublicKey: pub,
+		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 168 * time.Hour,
+		LoginMaxFailures: 5, LoginLock: 15 * time.Minute,
+	}
+	svc, err := user.Open(context.Background(), pool, rdb, cfg, logging.Discard())
+	if err != nil {
+		t.Fatalf("user.Open: %v", err)
+	}
+	return Env{Service: svc, Pool: pool, Redis: rdb, Config: cfg}
+}
+
+// Register creates username (email <username>@example.com, password Password).
+func (e Env) Register(t testing.TB, username string) user.User {
+	t.Helper()
+	u, err := e.Service.Register(context.Background(), user.RegisterRequest{
+		Username: username, Email: username + "@example.com", Password: Password,
+	})
+	if err != nil {
+		t.Fatalf("register %s: %v", username, err)
+	}
+	return u
+}
+
+// Login logs username in with Password.
+func (e Env) Login(t testing.TB, username string) user.Tokens {
+	t.Helper()
+	tok, err := e.Service.Login(context.Background(), user.LoginRequest{Login: username, Password: Password})
+	if err != nil {
+		t.Fatalf("login %s: %v", username, err)
+	}
+	return tok
+}

@@ -1,0 +1,173 @@
+// Package httpjson reads and writes the JSON bodies of public HTTP functions
+// with the platform's rules: JSON only, 1 MiB at most, unknown fields and
+// trailing data rejected, every fault an apierr a caller can act on.
+package httpjson
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+)
+
+// MaxBody is the largest JSON body Decode reads.
+const MaxBody = 1 << 20
+
+// Decode reads r's body as exactly one JSON value into dst (a pointer).
+// It returns apierr UnsupportedMediaType (415) unless Content-Type is
+// application/json (charset, if given, utf-8), apierr TooLarge (413) for a body
+// over MaxBody, and apierr Invalid (400) for an empty body, malformed JSON, an
+// unknown field, a value of the wrong type (naming the field) or data after the
+// value.
+func Decode(r *http.Request, dst any) error {
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return apierr.New(apierr.Invalid, "request body is empty")
+	}
+	body := http.MaxBytesReader(nil, r.Body, MaxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
+		return apierr.New(apierr.Invalid, "request body must hold a single JSON value")
+	}
+	return nil
+}
+
+func checkContentType(ct string) error {
+	if ct == "" {
+		return apierr.New(apierr.UnsupportedMediaType, "Content-Type must be application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return apierr.New(apierr.UnsupportedMediaType, "Content-Type must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return apierr.New(apierr.UnsupportedMediaType, "JSON must be UTF-8")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return apierr.New(apierr.TooLarge, "request body is larger than %d bytes", MaxBody)
+	case errors.Is(err, io.EOF):
+		return apierr.New(apierr.Invalid, "request body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return apierr.New(apierr.Invalid, "request body is not valid JSON: it ends too early")
+	case errors.As(err, &syntax):
+		return apierr.New(apierr.Invalid, "request body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return apierr.New(apierr.Invalid, "request body must be %s", jsonKind(typ.Type.String()))
+		}
+		return apierr.New(apierr.Invalid, "field %q must be %s", typ.Field, jsonKind(typ.Type.String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return apierr.New(apierr.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		return apierr.Wrap(apierr.Invalid, err, "request body is not valid JSON")
+	}
+}
+
+// jsonKind names a Go type the way a JSON client thinks of it.
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
+	default:
+		return "an object"
+	}
+}
+
+// Write writes v as JSON with status. A nil v writes no body (204 and the like).
+func Write(w http.ResponseWriter, status int, v any) {
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a programming error (an unencodable type) lands here.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":{"code":"internal","message":"internal error"}}`+"\n")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Problems collects the faults of one request, field by field, so that a caller
+// learns all of them at once. The zero value is ready to use.
+type Problems struct {
+	list []string
+}
+
+// Add records that field is wrong because of msg.
+func (p *Problems) Add(field, msg string) {
+	p.list = append(p.list, field+": "+msg)
+}
+
+// Check records msg for field unless ok.
+func (p *Problems) Check(ok bool, field, msg string) {
+	if !ok {
+		p.Add(field, msg)
+	}
+}
+
+// Len returns the number of problems recorded.
+func (p *Problems) Len() int { return len(p.list) }
+
+// Err returns nil when nothing was recorded, otherwise one apierr Invalid whose
+// message lists every problem ("username: ...; password: ...").
+func (p *Problems) Err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return apierr.New(apierr.Invalid, "%s", strings.Join(p.list, "; "))
+}
+
+// NoControlChars reports whether s is valid UTF-8 without control characters
+// (C0, DEL, C1) or the bidirectional overrides that disguise text.
+func NoControlChars(s string) bool {
+	for _, r := range s {
+		switch {
+		case r == '\uFFFD':
+			// utf8.RuneError: either invalid UTF-8 or a literal replacement
+			// character; neither belongs in a name or an address.
+			return false
+		case r < 0x20, r >= 0x7f && r <= 0x9f:
+			return false
+		case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+			return false
+		}
+	}
+	return true
+}
