@@ -119,11 +119,11 @@ type Delivery struct {
 }
 
 var deployments = map[string]Deployment{
-	"auth-register":  {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-login":     {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-refresh":   {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-logout":    {Secrets: []string{SecretUserTokenPublicKey}},
-	"user-profile":   {Secrets: []string{SecretUserTokenPublicKey}},
+	"auth-register":       {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
+	"auth-login":          {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
+	"auth-refresh":        {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
+	"auth-logout":         {Secrets: []string{SecretUserTokenPublicKey}},
+	"user-profile":        {Secrets: []string{SecretUserTokenPublicKey}},
 	"user-outbox-redrive": {Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
 }
 

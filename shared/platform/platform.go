@@ -138,15 +138,12 @@ func (r *Resources) Postgres(ctx context.Context, database string, sets ...db.Mi
 	return v.(*pgxpool.Pool), nil
 }
 
-// Relays returns the outbox relays running in this process, by database.
-func (r *Resources) Relays() map[string]*outbox.Relay {
+// Relay returns the outbox relay of database (before DatabasePrefix), or nil
+// when this process has not opened that database with the outbox.
+func (r *Resources) Relay(database string) *outbox.Relay {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]*outbox.Relay, len(r.relays))
-	for k, v := range r.relays {
-		out[k] = v
-	}
-	return out
+	return r.relays[r.Base.DatabasePrefix+database]
 }
 
 // Redis returns the process's Redis client, created on first use.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
@@ -37,7 +39,7 @@ func NewInstance(spec Spec, fn any, log *slog.Logger, m *metrics.Metrics) (*Inst
 		if !ok {
 			return nil, fmt.Errorf("function %s: %T has no HTTP Handle method", spec.Name, fn)
 		}
-		in.handler = in.instrument(http.HandlerFunc(h.Handle))
+		in.handler = correlate(in.instrument(http.HandlerFunc(h.Handle)))
 	case KindEvent:
 		h, ok := fn.(EventFunction)
 		if !ok {
@@ -118,6 +120,37 @@ func (in *Instance) instrument(next http.Handler) http.Handler {
 		in.Metrics.Requests.WithLabelValues(in.Spec.Name, route, fmt.Sprint(sw.status)).Inc()
 		in.Metrics.RequestSeconds.WithLabelValues(in.Spec.Name, route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// CorrelationHeader carries a request's correlation id in and out.
+const CorrelationHeader = "X-Correlation-Id"
+
+// correlate gives every HTTP request a correlation id: the caller's, when it
+// sent a well-formed one, or a new one. Logs and the events the request causes
+// carry it; the response echoes it.
+func correlate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(CorrelationHeader)
+		if !wellFormedID(id) {
+			id = events.NewID()
+		}
+		w.Header().Set(CorrelationHeader, id)
+		next.ServeHTTP(w, r.WithContext(logging.WithCorrelation(r.Context(), id)))
+	})
+}
+
+// wellFormedID accepts 1–64 characters of [A-Za-z0-9._-].
+func wellFormedID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 type statusWriter struct {

@@ -1,0 +1,62 @@
+# cloudphone — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+ADDR ?= 127.0.0.1:8080
+DEVENV := $(GO) run ./infra/cmd/devenv --
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run the whole platform on one port (private Postgres and Redis unless DATABASE_URL / REDIS_URL are set)
+	$(GO) run ./infra/cmd/cloudphone
+
+.PHONY: test
+test: ## run every test on real Postgres and Redis (started privately unless DATABASE_URL / REDIS_URL are set)
+	$(DEVENV) $(GO) test -count=1 -timeout 12m ./...
+
+.PHONY: test-race
+test-race: ## every test with the race detector
+	$(DEVENV) $(GO) test -count=1 -race -timeout 20m ./...
+
+.PHONY: bench
+bench: ## print the benchmark figures (cold start, outbox lag, platform start)
+	$(DEVENV) bash tests/bench/run.sh
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (default 60s)
+	bash tests/fuzz.sh $${FUZZTIME:-60s}
+
+.PHONY: manifests
+manifests: ## render infra/knative, triggers/ and stack.yml from the function catalog
+	$(GO) run ./infra/manifests/cmd/render
+
+.PHONY: manifests-check
+manifests-check: ## fail when the committed manifests differ from the catalog
+	$(GO) run ./infra/manifests/cmd/render -check
+
+.PHONY: build
+build: ## build the platform and the single-function binary into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./infra/cmd/cloudphone
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./infra/cmd/function
+
+.PHONY: images
+images: build ## build one image per function (FROM scratch, the binary only)
+	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
+	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest . ; done
+
+.PHONY: deploy-knative
+deploy-knative: ## apply the Knative Services, Broker, Triggers and PingSources (needs kubectl and a cluster)
+	kubectl apply -f infra/knative -f triggers
+
+.PHONY: deploy-openfaas
+deploy-openfaas: ## deploy the per-context bundles with faas-cli (needs an OpenFaaS gateway)
+	faas-cli deploy -f stack.yml
+
+.PHONY: vet
+vet: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...

@@ -1,0 +1,342 @@
+// Package local runs the whole platform in one process for a developer: every
+// function behind one HTTP port, the embedded broker routing by the Trigger
+// files in triggers/, and a private Postgres and Redis unless URLs are given.
+package local
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/cloudphone/cloudphone/infra/local/broker"
+	"github.com/cloudphone/cloudphone/infra/local/services"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/runtime"
+)
+
+// Config is the local platform's configuration, read from the environment.
+type Config struct {
+	Addr          string `env:"CLOUDPHONE_ADDR" default:"127.0.0.1:8080"`
+	DataDir       string `env:"CLOUDPHONE_DATA_DIR" default:".data/local"`
+	DatabaseURL   string `env:"DATABASE_URL"`
+	RedisURL      string `env:"REDIS_URL"`
+	AdminPassword string `env:"CLOUDPHONE_ADMIN_PASSWORD" secret:"admin-password"`
+	TriggersDir   string `env:"CLOUDPHONE_TRIGGERS_DIR" default:"triggers"`
+}
+
+// Options are what a caller (the command, or a test) adds to Config.
+type Options struct {
+	Config  Config
+	Env     config.Source    // passed to every function (keys and URLs are added)
+	Entries []platform.Entry // the functions to host
+	Extra   []broker.Trigger // triggers beyond those in TriggersDir (tests)
+	Log     *slog.Logger
+	// Bootstrap runs once every function is ready (e.g. create the admin account).
+	Bootstrap func(ctx context.Context, res *platform.Resources, adminPassword string) error
+	// Listening, when set, is called with the base URL once requests are served.
+	Listening func(baseURL string)
+}
+
+// Platform is a running local platform.
+type Platform struct {
+	cfg      Config
+	log      *slog.Logger
+	pg       *services.Postgres
+	redis    *services.Redis
+	res      *platform.Resources
+	host     *platform.Host
+	broker   *broker.Broker
+	brokerDB interface{ Close() }
+	srv      *http.Server
+	ln       net.Listener
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
+}
+
+// Run starts the platform, serves until ctx is done, then shuts everything
+// down in order and returns.
+func Run(ctx context.Context, opts Options) error {
+	p, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return p.Shutdown(context.Background())
+}
+
+// Start brings the platform up and returns once every function is ready and
+// the port is served.
+func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
+	cfg := opts.Config
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Platform{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.Shutdown(context.Background()))
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	env := maps.Clone(opts.Env.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+
+	if err := p.startServices(ctx, &cfg, env); err != nil {
+		return nil, err
+	}
+	if err := ensureKeys(filepath.Join(cfg.DataDir, "keys"), env); err != nil {
+		return nil, err
+	}
+
+	m := metrics.New()
+	brokerPool, err := db.Open(ctx, cfg.DatabaseURL, env["CLOUDPHONE_DATABASE_PREFIX"]+"cloudphone_broker", broker.Migrations)
+	if err != nil {
+		return nil, fmt.Errorf("broker database: %w", err)
+	}
+	p.brokerDB = brokerPool
+	triggers, err := broker.LoadTriggers(cfg.TriggersDir)
+	if err != nil {
+		return nil, err
+	}
+	triggers = append(triggers, opts.Extra...)
+	deliver := &hostDeliverer{}
+	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+
+	src := config.FromMap(env)
+	p.res, err = platform.New(src, log, m, p.broker)
+	if err != nil {
+		return nil, err
+	}
+	p.host, err = platform.NewHost(p.res, opts.Entries)
+	if err != nil {
+		return nil, err
+	}
+	deliver.host = p.host
+
+	bg, cancel := context.WithCancel(context.Background())
+	p.bgCancel, p.bgDone = cancel, make(chan struct{})
+	go func() {
+		defer close(p.bgDone)
+		done := make(chan struct{})
+		go func() { defer close(done); p.runSchedules(bg, opts.Entries) }()
+		if err := p.broker.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("broker stopped", "err", err)
+		}
+		<-done
+	}()
+
+	started := time.Now()
+	if err := p.host.Start(ctx, env); err != nil {
+		return nil, err
+	}
+	if opts.Bootstrap != nil {
+		if err := opts.Bootstrap(ctx, p.res, cfg.AdminPassword); err != nil {
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	runtime.MountHealth(mux, p.host)
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("POST /broker/cloudphone", p.broker)
+	mux.Handle("/", p.host)
+	p.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	var scfg runtime.ServerConfig
+	_ = config.Load(src, &scfg)
+	p.srv = runtime.NewServer(p.ln.Addr().String(), mux, scfg, log)
+	go func() {
+		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server stopped", "err", err)
+		}
+	}()
+	log.Info("platform ready", "url", p.URL(), "functions", len(opts.Entries), "start_ms", time.Since(started).Milliseconds())
+	if opts.Listening != nil {
+		opts.Listening(p.URL())
+	}
+	return p, nil
+}
+
+// URL is the base URL requests go to.
+func (p *Platform) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Resources are the shared resources of the hosted functions.
+func (p *Platform) Resources() *platform.Resources { return p.res }
+
+// Broker is the embedded broker.
+func (p *Platform) Broker() *broker.Broker { return p.broker }
+
+// DatabaseURL and RedisURL are the servers the platform uses.
+func (p *Platform) DatabaseURL() string { return p.cfg.DatabaseURL }
+
+// RedisURL is the Redis the platform uses.
+func (p *Platform) RedisURL() string { return p.cfg.RedisURL }
+
+// Shutdown stops accepting, drains, stops the functions, the broker, the pools
+// and the private servers, in that order.
+func (p *Platform) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	if p.srv != nil {
+		errs = append(errs, p.srv.Shutdown(ctx))
+	}
+	if p.host != nil {
+		errs = append(errs, p.host.Stop(ctx))
+	}
+	if p.bgCancel != nil {
+		p.bgCancel()
+		<-p.bgDone
+	}
+	if p.res != nil {
+		errs = append(errs, p.res.Close())
+	}
+	if p.brokerDB != nil {
+		p.brokerDB.Close()
+	}
+	if p.redis != nil {
+		errs = append(errs, p.redis.Stop(ctx))
+	}
+	if p.pg != nil {
+		errs = append(errs, p.pg.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[string]string) error {
+	if cfg.DatabaseURL == "" {
+		pg, err := services.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), services.PostgresOptions{Fsync: true}, p.log)
+		if err != nil {
+			return fmt.Errorf("private postgres: %w", err)
+		}
+		p.pg = pg
+		cfg.DatabaseURL = pg.URL()
+	}
+	if cfg.RedisURL == "" {
+		r, err := services.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), services.RedisOptions{}, p.log)
+		if err != nil {
+			return fmt.Errorf("private redis: %w", err)
+		}
+		p.redis = r
+		cfg.RedisURL = r.URL()
+	}
+	env["DATABASE_URL"] = cfg.DatabaseURL
+	env["REDIS_URL"] = cfg.RedisURL
+	return nil
+}
+
+// hostDeliverer lets the broker exist before the host it delivers to.
+type hostDeliverer struct{ host *platform.Host }
+
+func (d *hostDeliverer) Deliver(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error) {
+	return d.host.Deliver(ctx, subscriber, e)
+}
+
+// runSchedules plays the part of Knative's PingSources and OpenFaaS'
+// cron-connector: at each scheduled minute it sends the function's first
+// consumed event type to the broker.
+func (p *Platform) runSchedules(ctx context.Context, entries []platform.Entry) {
+	type job struct {
+		spec runtime.Spec
+		s    schedule
+	}
+	var jobs []job
+	for _, e := range entries {
+		if e.Spec.Schedule == "" || len(e.Spec.Consumes) == 0 {
+			continue
+		}
+		s, err := parseSchedule(e.Spec.Schedule)
+		if err != nil {
+			p.log.Error("bad schedule", "function", e.Spec.Name, "err", err)
+			continue
+		}
+		jobs = append(jobs, job{e.Spec, s})
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	for {
+		now := time.Now()
+		next := now.Truncate(time.Minute).Add(time.Minute)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next.Sub(now)):
+		}
+		for _, j := range jobs {
+			if !j.s.matches(next) {
+				continue
+			}
+			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", map[string]any{"scheduled_at": next.UTC()})
+			if err == nil {
+				err = p.broker.Send(ctx, e)
+			}
+			if err != nil {
+				p.log.Error("scheduled event not sent", "function", j.spec.Name, "err", err)
+			}
+		}
+	}
+}
+
+// ensureKeys puts the token signing keys in env: given ones win; otherwise
+// keys made on first start and kept under dir are used.
+func ensureKeys(dir string, env map[string]string) error {
+	pairs := []struct{ priv, pub, file string }{
+		{"CLOUDPHONE_USER_TOKEN_KEY", "CLOUDPHONE_USER_TOKEN_PUBLIC_KEY", "user-token"},
+		{"CLOUDPHONE_SERVICE_TOKEN_KEY", "CLOUDPHONE_SERVICE_TOKEN_PUBLIC_KEY", "service-token"},
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, k := range pairs {
+		if env[k.priv] != "" && env[k.pub] != "" {
+			continue
+		}
+		seedPath := filepath.Join(dir, k.file+".seed")
+		seed, err := os.ReadFile(seedPath)
+		if errors.Is(err, os.ErrNotExist) {
+			seed = make([]byte, 32)
+			if _, err := rand.Read(seed); err != nil {
+				return err
+			}
+			if err := os.WriteFile(seedPath, seed, 0o600); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		if len(seed) != 32 {
+			return fmt.Errorf("%s: want a 32-byte seed", seedPath)
+		}
+		pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+		env[k.priv] = base64.StdEncoding.EncodeToString(seed)
+		env[k.pub] = base64.StdEncoding.EncodeToString(pub)
+	}
+	return nil
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prints every benchmark figure, with the command that gives each. Needs
+# DATABASE_URL and REDIS_URL (make bench starts private servers).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+echo "== start-up: go run ./tests/bench/startup"
+make -s build
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/bare ./tests/bench/startup/bare
+go run ./tests/bench/startup -bin bin
+
+echo
+echo "== outbox relay lag: go test -run '^\$' -bench RelayLag -benchtime 1x ./shared/outbox/"
+go test -count=1 -run '^$' -bench RelayLag -benchtime 1x ./shared/outbox/
+
+echo
+echo "== events end to end, outbox → broker → handler with inbox: go test -run '^\$' -bench Pipeline -benchtime 1x ./tests/e2e/"
+go test -count=1 -run '^$' -bench Pipeline -benchtime 1x ./tests/e2e/
+
+for pkg in ./shared/ratelimit/ ./shared/servicetoken/ ./shared/auth/ ./tests/bench/ratelimit/; do
+  if [ -d "$pkg" ] && ls "$pkg"*_test.go >/dev/null 2>&1 && grep -qs '^func Benchmark' "$pkg"*_test.go; then
+    echo
+    echo "== go test -run '^\$' -bench . $pkg"
+    go test -count=1 -run '^$' -bench . -benchmem "$pkg"
+  fi
+done

@@ -1,0 +1,269 @@
+// Package e2e drives the running local platform through its public HTTP API,
+// on real Postgres and Redis (DATABASE_URL and REDIS_URL; make test starts
+// private ones).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/infra/local"
+	"github.com/cloudphone/cloudphone/infra/local/broker"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/runtime"
+)
+
+// subscriberName is a test-only event function subscribed to
+// cloudphone.user.registered. It records each event once, with the inbox, and
+// counts every delivery attempt; it can be told to fail.
+const subscriberName = "e2e-subscriber"
+
+var subscriberMigrations = db.Migrations{Set: "e2e", FS: fstest.MapFS{
+	"001_received.up.sql": {Data: []byte(`CREATE TABLE received (
+		event_id text PRIMARY KEY, subject text NOT NULL, correlation text NOT NULL, event jsonb NOT NULL)`)},
+}}
+
+type subscriber struct {
+	fail     atomic.Bool
+	attempts atomic.Int64
+	pool     atomic.Pointer[pgxpool.Pool]
+}
+
+func (s *subscriber) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	s.attempts.Add(1)
+	if s.fail.Load() {
+		return nil, errors.New("subscriber is down")
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	corr, _ := e.Extensions()["correlationid"].(string)
+	return nil, db.WithTx(ctx, s.pool.Load(), func(tx pgx.Tx) error {
+		first, err := inbox.Claim(ctx, tx, e)
+		if err != nil || !first {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO received (event_id, subject, correlation, event) VALUES ($1, $2, $3, $4)`,
+			e.ID(), e.Subject(), corr, raw)
+		return err
+	})
+}
+
+func (s *subscriber) entry() platform.Entry {
+	return platform.Entry{
+		Spec: runtime.Spec{Name: subscriberName, Context: "e2e", Kind: runtime.KindEvent,
+			Consumes: []string{catalog.TypeUserRegistered}},
+		Build: func(ctx context.Context, r *platform.Resources) (any, error) {
+			pool, err := r.Postgres(ctx, "e2e_subscriber", inbox.Migrations, subscriberMigrations)
+			if err != nil {
+				return nil, err
+			}
+			s.pool.Store(pool)
+			return s, nil
+		},
+	}
+}
+
+// received returns how many distinct events the subscriber recorded for subject.
+func (s *subscriber) received(t testing.TB, subject string) (count int, raw []byte) {
+	t.Helper()
+	err := s.pool.Load().QueryRow(context.Background(),
+		`SELECT count(*), coalesce(max(event::text), '') FROM received WHERE subject = $1`, subject).Scan(&count, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return count, raw
+}
+
+// env is one platform's identity across restarts: its database prefix and
+// data folder.
+type env struct {
+	prefix  string
+	dataDir string
+}
+
+func newEnv(t testing.TB) env {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	e := env{prefix: "e2e_" + hex.EncodeToString(b[:]) + "_", dataDir: t.TempDir()}
+	t.Cleanup(func() { dropDatabases(t, e.prefix) })
+	return e
+}
+
+func mustEnv(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: run the tests with `make test`, which starts Postgres and Redis", name)
+	}
+	return v
+}
+
+// running is a started platform that stops when the test ends, unless the
+// test stopped it first.
+type running struct {
+	*local.Platform
+	stopped bool
+}
+
+// stop shuts the platform down now, as Ctrl-C or SIGTERM would.
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.stopped = true
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// start runs the whole platform: every catalog function plus sub.
+func start(t testing.TB, e env, sub *subscriber) *running {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := local.Start(ctx, local.Options{
+		Config: local.Config{
+			Addr:        "127.0.0.1:0",
+			DataDir:     e.dataDir,
+			DatabaseURL: mustEnv(t, "DATABASE_URL"),
+			RedisURL:    mustEnv(t, "REDIS_URL"),
+			TriggersDir: "../../triggers",
+		},
+		Env:     config.FromMap(map[string]string{"CLOUDPHONE_DATABASE_PREFIX": e.prefix}),
+		Entries: append(registry.Entries(), sub.entry()),
+		Extra: []broker.Trigger{{
+			Name:       "e2e-user-registered",
+			Subscriber: subscriberName,
+			Filters:    []broker.Filter{{Exact: map[string]string{"type": catalog.TypeUserRegistered}}},
+			Delivery: broker.Delivery{Retry: 50, BackoffPolicy: broker.BackoffLinear,
+				BackoffDelay: 200 * time.Millisecond, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter},
+		}},
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Bootstrap: registry.Bootstrap(io.Discard),
+	})
+	if err != nil {
+		t.Fatalf("start platform: %v", err)
+	}
+	r := &running{Platform: p}
+	t.Cleanup(func() {
+		if !r.stopped {
+			_ = p.Shutdown(context.Background())
+		}
+	})
+	return r
+}
+
+func dropDatabases(t testing.TB, prefix string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		t.Logf("drop test databases: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, prefix)
+	if err != nil {
+		t.Logf("drop test databases: %v", err)
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Logf("drop test databases: %v", err)
+		return
+	}
+	for _, n := range names {
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop %s: %v", n, err)
+		}
+	}
+}
+
+// call sends a JSON request and decodes a JSON answer into out (if not nil).
+func call(t testing.TB, method, url string, body any, out any, header ...string) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// eventually polls cond every 50 ms until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type registered struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+}
+
+func register(t testing.TB, base, username string) registered {
+	t.Helper()
+	var u registered
+	status := call(t, "POST", base+"/api/v1/auth/register", map[string]string{
+		"username": username, "email": username + "@example.com", "password": "correct horse battery",
+	}, &u)
+	if status != http.StatusCreated || u.ID == "" {
+		t.Fatalf("register %s: status %d, %+v", username, status, u)
+	}
+	return u
+}
+
+func decodeJSON(resp *http.Response, out any) error {
+	return json.NewDecoder(resp.Body).Decode(out)
+}
