@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
@@ -25,12 +26,9 @@ const (
 	ContextScheduler    = "scheduler"
 )
 
-// Event types referenced by the catalog. The authoritative event-type catalog
-// with payloads lives beside the emitting context; these constants name the
-// types that routing (Triggers, PingSources) depends on.
+// Event types that only routing defines (the others are declared beside their
+// payloads in their context's package; see Events).
 const (
-	// TypeUserRegistered is emitted by auth-register after a user was created.
-	TypeUserRegistered = "cloudphone.user.registered"
 	// TypeUserOutboxRedriveRequested asks user-outbox-redrive to put the user
 	// context's parked outbox rows back to pending; its PingSource sends it
 	// every five minutes. Each context with an outbox has its own.
@@ -62,7 +60,7 @@ var specs = []runtime.Spec{
 	{
 		Name: "auth-register", Context: ContextUser, Kind: runtime.KindHTTP,
 		Routes:   []string{"POST /api/v1/auth/register"},
-		Emits:    []string{TypeUserRegistered},
+		Emits:    []string{user.EventRegistered},
 		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	},
 	{

@@ -293,7 +293,7 @@ func (p *Platform) runSchedules(ctx context.Context, entries []platform.Entry) {
 			if !j.s.matches(next) {
 				continue
 			}
-			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", map[string]any{"scheduled_at": next.UTC()})
+			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", events.Tick{ScheduledAt: next.UTC()})
 			if err == nil {
 				err = p.broker.Send(ctx, e)
 			}

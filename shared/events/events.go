@@ -116,3 +116,9 @@ type SenderFunc func(ctx context.Context, e event.Event) error
 
 // Send calls f.
 func (f SenderFunc) Send(ctx context.Context, e event.Event) error { return f(ctx, e) }
+
+// Tick is the data of every scheduled event (a PingSource's, the local
+// platform's or a cron-connector's): the minute it was due.
+type Tick struct {
+	ScheduledAt time.Time `json:"scheduled_at"`
+}

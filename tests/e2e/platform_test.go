@@ -25,6 +25,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/catalog"
 	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -74,7 +75,7 @@ func (s *subscriber) Handle(ctx context.Context, e event.Event) (*event.Event, e
 func (s *subscriber) entry() platform.Entry {
 	return platform.Entry{
 		Spec: runtime.Spec{Name: subscriberName, Context: "e2e", Kind: runtime.KindEvent,
-			Consumes: []string{catalog.TypeUserRegistered}},
+			Consumes: []string{user.EventRegistered}},
 		Build: func(ctx context.Context, r *platform.Resources) (any, error) {
 			pool, err := r.Postgres(ctx, "e2e_subscriber", inbox.Migrations, subscriberMigrations)
 			if err != nil {
@@ -156,7 +157,7 @@ func start(t testing.TB, e env, sub *subscriber) *running {
 		Extra: []broker.Trigger{{
 			Name:       "e2e-user-registered",
 			Subscriber: subscriberName,
-			Filters:    []broker.Filter{{Exact: map[string]string{"type": catalog.TypeUserRegistered}}},
+			Filters:    []broker.Filter{{Exact: map[string]string{"type": user.EventRegistered}}},
 			Delivery: broker.Delivery{Retry: 50, BackoffPolicy: broker.BackoffLinear,
 				BackoffDelay: 200 * time.Millisecond, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter},
 		}},

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/infra/manifests"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
@@ -429,7 +430,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 		{"reply loop", func() any { return validTrigger() }, "loop", true},
 		{"type the subscriber does not consume", func() any {
 			tr := validTrigger()
-			tr.Spec.Filters[0].Exact["type"] = catalog.TypeUserRegistered
+			tr.Spec.Filters[0].Exact["type"] = user.EventRegistered
 			return tr
 		}, "does not consume", true},
 		{"PingSource with a bad schedule", func() any { ps := validPing(); ps.Spec.Schedule = "*/5 * * *"; return ps }, "want 5 fields", false},

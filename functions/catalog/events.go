@@ -1,0 +1,59 @@
+package catalog
+
+import (
+	"slices"
+
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/events"
+)
+
+// EventType is one entry of the event catalog: a CloudEvents type and the
+// struct its data decodes into. Who produces and who consumes it is derived
+// from the function specs (Producers, Consumers), so it cannot drift.
+type EventType struct {
+	Type    string
+	Payload any // the zero value of the data's struct
+	Doc     string
+}
+
+var eventTypes = []EventType{
+	{Type: user.EventRegistered, Payload: user.Registered{}, Doc: "a user registered; subject is the user id"},
+	{Type: TypeUserOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the user context's parked outbox rows"},
+}
+
+// Events returns every event type of the platform.
+func Events() []EventType { return slices.Clone(eventTypes) }
+
+// EventOf returns the catalog entry of typ.
+func EventOf(typ string) (EventType, bool) {
+	for _, e := range eventTypes {
+		if e.Type == typ {
+			return e, true
+		}
+	}
+	return EventType{}, false
+}
+
+// Producers returns the functions that emit typ (through their outbox), reply
+// with it, or are scheduled with it (their PingSource produces it).
+func Producers(typ string) []string {
+	var out []string
+	for _, s := range specs {
+		if slices.Contains(s.Emits, typ) || slices.Contains(s.Replies, typ) ||
+			(s.Schedule != "" && len(s.Consumes) > 0 && s.Consumes[0] == typ) {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// Consumers returns the functions subscribed to typ.
+func Consumers(typ string) []string {
+	var out []string
+	for _, s := range specs {
+		if slices.Contains(s.Consumes, typ) {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
