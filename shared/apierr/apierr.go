@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Code is a stable, machine-readable error code. Clients branch on it.
@@ -124,6 +129,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	e := As(err)
 	if e == nil {
 		e = &Error{Code: Internal, Message: "internal error", Cause: err}
+		if unreachable(err) {
+			e = &Error{Code: Unavailable, Message: "a backing service is unavailable, try again shortly", Cause: err, RetryAfter: time.Second}
+		}
 	}
 	status := e.Code.Status()
 	if status >= 500 && log != nil {
@@ -140,4 +148,23 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Body{Error: BodyError{Code: e.Code, Message: msg}})
+}
+
+// unreachable reports whether err comes from failing to reach a server: a
+// refused or dropped connection, a dial timeout, or Postgres refusing
+// connections while it shuts down or starts. The request may succeed later, so
+// it is answered 503, not 500.
+func unreachable(err error) bool {
+	var op *net.OpError
+	var connect *pgconn.ConnectError
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &op), errors.As(err, &connect), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &pg):
+		// Class 08: connection exception; 57P01-57P03: shutting down, crashed,
+		// cannot connect now; 53300: too many connections.
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+	}
+	return pgconn.SafeToRetry(err)
 }

@@ -142,13 +142,19 @@ func (r *running) stop(t testing.TB) {
 // start runs the whole platform: every catalog function plus sub.
 func start(t testing.TB, e env, sub *subscriber) *running {
 	t.Helper()
+	return startWith(t, e, sub, mustEnv(t, "DATABASE_URL"))
+}
+
+// startWith is start on the Postgres server at databaseURL.
+func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *running {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := local.Start(ctx, local.Options{
 		Config: local.Config{
 			Addr:        "127.0.0.1:0",
 			DataDir:     e.dataDir,
-			DatabaseURL: mustEnv(t, "DATABASE_URL"),
+			DatabaseURL: databaseURL,
 			RedisURL:    mustEnv(t, "REDIS_URL"),
 			TriggersDir: "../../triggers",
 		},

@@ -33,6 +33,9 @@ type PostgresOptions struct {
 	// User is the OS user the server runs as when this process is root
 	// (Postgres refuses to run as root). Empty means "postgres".
 	User string
+	// Port is the TCP port to listen on; 0 picks a free one (retrying on a
+	// clash). A fixed port lets a restarted server keep its URL.
+	Port int
 }
 
 // Postgres is a private Postgres server running as a child process. Its
@@ -109,7 +112,7 @@ func StartPostgres(ctx context.Context, dir string, opts PostgresOptions, log *s
 			return pg, nil
 		}
 		var exited errExited
-		if attempt < startAttempts && errors.As(err, &exited) && strings.Contains(err.Error(), "in use") {
+		if opts.Port == 0 && attempt < startAttempts && errors.As(err, &exited) && strings.Contains(err.Error(), "in use") {
 			log.Warn("postgres port taken, retrying with another", "port", pg.port)
 			continue
 		}
@@ -119,9 +122,12 @@ func StartPostgres(ctx context.Context, dir string, opts PostgresOptions, log *s
 }
 
 func (pg *Postgres) start(ctx context.Context, bin, logPath string, opts PostgresOptions, cred *syscall.Credential) error {
-	port, err := FreePort()
-	if err != nil {
-		return err
+	port := opts.Port
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return err
+		}
 	}
 	pg.port = port
 	fsync := "off"
