@@ -1,0 +1,53 @@
+// Package ratelimit limits requests per IP, per user and per endpoint with a
+// sliding window kept in Redis, decided in one round trip (one EVALSHA), and
+// falls back to the same algorithm in process memory when Redis is unreachable.
+//
+// # Algorithm: a ring of sub-window counters
+//
+// A rule allows L requests per window W. The window is cut into N buckets of
+// width b = ceil(W/N) (so N·b ≥ W); bucket j covers Redis server time
+// [j·b, (j+1)·b). A key's state is the index k of its newest bucket and the
+// counts of the N+1 buckets k−N … k, packed big-endian into one Redis string
+// (6 bytes of index + 2 bytes per count: 28 bytes for N = 10), so a limited
+// key costs about 100 bytes of Redis memory whatever L is. Keys expire after
+// (N+1)·b ≈ W + W/N of idleness, when every count they hold has left the window.
+//
+// A decision at server time t (bucket k = floor(t/b)) sums the N+1 buckets
+// k−N … k and admits iff the sum is below L; an admission increments bucket
+// k. A check of several rules (the IP, user and endpoint rules of one request)
+// is one script call: the request is admitted only if every rule has room,
+// and only then is any counter incremented.
+//
+// # Bound: no rolling window of length W ever admits more than L
+//
+// Take any window (s−W, s] and let a* be the admission in it that Redis
+// executed last, at time t* ≤ s in bucket k*. Bucket indices never decrease in
+// execution order (the script clamps k to the stored newest index). Every
+// other admission a in the window has t_a > s−W ≥ t*−W, and because N·b ≥ W,
+// floor(t_a/b) ≥ floor((t*−W)/b) ≥ k*−N: it was counted in one of the buckets
+// k*−N … k* that the decision for a* summed. That sum was below L, so the
+// window holds at most L admissions. The bound is exact with respect to Redis
+// server time; the price is that the oldest bucket counts whole although only
+// part of it overlaps the window, so a client can be refused while as few as
+// L minus one bucket's share of requests fall in the last W (never fewer than
+// L admissions in any W + b).
+//
+// Two algorithms that look cheaper were rejected: a fixed window admits 2·L
+// across a window edge, and the two-counter estimate (previous window weighted
+// by its remaining overlap) can be driven above L by a client that fills the
+// previous window at its very end; a sorted-set log is exact but costs about
+// 24 bytes per admitted request.
+//
+// Clocks: all processes use Redis TIME, so they agree. If the Redis clock steps
+// back by at most N+1 buckets the script keeps counting in the newest bucket
+// (stricter, never looser); a larger jump, or a rule whose window changed so
+// that the stored ring no longer fits, starts the key afresh.
+//
+// # Failure
+//
+// Resilient puts a short timeout on every Redis call and, when Redis fails,
+// decides with a per-process Local limiter (same rules, same algorithm), logs
+// the transition once, sets cloudphone_degraded{component="ratelimit"} and
+// probes Redis again after a backoff. A request is never failed by the limiter,
+// and rules such as the login limits stay enforced per process.
+package ratelimit
