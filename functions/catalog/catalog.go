@@ -9,10 +9,10 @@
 package catalog
 
 import (
+	"maps"
 	"slices"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
@@ -55,48 +55,8 @@ const (
 	DefaultBackoffDelay   = time.Second
 )
 
-var specs = []runtime.Spec{
-	// user
-	{
-		Name: "auth-register", Context: ContextUser, Kind: runtime.KindHTTP,
-		Routes:   []string{"POST /api/v1/auth/register"},
-		Emits:    []string{user.EventRegistered},
-		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
-	},
-	{
-		Name: "auth-login", Context: ContextUser, Kind: runtime.KindHTTP,
-		Routes:   []string{"POST /api/v1/auth/login"},
-		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
-	},
-	{
-		Name: "auth-refresh", Context: ContextUser, Kind: runtime.KindHTTP,
-		Routes:   []string{"POST /api/v1/auth/refresh"},
-		MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
-	},
-	{
-		Name: "auth-logout", Context: ContextUser, Kind: runtime.KindHTTP,
-		Routes:   []string{"POST /api/v1/auth/logout"},
-		MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
-	},
-	{
-		Name: "user-profile", Context: ContextUser, Kind: runtime.KindHTTP,
-		Routes:   []string{"GET /api/v1/users/me", "GET /api/v1/quotas/me"},
-		MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
-	},
-
-	{
-		Name: "user-outbox-redrive", Context: ContextUser, Kind: runtime.KindEvent,
-		Consumes: []string{TypeUserOutboxRedriveRequested},
-		Schedule: "*/5 * * * *",
-		MaxScale: 1, Concurrency: 1, TimeoutSeconds: 60,
-	},
-
-	// scheduler
-	{
-		Name: DeadLetter, Context: ContextScheduler, Kind: runtime.KindEvent,
-		MaxScale: 3, Concurrency: 50, TimeoutSeconds: 30,
-	},
-}
+// specs is every function, context by context; a new context adds its list.
+var specs = slices.Concat(userSpecs, schedulerSpecs)
 
 // Deployment is what a function needs from its platform beyond runtime.Spec.
 type Deployment struct {
@@ -116,13 +76,15 @@ type Delivery struct {
 	BackoffDelay time.Duration // first backoff; doubles on every retry
 }
 
-var deployments = map[string]Deployment{
-	"auth-register":       {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-login":          {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-refresh":        {Secrets: []string{SecretUserTokenKey, SecretUserTokenPublicKey}},
-	"auth-logout":         {Secrets: []string{SecretUserTokenPublicKey}},
-	"user-profile":        {Secrets: []string{SecretUserTokenPublicKey}},
-	"user-outbox-redrive": {Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
+// deployments is every function's Deployment, context by context.
+var deployments = mergeDeployments(userDeployments)
+
+func mergeDeployments(parts ...map[string]Deployment) map[string]Deployment {
+	out := map[string]Deployment{}
+	for _, p := range parts {
+		maps.Copy(out, p)
+	}
+	return out
 }
 
 // All returns every function of the platform, grouped by context in a stable

@@ -1,11 +1,6 @@
 package catalog
 
-import (
-	"slices"
-
-	"github.com/cloudphone/cloudphone/functions/user"
-	"github.com/cloudphone/cloudphone/shared/events"
-)
+import "slices"
 
 // EventType is one entry of the event catalog: a CloudEvents type and the
 // struct its data decodes into. Who produces and who consumes it is derived
@@ -16,10 +11,8 @@ type EventType struct {
 	Doc     string
 }
 
-var eventTypes = []EventType{
-	{Type: user.EventRegistered, Payload: user.Registered{}, Doc: "a user registered; subject is the user id"},
-	{Type: TypeUserOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the user context's parked outbox rows"},
-}
+// eventTypes is every event type, context by context.
+var eventTypes = slices.Concat(userEvents)
 
 // Events returns every event type of the platform.
 func Events() []EventType { return slices.Clone(eventTypes) }

@@ -1,0 +1,21 @@
+package registry
+
+import (
+	"context"
+
+	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/functions/scheduler"
+	"github.com/cloudphone/cloudphone/functions/scheduler/deadletter"
+	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/platform"
+)
+
+var schedulerBuilders = map[string]platform.Builder{
+	catalog.DeadLetter: func(ctx context.Context, r *platform.Resources) (any, error) {
+		pool, err := r.Postgres(ctx, scheduler.Database, inbox.Migrations, scheduler.Migrations)
+		if err != nil {
+			return nil, err
+		}
+		return deadletter.New(scheduler.NewDeadLetters(pool), r.Log), nil
+	},
+}
