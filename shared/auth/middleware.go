@@ -44,6 +44,11 @@ func Require(v *Verifier, log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok := BearerToken(r)
+			if _, ok := PrincipalFrom(r.Context()); ok && tok != "" {
+				// The edge already verified this request's token.
+				next.ServeHTTP(w, r)
+				return
+			}
 			var (
 				p   Principal
 				err error

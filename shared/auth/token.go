@@ -135,6 +135,7 @@ type Verifier struct {
 	key     ed25519.PublicKey
 	revoked Revocations
 	parser  *jwt.Parser
+	cache   verifiedCache
 }
 
 // NewVerifier returns a Verifier accepting tokens signed by the private half of
@@ -177,6 +178,26 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	if len(token) == 0 || len(token) > MaxTokenBytes {
 		return Principal{}, errUnauthorized(errors.New("token empty or too long"))
 	}
+	p, ok := v.cache.get(token, time.Now())
+	if !ok {
+		var err error
+		if p, err = v.parse(token); err != nil {
+			return Principal{}, err
+		}
+		v.cache.put(token, p)
+	}
+	revoked, err := v.revoked.Revoked(ctx, p.TokenID)
+	if err != nil {
+		return Principal{}, apierr.Wrap(apierr.Unavailable, err, "cannot check the token now, try again")
+	}
+	if revoked {
+		return Principal{}, errUnauthorized(errors.New("token revoked"))
+	}
+	return p, nil
+}
+
+// parse checks token's signature and claims (not its revocation).
+func (v *Verifier) parse(token string) (Principal, error) {
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if typ, ok := t.Header["typ"]; ok && typ != "JWT" {
@@ -189,13 +210,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	}
 	if c.Typ != TokenType || c.Subject == "" || c.ID == "" || c.NotBefore == nil {
 		return Principal{}, errUnauthorized(errors.New("token lacks typ, sub, jti or nbf"))
-	}
-	revoked, err := v.revoked.Revoked(ctx, c.ID)
-	if err != nil {
-		return Principal{}, apierr.Wrap(apierr.Unavailable, err, "cannot check the token now, try again")
-	}
-	if revoked {
-		return Principal{}, errUnauthorized(errors.New("token revoked"))
 	}
 	return Principal{
 		UserID:      c.Subject,
