@@ -16,6 +16,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
@@ -37,6 +38,8 @@ type Host struct {
 	res        *Resources
 	log        *slog.Logger
 	instances  map[string]*runtime.Instance
+	served     map[string]http.Handler // the instance, behind the edge when public
+	notFound   http.Handler            // behind the edge too, so scans are limited
 	order      []string
 	byType     map[string][]string
 	mux        *http.ServeMux
@@ -46,7 +49,11 @@ type Host struct {
 
 // NewHost prepares the functions of entries; nothing is opened before Start.
 func NewHost(res *Resources, entries []Entry) (*Host, error) {
-	h := &Host{res: res, log: res.Log, instances: map[string]*runtime.Instance{}, byType: map[string][]string{}, mux: http.NewServeMux()}
+	h := &Host{res: res, log: res.Log, instances: map[string]*runtime.Instance{}, served: map[string]http.Handler{}, byType: map[string][]string{}, mux: http.NewServeMux()}
+	h.notFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	var edged *edge.Edge
 	for _, e := range entries {
 		if _, dup := h.instances[e.Spec.Name]; dup {
 			return nil, fmt.Errorf("function %s listed twice", e.Spec.Name)
@@ -58,8 +65,18 @@ func NewHost(res *Resources, entries []Entry) (*Host, error) {
 		}
 		h.instances[e.Spec.Name] = in
 		h.order = append(h.order, e.Spec.Name)
+		var served http.Handler = in
+		if e.Spec.Public() {
+			ed, err := res.Edge()
+			if err != nil {
+				return nil, err
+			}
+			served = ed.Wrap(in)
+			edged = ed
+		}
+		h.served[e.Spec.Name] = served
 		for _, route := range e.Spec.Routes {
-			h.mux.Handle(route, in)
+			h.mux.Handle(route, served)
 		}
 		if e.Spec.Kind == runtime.KindEvent {
 			if h.events == 0 {
@@ -70,6 +87,9 @@ func NewHost(res *Resources, entries []Entry) (*Host, error) {
 		for _, t := range e.Spec.Consumes {
 			h.byType[t] = append(h.byType[t], e.Spec.Name)
 		}
+	}
+	if edged != nil {
+		h.notFound = edged.Wrap(h.notFound)
 	}
 	return h, nil
 }
@@ -158,7 +178,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	h.notFound.ServeHTTP(w, r)
 }
 
 // serveFunction serves an OpenFaaS-style call: the gateway strips
@@ -174,7 +194,7 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, in *runtime
 		// Let the function's own mux see the pattern it registered.
 		mux := http.NewServeMux()
 		for _, route := range in.Spec.Routes {
-			mux.Handle(route, in)
+			mux.Handle(route, h.served[in.Spec.Name])
 		}
 		mux.ServeHTTP(w, r2)
 		return

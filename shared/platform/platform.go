@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
@@ -163,6 +164,22 @@ func (r *Resources) Redis(ctx context.Context) (*redis.Client, error) {
 		return nil, err
 	}
 	return v.(*redis.Client), nil
+}
+
+// Edge returns the protection of public functions (rate limits, deny list,
+// security headers …), made once per process on the process's Redis.
+func (r *Resources) Edge() (*edge.Edge, error) {
+	v, err := r.Once("edge", func() (any, error) {
+		rdb, err := r.Redis(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return edge.New(r.Env, rdb, r.Log.With("component", "edge"), r.Metrics)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*edge.Edge), nil
 }
 
 // Ping checks every pool and Redis client opened so far.

@@ -36,9 +36,6 @@ func NewLimits(l Limiter, t Table, m *metrics.Metrics) (*Limits, error) {
 	ls := &Limits{limiter: l, metrics: m, table: t, byName: map[string]Policy{}, byRoute: map[string][]Policy{}, mux: http.NewServeMux()}
 	for _, p := range t {
 		ls.byName[p.Name] = p
-		if p.Scope == ScopeKey {
-			continue
-		}
 		if p.Route == "" {
 			ls.global = append(ls.global, p)
 			continue
@@ -99,7 +96,7 @@ func (ls *Limits) refused(ds ...Decision) {
 }
 
 // match returns the requests the middleware decides for r.
-func (ls *Limits) match(r *http.Request, ipKey, user string, hasUser bool) []Request {
+func (ls *Limits) match(r *http.Request, ipKey, user string, hasUser bool, key func(*http.Request, Policy) (string, bool)) []Request {
 	var route []Policy
 	if len(ls.byRoute) > 0 {
 		if _, pattern := ls.mux.Handler(r); pattern != "" {
@@ -114,6 +111,10 @@ func (ls *Limits) match(r *http.Request, ipKey, user string, hasUser bool) []Req
 				reqs = append(reqs, Request{Rule: p.Rule, Key: ipKey})
 			case p.Scope == ScopeUser && hasUser:
 				reqs = append(reqs, Request{Rule: p.Rule, Key: user})
+			case p.Scope == ScopeKey && key != nil:
+				if k, ok := key(r, p); ok {
+					reqs = append(reqs, Request{Rule: p.Rule, Key: k})
+				}
 			}
 		}
 	}

@@ -21,6 +21,9 @@ type MiddlewareOptions struct {
 	// apply only when it reports ok. With auth.PrincipalFrom it must run inside
 	// the authentication middleware.
 	UserID func(*http.Request) (string, bool)
+	// Key returns the key of a ScopeKey policy for r (for instance the
+	// account a login names); such a policy applies only when it reports ok.
+	Key func(r *http.Request, p Policy) (string, bool)
 	// OnRefused is called after a refusal with the client address (the
 	// auto-ban counts refusals). It runs on the request's goroutine.
 	OnRefused func(ctx context.Context, ip netip.Addr)
@@ -50,7 +53,7 @@ func Middleware(ls *Limits, opt MiddlewareOptions) func(http.Handler) http.Handl
 			if opt.UserID != nil {
 				user, hasUser = opt.UserID(r)
 			}
-			reqs := ls.match(r, clientip.Key(ip), user, hasUser)
+			reqs := ls.match(r, clientip.Key(ip), user, hasUser, opt.Key)
 			if len(reqs) == 0 {
 				next.ServeHTTP(w, r)
 				return

@@ -26,8 +26,9 @@ const (
 	// ScopeUser keys by the authenticated user id; the middleware applies it
 	// when the request carries a principal.
 	ScopeUser Scope = "user"
-	// ScopeKey is keyed by the handler (e.g. the account of a login) through
-	// Limits.Check; the middleware ignores it.
+	// ScopeKey is keyed by something the request names (e.g. the account of a
+	// login): the middleware applies it through MiddlewareOptions.Key, and a
+	// handler can through Limits.Check.
 	ScopeKey Scope = "key"
 )
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -103,6 +104,11 @@ func (s *subscriber) received(t testing.TB, subject string) (count int, raw []by
 type env struct {
 	prefix  string
 	dataDir string
+	// limits is the rate-limit override file: generous by default, so that
+	// tests of other things are not refused; "" keeps the SPEC's table.
+	limits string
+	// extra is more configuration for the platform.
+	extra map[string]string
 }
 
 func newEnv(t testing.TB) env {
@@ -110,8 +116,19 @@ func newEnv(t testing.TB) env {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	e := env{prefix: "e2e_" + hex.EncodeToString(b[:]) + "_", dataDir: t.TempDir()}
+	e.limits = limitsFile(t, e.dataDir, nil)
 	t.Cleanup(func() { dropDatabases(t, e.prefix) })
 	return e
+}
+
+func (e env) config() map[string]string {
+	m := map[string]string{
+		"CLOUDPHONE_DATABASE_PREFIX": e.prefix,
+		"CLOUDPHONE_REDIS_PREFIX":    e.prefix,
+		"CLOUDPHONE_RATE_LIMITS":     e.limits,
+	}
+	maps.Copy(m, e.extra)
+	return m
 }
 
 func mustEnv(t testing.TB, name string) string {
@@ -158,7 +175,7 @@ func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *runnin
 			RedisURL:    mustEnv(t, "REDIS_URL"),
 			TriggersDir: "../../triggers",
 		},
-		Env:     config.FromMap(map[string]string{"CLOUDPHONE_DATABASE_PREFIX": e.prefix}),
+		Env:     config.FromMap(e.config()),
 		Entries: append(registry.Entries(), sub.entry()),
 		Extra: []broker.Trigger{{
 			Name:       "e2e-user-registered",

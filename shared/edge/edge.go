@@ -1,0 +1,264 @@
+// Package edge is the protection every public function gets from its host
+// without code of its own (SPEC §7): security headers, the IP deny list,
+// refusal of service tokens, the caller's identity, CSRF double-submit for
+// cookie sessions, rate limits at IP, user, endpoint and account level, body
+// size limits, and the auto-ban's count of failed logins.
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/clientip"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/ipban"
+	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/ratelimit"
+	"github.com/cloudphone/cloudphone/shared/servicetoken"
+)
+
+// Config is the edge's configuration.
+type Config struct {
+	// BehindTLS sends Strict-Transport-Security (set it when an ingress
+	// terminates TLS in front of the platform).
+	BehindTLS      bool  `env:"CLOUDPHONE_BEHIND_TLS"`
+	MaxBodyBytes   int64 `env:"CLOUDPHONE_MAX_BODY_BYTES" default:"1048576"`
+	MaxUploadBytes int64 `env:"CLOUDPHONE_MAX_UPLOAD_BYTES" default:"209715200"`
+	// RedisPrefix goes before the edge's Redis keys, so that several
+	// platforms can share one Redis.
+	RedisPrefix string `env:"CLOUDPHONE_REDIS_PREFIX"`
+	// UserTokenPublicKey verifies access tokens, so per-user limits apply.
+	UserTokenPublicKey string `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
+}
+
+// Cookie names of the web console's session (SPEC §7): the refresh token
+// lives in an HttpOnly cookie; the CSRF token is readable by the page and
+// must come back in the CSRFHeader of every cookie-authenticated call.
+const (
+	SessionCookie = "cp_refresh"
+	CSRFCookie    = "cp_csrf"
+	CSRFHeader    = "X-CSRF-Token"
+)
+
+const (
+	routeLogin  = "POST /api/v1/auth/login"
+	routeUpload = "POST /api/v1/apps"
+)
+
+// Edge holds what the protection needs. Safe for concurrent use.
+type Edge struct {
+	cfg      Config
+	log      *slog.Logger
+	ips      *clientip.Resolver
+	bans     *ipban.Denylist
+	limits   *ratelimit.Limits
+	verifier *auth.Verifier // nil when no public key is configured
+	limit    func(http.Handler) http.Handler
+}
+
+// New builds the edge from env on rdb. Redis is not contacted here; when it is
+// unreachable later, limits fall back to per-process counters and the
+// configured deny list still applies.
+func New(env config.Source, rdb *redis.Client, log *slog.Logger, m *metrics.Metrics) (*Edge, error) {
+	var cfg Config
+	if err := config.Load(env, &cfg); err != nil {
+		return nil, err
+	}
+	ips, err := clientip.Load(env)
+	if err != nil {
+		return nil, err
+	}
+	bans, err := ipban.New(rdb, ipban.Options{Static: ipban.StaticFromConfig(env), Prefix: cfg.RedisPrefix + "ipban:", Log: log, Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+	table, err := ratelimit.LoadTable(env)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := ratelimit.NewRedis(rdb, ratelimit.RedisOptions{Prefix: cfg.RedisPrefix + "rl:"})
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := ratelimit.NewResilient(shared, ratelimit.NewLocal(), ratelimit.ResilientOptions{Log: log, Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+	limits, err := ratelimit.NewLimits(limiter, table, m)
+	if err != nil {
+		return nil, err
+	}
+	e := &Edge{cfg: cfg, log: log, ips: ips, bans: bans, limits: limits}
+	if cfg.UserTokenPublicKey != "" {
+		pub, err := auth.ParsePublicKey(cfg.UserTokenPublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("edge: CLOUDPHONE_USER_TOKEN_PUBLIC_KEY: %w", err)
+		}
+		e.verifier = auth.NewVerifier(pub, auth.NewRedisRevocations(rdb))
+	}
+	e.limit = ratelimit.Middleware(limits, ratelimit.MiddlewareOptions{
+		ClientIP: ips.ClientIP,
+		UserID: func(r *http.Request) (string, bool) {
+			p, ok := auth.PrincipalFrom(r.Context())
+			return p.UserID, ok
+		},
+		Key:       loginAccount,
+		OnRefused: e.refused,
+		Log:       log,
+	})
+	return e, nil
+}
+
+// Bans is the deny list, for the admin routes that manage it.
+func (e *Edge) Bans() *ipban.Denylist { return e.bans }
+
+// Wrap protects next, a public function.
+func (e *Edge) Wrap(next http.Handler) http.Handler {
+	limited := e.limit(e.countFailedLogins(next))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.headers(w.Header())
+		ip := e.ips.ClientIP(r)
+		if entry, banned := e.bans.Banned(r.Context(), ip); banned {
+			e.log.InfoContext(r.Context(), "request from a banned address refused", "ip", ip.String(), "entry", entry.Range.String())
+			apierr.Write(w, r, e.log, apierr.New(apierr.Forbidden, "requests from this address are blocked"))
+			return
+		}
+		token := auth.BearerToken(r)
+		if token != "" && servicetoken.IsServiceToken(token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudphone"`)
+			apierr.Write(w, r, e.log, apierr.New(apierr.Unauthorized, "service tokens are not accepted here"))
+			return
+		}
+		if token != "" && e.verifier != nil {
+			// A bad token is left for the function to refuse; a good one
+			// identifies the caller for the per-user limits.
+			if p, err := e.verifier.Verify(r.Context(), token); err == nil {
+				r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+			}
+		}
+		if token == "" && !csrfOK(r) {
+			apierr.Write(w, r, e.log, apierr.New(apierr.Forbidden, "missing or wrong CSRF token"))
+			return
+		}
+		max := e.cfg.MaxBodyBytes
+		if r.Method+" "+r.URL.Path == routeUpload {
+			max = e.cfg.MaxUploadBytes
+		}
+		if r.ContentLength > max {
+			apierr.Write(w, r, e.log, apierr.New(apierr.TooLarge, "request body is over %d bytes", max))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		limited.ServeHTTP(w, r)
+	})
+}
+
+func (e *Edge) headers(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+	if e.cfg.BehindTLS {
+		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	}
+}
+
+// csrfOK enforces the double submit on state-changing calls that a browser
+// authenticates with the session cookie: the CSRF header must equal the CSRF
+// cookie. Calls without the session cookie (bearer tokens, anonymous) need none.
+func csrfOK(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	if _, err := r.Cookie(SessionCookie); err != nil {
+		return true
+	}
+	c, err := r.Cookie(CSRFCookie)
+	if err != nil || c.Value == "" {
+		return false
+	}
+	h := r.Header.Get(CSRFHeader)
+	return subtle.ConstantTimeCompare([]byte(h), []byte(c.Value)) == 1
+}
+
+// refused counts a rate-limit refusal towards the IP's auto-ban.
+func (e *Edge) refused(ctx context.Context, ip netip.Addr) {
+	if banned, err := e.bans.RecordRefusal(ctx, ip); err != nil {
+		e.log.WarnContext(ctx, "refusal not counted for the auto-ban", "ip", ip.String(), "err", err)
+	} else if banned {
+		e.log.WarnContext(ctx, "address banned after repeated refusals", "ip", ip.String())
+	}
+}
+
+// countFailedLogins counts every refused login (401) towards the IP's auto-ban.
+func (e *Edge) countFailedLogins(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method+" "+r.URL.Path != routeLogin {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			ip := e.ips.ClientIP(r)
+			if banned, err := e.bans.RecordFailedLogin(r.Context(), ip); err != nil {
+				e.log.WarnContext(r.Context(), "failed login not counted for the auto-ban", "ip", ip.String(), "err", err)
+			} else if banned {
+				e.log.WarnContext(r.Context(), "address banned after repeated failed logins", "ip", ip.String())
+			}
+		}
+	})
+}
+
+// loginAccount keys the per-account login limit by the account a login
+// request names (lower-cased), read without consuming the body.
+func loginAccount(r *http.Request, p ratelimit.Policy) (string, bool) {
+	if p.Name != ratelimit.RuleLoginAccount || r.Body == nil {
+		return "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if err != nil {
+		return "", false
+	}
+	var req struct {
+		Login string `json:"login"`
+	}
+	if json.Unmarshal(body, &req) != nil || strings.TrimSpace(req.Login) == "" {
+		return "", false
+	}
+	return strings.ToLower(strings.TrimSpace(req.Login)), true
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
