@@ -46,6 +46,8 @@ const DeadLetter = "dead-letter"
 const (
 	SecretUserTokenKey       = "user-token-key"
 	SecretUserTokenPublicKey = "user-token-public-key"
+	// SecretServiceTokenPublicKey checks service tokens on /internal/v1 routes.
+	SecretServiceTokenPublicKey = "service-token-public-key"
 )
 
 // Platform defaults for a function that leaves the field zero.

@@ -9,6 +9,10 @@ type EventType struct {
 	Type    string
 	Payload any // the zero value of the data's struct
 	Doc     string
+	// Producer names the context that produces Type while none of the
+	// catalog's functions does yet (a command whose sender is still to be
+	// built). It must be empty once a catalogued function produces Type.
+	Producer string
 }
 
 // eventTypes is every event type, context by context.

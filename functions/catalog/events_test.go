@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -22,8 +23,13 @@ func TestEveryRoutedEventTypeIsCataloguedAndProduced(t *testing.T) {
 			t.Errorf("%s is listed twice", e.Type)
 		}
 		seen[e.Type] = true
-		if len(Producers(e.Type)) == 0 {
-			t.Errorf("no function produces %s", e.Type)
+		switch produced := len(Producers(e.Type)) > 0; {
+		case !produced && e.Producer == "":
+			t.Errorf("no function produces %s and no other context is named as its producer", e.Type)
+		case e.Producer != "" && !slices.Contains([]string{ContextUser, ContextBilling, ContextDevice, ContextApp, ContextNotification, ContextScheduler}, e.Producer):
+			t.Errorf("%s: producer %q is not a context", e.Type, e.Producer)
+		case produced && e.Producer != "":
+			t.Errorf("%s is produced by %v: drop its Producer %q", e.Type, Producers(e.Type), e.Producer)
 		}
 		b, err := json.Marshal(e.Payload)
 		if err != nil || len(b) > events.MaxDataBytes || b[0] != '{' {

@@ -22,6 +22,21 @@ type Limits struct {
 	DeviceMaxMemoryMB int `json:"device_max_memory_mb"`
 }
 
+// Plus returns l with grant added: counts and totals are summed, per-device
+// caps are the larger of the two (a plan raises what one device may have, it
+// does not add to it).
+func (l Limits) Plus(grant Limits) Limits {
+	return Limits{
+		MaxDevices:        l.MaxDevices + grant.MaxDevices,
+		MaxRunningDevices: l.MaxRunningDevices + grant.MaxRunningDevices,
+		MaxCPUCores:       l.MaxCPUCores + grant.MaxCPUCores,
+		MaxMemoryMB:       l.MaxMemoryMB + grant.MaxMemoryMB,
+		MaxStorageGB:      l.MaxStorageGB + grant.MaxStorageGB,
+		DeviceMaxCPUCores: max(l.DeviceMaxCPUCores, grant.DeviceMaxCPUCores),
+		DeviceMaxMemoryMB: max(l.DeviceMaxMemoryMB, grant.DeviceMaxMemoryMB),
+	}
+}
+
 // FreeTier is the quota every new account starts with (SPEC §1).
 var FreeTier = Limits{
 	MaxDevices: 1, MaxRunningDevices: 1, MaxCPUCores: 2, MaxMemoryMB: 2048, MaxStorageGB: 16,
@@ -46,23 +61,52 @@ type Quota struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-const selectQuota = `
-SELECT user_id::text, max_devices, max_running_devices, max_cpu_cores, max_memory_mb, max_storage_gb,
-       device_max_cpu_cores, device_max_memory_mb,
-       used_devices, used_running_devices, used_cpu_cores, used_memory_mb, used_storage_gb, updated_at
-FROM quotas WHERE user_id = $1`
+// Effective limits (see Limits.Plus): a user's limits are the base row in
+// quotas (the free tier) plus every active grant in quota_grants, summed for
+// the totals and counts, and the larger of base and grants for the per-device
+// caps. They are computed when read, so a grant or revoke changes nothing but
+// its own row.
+const effectiveQuota = `
+SELECT q.user_id::text,
+       q.max_devices + g.max_devices, q.max_running_devices + g.max_running_devices,
+       q.max_cpu_cores + g.max_cpu_cores, q.max_memory_mb + g.max_memory_mb, q.max_storage_gb + g.max_storage_gb,
+       greatest(q.device_max_cpu_cores, g.device_max_cpu_cores), greatest(q.device_max_memory_mb, g.device_max_memory_mb),
+       q.used_devices, q.used_running_devices, q.used_cpu_cores, q.used_memory_mb, q.used_storage_gb, q.updated_at
+FROM quotas q
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(max_devices), 0)::int          AS max_devices,
+           coalesce(sum(max_running_devices), 0)::int  AS max_running_devices,
+           coalesce(sum(max_cpu_cores), 0)::int        AS max_cpu_cores,
+           coalesce(sum(max_memory_mb), 0)::int        AS max_memory_mb,
+           coalesce(sum(max_storage_gb), 0)::int       AS max_storage_gb,
+           coalesce(max(device_max_cpu_cores), 0)::int AS device_max_cpu_cores,
+           coalesce(max(device_max_memory_mb), 0)::int AS device_max_memory_mb
+    FROM quota_grants WHERE user_id = q.user_id AND status = 'active'
+) g
+WHERE q.user_id = $1`
 
-// Quota returns the quota of userID, or apierr NotFound.
+// lockQuota reads the effective quota with the user's quotas row locked, so
+// that every change to usage is serialised per user.
+const lockQuota = effectiveQuota + `
+FOR UPDATE OF q`
+
+func scanQuota(row pgx.Row) (Quota, error) {
+	var q Quota
+	l, u := &q.Limits, &q.Usage
+	err := row.Scan(&q.UserID,
+		&l.MaxDevices, &l.MaxRunningDevices, &l.MaxCPUCores, &l.MaxMemoryMB, &l.MaxStorageGB,
+		&l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB,
+		&u.Devices, &u.RunningDevices, &u.CPUCores, &u.MemoryMB, &u.StorageGB, &q.UpdatedAt)
+	return q, err
+}
+
+// Quota returns the effective quota of userID (base plus active grants) and
+// its usage, or apierr NotFound.
 func (s *Service) Quota(ctx context.Context, userID string) (Quota, error) {
 	if !isUUID(userID) {
 		return Quota{}, apierr.New(apierr.NotFound, "quota not found")
 	}
-	var q Quota
-	l, u := &q.Limits, &q.Usage
-	err := s.pool.QueryRow(ctx, selectQuota, userID).Scan(&q.UserID,
-		&l.MaxDevices, &l.MaxRunningDevices, &l.MaxCPUCores, &l.MaxMemoryMB, &l.MaxStorageGB,
-		&l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB,
-		&u.Devices, &u.RunningDevices, &u.CPUCores, &u.MemoryMB, &u.StorageGB, &q.UpdatedAt)
+	q, err := scanQuota(s.pool.QueryRow(ctx, effectiveQuota, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Quota{}, apierr.New(apierr.NotFound, "quota not found")
 	}

@@ -1,7 +1,9 @@
 // Package user is the accounts context (SPEC §1): registration, login with
-// lock-out, rotating refresh tokens with reuse detection, logout, profiles and
-// quotas, on the database cloudphone_user. Its functions (register, login,
-// refresh, logout, profile) are thin HTTP wrappers around Service.
+// lock-out, rotating refresh tokens with reuse detection, logout, profiles,
+// quotas (reservations per device, plan grants by command event) and user
+// administration, on the database cloudphone_user. Its functions (register,
+// login, refresh, logout, profile, quotainternal, quotagrants, adminusers) are
+// thin wrappers around Service.
 package user
 
 import (
@@ -28,8 +30,9 @@ const Database = "cloudphone_user"
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates the users, refresh_tokens and quotas tables. Open the
-// database with outbox.Migrations and these.
+// Migrations creates the users, refresh_tokens, quotas, quota_reservations
+// and quota_grants tables. Open the database with outbox.Migrations,
+// inbox.Migrations and these.
 var Migrations = db.Migrations{Set: "user", FS: mustSub(migrationFiles, "migrations")}
 
 func mustSub(fsys fs.FS, dir string) fs.FS {

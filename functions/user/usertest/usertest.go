@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
@@ -45,11 +48,11 @@ func Redis(t testing.TB) *redis.Client {
 	return rdb
 }
 
-// New returns an Env on a fresh database migrated with the outbox and user
-// migrations, with a new signing key and the default limits.
+// New returns an Env on a fresh database migrated with the outbox, inbox and
+// user migrations, with a new signing key and the default limits.
 func New(t testing.TB) Env {
 	t.Helper()
-	pool := dbtest.Database(t, outbox.Migrations, user.Migrations)
+	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, user.Migrations)
 	rdb := Redis(t)
 	priv, pub, err := auth.GenerateKeyStrings()
 	if err != nil {
@@ -87,4 +90,63 @@ func (e Env) Login(t testing.TB, username string) user.Tokens {
 		t.Fatalf("login %s: %v", username, err)
 	}
 	return tok
+}
+
+// GrantEvent returns a grant command event for userID with grantID and the
+// amounts of l, under a fresh event id.
+func GrantEvent(t testing.TB, grantID, userID string, l user.Limits) event.Event {
+	t.Helper()
+	return commandEvent(t, user.EventQuotaGrantRequested, grantID, user.QuotaGrantRequested{
+		SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "pro",
+		MaxDevices: l.MaxDevices, MaxRunningDevices: l.MaxRunningDevices, MaxCPUCores: l.MaxCPUCores,
+		MaxMemoryMB: l.MaxMemoryMB, MaxStorageGB: l.MaxStorageGB,
+		DeviceMaxCPUCores: l.DeviceMaxCPUCores, DeviceMaxMemoryMB: l.DeviceMaxMemoryMB,
+	})
+}
+
+// RevokeEvent returns a revoke command event for grantID of userID, under a
+// fresh event id.
+func RevokeEvent(t testing.TB, grantID, userID string) event.Event {
+	t.Helper()
+	return commandEvent(t, user.EventQuotaRevokeRequested, grantID, user.QuotaRevokeRequested{
+		SchemaVersion: 1, GrantID: grantID, UserID: userID,
+	})
+}
+
+func commandEvent(t testing.TB, typ, subject string, data any) event.Event {
+	t.Helper()
+	e, err := events.New(context.Background(), typ, "/cloudphone/billing/test", subject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Grant applies a grant of l to userID and fails the test unless it is
+// granted.
+func (e Env) Grant(t testing.TB, grantID, userID string, l user.Limits) {
+	t.Helper()
+	ev := GrantEvent(t, grantID, userID, l)
+	var cmd user.QuotaGrantRequested
+	if err := ev.DataAs(&cmd); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := e.Service.GrantQuota(context.Background(), ev, cmd)
+	if err != nil || reply.Type() != user.EventQuotaGranted {
+		t.Fatalf("grant %s to %s: %v %s", grantID, userID, err, reply.Data())
+	}
+}
+
+// Admin creates the admin account and returns its access token.
+func (e Env) Admin(t testing.TB) (user.Tokens, string) {
+	t.Helper()
+	if _, err := e.Service.EnsureAdmin(context.Background(), Password); err != nil {
+		t.Fatalf("ensure admin: %v", err)
+	}
+	tok := e.Login(t, user.AdminUsername)
+	var id string
+	if err := e.Pool.QueryRow(context.Background(), `SELECT id::text FROM users WHERE username = $1`, user.AdminUsername).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return tok, id
 }

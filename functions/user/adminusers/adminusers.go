@@ -1,0 +1,116 @@
+// Package adminusers is the admin-users function: administrators list users
+// and change their roles and status (SPEC §1).
+package adminusers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
+)
+
+// Name is the function's name in the catalog.
+const Name = "admin-users"
+
+// The function's routes.
+const (
+	RouteList   = "GET /api/v1/admin/users"
+	RouteRoles  = "PUT /api/v1/admin/users/{id}/roles"
+	RouteStatus = "PUT /api/v1/admin/users/{id}/status"
+)
+
+// Routes lists every route, for the catalog.
+var Routes = []string{RouteList, RouteRoles, RouteStatus}
+
+// Permission is what a caller needs besides the admin role.
+const Permission = "admin:users"
+
+// Function answers Routes for a bearer of a valid access token with the admin
+// role and the admin:users permission (401 without a valid token, 403
+// otherwise). RouteList takes ?limit (1–100, default 20), ?cursor (from the
+// previous page's next_cursor) and ?q (username or email prefix). An unknown
+// user id is 404; taking one's own admin role or disabling oneself is 409.
+// Safe for concurrent use.
+type Function struct {
+	svc *user.Service
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the function over svc, checking tokens with v. It panics when
+// an argument is nil.
+func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
+	if svc == nil || v == nil || log == nil {
+		panic("adminusers: New needs a user.Service, an auth.Verifier and a logger")
+	}
+	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	require := auth.Require(v, log)
+	f.mux.Handle(RouteList, require(f.serve(f.list)))
+	f.mux.Handle(RouteRoles, require(f.serve(f.roles)))
+	f.mux.Handle(RouteStatus, require(f.serve(f.status)))
+	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return f
+}
+
+// Handle serves one HTTP request.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+
+// serve checks the caller's role, reads the request and writes the answer of
+// handle in one place.
+func (f *Function) serve(handle func(ctx context.Context, p auth.Principal, r *http.Request) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var resp any
+		p, ok := auth.PrincipalFrom(r.Context())
+		var err error
+		switch {
+		case !ok:
+			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
+		case !p.HasRole(user.RoleAdmin) || !p.HasPermission(Permission):
+			err = apierr.New(apierr.Forbidden, "administrators only")
+		default:
+			resp, err = handle(r.Context(), p, r)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if err != nil {
+			apierr.Write(w, r, f.log, err)
+			return
+		}
+		httpjson.Write(w, http.StatusOK, resp)
+	})
+}
+
+func (f *Function) list(ctx context.Context, _ auth.Principal, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	query := user.ListUsersQuery{Cursor: q.Get("cursor"), Q: q.Get("q")}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return nil, apierr.New(apierr.Invalid, "limit: must be 1 to %d", user.ListMaxLimit)
+		}
+		query.Limit = n
+	}
+	return f.svc.ListUsers(ctx, query)
+}
+
+func (f *Function) roles(ctx context.Context, p auth.Principal, r *http.Request) (any, error) {
+	var req user.RolesRequest
+	if err := httpjson.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	return f.svc.SetRoles(ctx, p, r.PathValue("id"), req)
+}
+
+func (f *Function) status(ctx context.Context, p auth.Principal, r *http.Request) (any, error) {
+	var req user.StatusRequest
+	if err := httpjson.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	return f.svc.SetStatus(ctx, p, r.PathValue("id"), req)
+}

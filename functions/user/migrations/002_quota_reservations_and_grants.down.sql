@@ -1,0 +1,2 @@
+DROP TABLE quota_grants;
+DROP TABLE quota_reservations;
