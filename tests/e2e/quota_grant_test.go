@@ -51,7 +51,7 @@ func startWithAdmin(t *testing.T) quotaPlatform {
 			TriggersDir:   "../../triggers",
 			AdminPassword: quotaAdminPassword,
 		},
-		Env: config.FromMap(e.config()),
+		Env:       config.FromMap(e.config()),
 		Entries:   registry.Entries(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Bootstrap: registry.Bootstrap(io.Discard),
