@@ -234,7 +234,7 @@ func Check(specs []runtime.Spec, opts Options) error {
 	return nil
 }
 
-var typePattern = regexp.MustCompile(`^cloudphone(\.[a-z][a-z0-9-]*){3,}$`)
+var typePattern = regexp.MustCompile(`^cloudphone(\.[a-z][a-z0-9-]*){2,}$`)
 
 func validType(t string) bool { return typePattern.MatchString(t) }
 
