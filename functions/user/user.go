@@ -123,6 +123,9 @@ func Open(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, cfg Config
 	}, nil
 }
 
+// RefreshTokenTTL is how long a refresh token (and so a session cookie) lives.
+func (s *Service) RefreshTokenTTL() time.Duration { return s.cfg.RefreshTokenTTL }
+
 // Verifier returns the verifier of the access tokens s issues (for the
 // functions that require a signed-in user).
 func (s *Service) Verifier() *auth.Verifier { return s.verifier }

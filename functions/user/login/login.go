@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/session"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -51,6 +52,9 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if err == nil && session.Wanted(r) {
+		err = session.Set(w, &resp, f.svc.RefreshTokenTTL())
+	}
 	if err != nil {
 		apierr.Write(w, r, f.log, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/session"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
@@ -52,6 +53,9 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		err = httpjson.Decode(r, &req)
 	}
+	if err == nil && req.RefreshToken == "" {
+		req.RefreshToken = session.RefreshToken(r)
+	}
 	if err == nil {
 		err = f.handle(r.Context(), req)
 	}
@@ -59,6 +63,7 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, f.log, err)
 		return
 	}
+	session.Clear(w)
 	httpjson.Write(w, http.StatusNoContent, nil)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/session"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -46,12 +47,19 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeH
 func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	var req user.RefreshRequest
 	err := httpjson.Decode(r, &req)
+	if err == nil && req.RefreshToken == "" {
+		// A cookie session; the edge has checked its CSRF token.
+		req.RefreshToken = session.RefreshToken(r)
+	}
 	var resp user.Tokens
 	if err == nil {
 		resp, err = f.handle(r.Context(), req)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if err == nil && session.Wanted(r) {
+		err = session.Set(w, &resp, f.svc.RefreshTokenTTL())
+	}
 	if err != nil {
 		apierr.Write(w, r, f.log, err)
 		return

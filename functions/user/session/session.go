@@ -1,0 +1,60 @@
+// Package session keeps the web console's refresh token in a cookie (SPEC
+// §7): HttpOnly and SameSite=Strict, so page scripts never see it, with a
+// CSRF token beside it that the page sends back in a header on every
+// cookie-authenticated call (the edge checks the double submit).
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/edge"
+)
+
+// ModeHeader asks login and refresh for a cookie session: "X-Session: cookie".
+const ModeHeader = "X-Session"
+
+// cookiePath scopes the refresh cookie to the auth routes.
+const cookiePath = "/api/v1/auth"
+
+// Wanted reports whether the caller asked for a cookie session, or already has one.
+func Wanted(r *http.Request) bool {
+	if r.Header.Get(ModeHeader) == "cookie" {
+		return true
+	}
+	_, err := r.Cookie(edge.SessionCookie)
+	return err == nil
+}
+
+// RefreshToken returns the refresh token of the caller's cookie session, or "".
+func RefreshToken(r *http.Request) string {
+	c, err := r.Cookie(edge.SessionCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// Set moves t's refresh token into the session cookie (it leaves the JSON
+// body) and sets a fresh CSRF token cookie for the page to echo.
+func Set(w http.ResponseWriter, t *user.Tokens, ttl time.Duration) error {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: edge.SessionCookie, Value: t.RefreshToken, Path: cookiePath,
+		MaxAge: int(ttl.Seconds()), HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: edge.CSRFCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/",
+		MaxAge: int(ttl.Seconds()), Secure: true, SameSite: http.SameSiteStrictMode})
+	t.RefreshToken = ""
+	return nil
+}
+
+// Clear ends the cookie session.
+func Clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: edge.SessionCookie, Path: cookiePath, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: edge.CSRFCookie, Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode})
+}

@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The web console's session: login puts the refresh token in an HttpOnly,
+// SameSite=Strict cookie (not in the body) beside a CSRF token; refresh by
+// cookie needs the CSRF header (the edge checks it) and rotates both; logout
+// ends the session.
+func TestCookieSessionKeepsTheRefreshTokenOutOfReachAndNeedsTheCSRFToken(t *testing.T) {
+	t.Parallel()
+	p := start(t, newEnv(t), &subscriber{})
+	register(t, p.URL(), "kate")
+	// The cookies are Secure, which a cookie jar would not send to this plain
+	// HTTP test host, so the test carries them itself.
+	client := &http.Client{}
+	post := func(path, body string, header map[string]string, cookies []*http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", p.URL()+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		for _, c := range cookies {
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	resp := post("/api/v1/auth/login", `{"login":"kate","password":"correct horse battery"}`, map[string]string{"X-Session": "cookie"}, nil)
+	var tokens struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = decodeJSON(resp, &tokens)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || tokens.AccessToken == "" || tokens.RefreshToken != "" {
+		t.Fatalf("cookie login: %d, body refresh token %q (must be empty)", resp.StatusCode, tokens.RefreshToken)
+	}
+	cookies := map[string]*http.Cookie{}
+	for _, c := range resp.Cookies() {
+		cookies[c.Name] = c
+	}
+	session, csrf := cookies["cp_refresh"], cookies["cp_csrf"]
+	if session == nil || csrf == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || csrf.HttpOnly || csrf.Value == "" {
+		t.Fatalf("session cookies: %+v %+v", session, csrf)
+	}
+	jarCookies := []*http.Cookie{session, csrf}
+
+	if resp := post("/api/v1/auth/refresh", `{}`, nil, jarCookies); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("refresh by cookie without the CSRF header: %d, want 403", resp.StatusCode)
+	}
+	resp = post("/api/v1/auth/refresh", `{}`, map[string]string{"X-CSRF-Token": csrf.Value}, jarCookies)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh by cookie with the CSRF header: %d", resp.StatusCode)
+	}
+	var rotated *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "cp_refresh" {
+			rotated = c
+		}
+	}
+	if rotated == nil || rotated.Value == session.Value {
+		t.Fatal("refresh did not rotate the session cookie")
+	}
+	// The old session cookie is dead now: presenting it again is reuse.
+	if resp := post("/api/v1/auth/refresh", `{}`, map[string]string{"X-CSRF-Token": csrf.Value}, jarCookies); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("reusing the rotated-out cookie: %d, want 401", resp.StatusCode)
+	}
+}
