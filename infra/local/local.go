@@ -318,25 +318,42 @@ func ensureKeys(dir string, env map[string]string) error {
 		if env[k.priv] != "" && env[k.pub] != "" {
 			continue
 		}
-		seedPath := filepath.Join(dir, k.file+".seed")
-		seed, err := os.ReadFile(seedPath)
-		if errors.Is(err, os.ErrNotExist) {
-			seed = make([]byte, 32)
-			if _, err := rand.Read(seed); err != nil {
-				return err
-			}
-			if err := os.WriteFile(seedPath, seed, 0o600); err != nil {
-				return err
-			}
-		} else if err != nil {
+		seed, err := readOrMake(filepath.Join(dir, k.file+".seed"))
+		if err != nil {
 			return err
-		}
-		if len(seed) != 32 {
-			return fmt.Errorf("%s: want a 32-byte seed", seedPath)
 		}
 		pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
 		env[k.priv] = base64.StdEncoding.EncodeToString(seed)
 		env[k.pub] = base64.StdEncoding.EncodeToString(pub)
 	}
+	// The payment provider's webhook secret: locally, made once and kept in
+	// dir, so a developer can sign test top-ups with it.
+	const webhook = "CLOUDPHONE_PAYMENT_WEBHOOK_SECRET"
+	if env[webhook] == "" {
+		secret, err := readOrMake(filepath.Join(dir, "payment-webhook.secret"))
+		if err != nil {
+			return err
+		}
+		env[webhook] = base64.RawURLEncoding.EncodeToString(secret)
+	}
 	return nil
+}
+
+// readOrMake returns the 32 bytes kept at path, making them on first use.
+func readOrMake(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b = make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		return b, os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("%s: want 32 bytes", path)
+	}
+	return b, nil
 }

@@ -1,0 +1,168 @@
+package billing
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
+)
+
+// SignatureHeader carries the payment provider's signature of a webhook:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>"; several
+// v1 values may be given (while the provider rotates its secret).
+const SignatureHeader = "Cloudphone-Signature"
+
+// Sign returns the SignatureHeader value for body signed with secret at t.
+// The real provider signs its own requests; tests and tools use Sign.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + signature(secret, ts, body)
+}
+
+func signature(secret, ts string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte("."))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Reasons a signature is refused (logged; the caller sees 401 unauthorized).
+var (
+	ErrNoSecret       = errors.New("no payment webhook secret is configured")
+	ErrBadSignature   = errors.New("signature header missing or malformed")
+	ErrStaleSignature = errors.New("signature timestamp outside the tolerance")
+	ErrWrongSignature = errors.New("signature does not match")
+)
+
+// webhookRefusedError is the one answer to every refused signature, so a
+// caller learns nothing about which check failed.
+func webhookRefusedError(cause error) error {
+	return apierr.Wrap(apierr.Unauthorized, cause, "the webhook signature is missing, wrong or stale")
+}
+
+// VerifySignature checks header against body with the configured secret and
+// tolerance. It returns an apierr Unauthorized whose cause is one of the Err*
+// reasons above; the secret never appears in it.
+func (s *Service) VerifySignature(header string, body []byte) error {
+	if s.cfg.WebhookSecret == "" {
+		return webhookRefusedError(ErrNoSecret)
+	}
+	var ts string
+	var sigs []string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		switch {
+		case !ok:
+			return webhookRefusedError(ErrBadSignature)
+		case k == "t":
+			ts = v
+		case k == "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return webhookRefusedError(ErrBadSignature)
+	}
+	if d := s.now().Sub(time.Unix(unix, 0)); d > s.cfg.WebhookTolerance || d < -s.cfg.WebhookTolerance {
+		return webhookRefusedError(ErrStaleSignature)
+	}
+	want := []byte(signature(s.cfg.WebhookSecret, ts, body))
+	for _, sig := range sigs {
+		if hmac.Equal([]byte(sig), want) {
+			return nil
+		}
+	}
+	return webhookRefusedError(ErrWrongSignature)
+}
+
+// WebhookTypeTopUp is the only provider event type that moves money.
+const WebhookTypeTopUp = "topup.succeeded"
+
+// WebhookEvent is the payment provider's event (the webhook's body).
+type WebhookEvent struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data struct {
+		UserID   string `json:"user_id"`
+		Amount   int64  `json:"amount"`
+		Currency string `json:"currency"`
+	} `json:"data"`
+}
+
+// Outcomes of a webhook.
+const (
+	WebhookCredited  = "credited"
+	WebhookDuplicate = "duplicate"
+	WebhookIgnored   = "ignored"
+)
+
+// WebhookResult is the answer to a webhook.
+type WebhookResult struct {
+	Status string `json:"status"`
+	Entry  *Entry `json:"entry,omitempty"`
+}
+
+// TopUp applies a verified provider event: a topup.succeeded credits its
+// amount as a topup entry, once per provider event id (a replay is answered
+// duplicate and moves nothing); other types are ignored.
+func (s *Service) TopUp(ctx context.Context, ev WebhookEvent) (WebhookResult, error) {
+	var p httpjson.Problems
+	p.Check(ev.ID != "" && len(ev.ID) <= 128 && httpjson.NoControlChars(ev.ID), "id", "must be 1 to 128 characters")
+	p.Check(ev.Type != "", "type", "is required")
+	if err := p.Err(); err != nil {
+		return WebhookResult{}, err
+	}
+	if ev.Type != WebhookTypeTopUp {
+		return WebhookResult{Status: WebhookIgnored}, nil
+	}
+	p.Check(isUUID(ev.Data.UserID), "data.user_id", "must be a user id (UUID)")
+	p.Check(ev.Data.Amount > 0 && ev.Data.Amount <= MaxCredit, "data.amount", "must be 1 to 100000000000 minor units")
+	p.Check(ev.Data.Currency == s.cfg.Currency, "data.currency", "must be "+s.cfg.Currency)
+	if err := p.Err(); err != nil {
+		return WebhookResult{}, err
+	}
+	var (
+		e   Entry
+		dup bool
+	)
+	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT true FROM payments WHERE provider_event_id = $1`, ev.ID).Scan(&dup)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if e, err = s.post(ctx, tx, posting{userID: ev.Data.UserID, amount: ev.Data.Amount, kind: KindTopUp,
+			reference: "payment:" + ev.ID, reason: "top-up"}); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO payments (provider_event_id, user_id, amount, currency, ledger_id) VALUES ($1, $2, $3, $4, $5)`,
+			ev.ID, ev.Data.UserID, ev.Data.Amount, ev.Data.Currency, e.ID)
+		return err
+	})
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "23505" {
+		dup, err = true, nil // a concurrent delivery of the same event won
+	}
+	if err != nil {
+		return WebhookResult{}, fmt.Errorf("top up %s: %w", ev.ID, err)
+	}
+	if dup {
+		s.log.InfoContext(ctx, "payment webhook replayed", "provider_event_id", ev.ID)
+		return WebhookResult{Status: WebhookDuplicate}, nil
+	}
+	s.log.InfoContext(ctx, "balance topped up", "provider_event_id", ev.ID, "user_id", ev.Data.UserID, "amount", ev.Data.Amount)
+	return WebhookResult{Status: WebhookCredited, Entry: &e}, nil
+}
