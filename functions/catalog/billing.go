@@ -6,6 +6,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/balance"
 	"github.com/cloudphone/cloudphone/functions/billing/billingjobs"
+	"github.com/cloudphone/cloudphone/functions/billing/metering"
 	"github.com/cloudphone/cloudphone/functions/billing/orders"
 	"github.com/cloudphone/cloudphone/functions/billing/paymentwebhook"
 	"github.com/cloudphone/cloudphone/functions/billing/plans"
@@ -47,6 +48,11 @@ var billingSpecs = []runtime.Spec{
 		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	},
 	{
+		Name: metering.Name, Context: ContextBilling, Kind: runtime.KindEvent,
+		Consumes: metering.Consumes,
+		MaxScale: 5, Concurrency: 50, TimeoutSeconds: 30,
+	},
+	{
 		Name: billingjobs.Name, Context: ContextBilling, Kind: runtime.KindEvent,
 		Consumes: billingjobs.Consumes,
 		Emits:    billingjobs.Emits,
@@ -65,6 +71,7 @@ var billingDeployments = map[string]Deployment{
 	paymentwebhook.Name: {Secrets: []string{SecretUserTokenPublicKey, SecretPaymentWebhook}},
 	orders.Name:         {Secrets: []string{SecretUserTokenPublicKey}},
 	purchasesaga.Name:   {Secrets: []string{SecretUserTokenPublicKey}, Delivery: sagaDelivery},
+	metering.Name:       {Secrets: []string{SecretUserTokenPublicKey}},
 	billingjobs.Name:    {Secrets: []string{SecretUserTokenPublicKey}, Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/balance"
 	"github.com/cloudphone/cloudphone/functions/billing/billingjobs"
+	"github.com/cloudphone/cloudphone/functions/billing/metering"
 	"github.com/cloudphone/cloudphone/functions/billing/orders"
 	"github.com/cloudphone/cloudphone/functions/billing/paymentwebhook"
 	"github.com/cloudphone/cloudphone/functions/billing/plans"
@@ -40,6 +41,13 @@ var billingBuilders = map[string]platform.Builder{
 			return nil, err
 		}
 		return paymentwebhook.New(svc, r.Log), nil
+	},
+	metering.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+		svc, err := billingService(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return metering.New(svc, r.Log), nil
 	},
 	orders.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
 		svc, err := billingService(ctx, r)

@@ -108,6 +108,15 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err := ensureKeys(filepath.Join(cfg.DataDir, "keys"), env); err != nil {
 		return nil, err
 	}
+	// Listen before the functions start, so the device context can be told
+	// where the user context's internal API is: here, on the same port.
+	p.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if env["CLOUDPHONE_USER_URL"] == "" {
+		env["CLOUDPHONE_USER_URL"] = p.URL()
+	}
 
 	m := metrics.New()
 	brokerPool, err := db.Open(ctx, cfg.DatabaseURL, env["CLOUDPHONE_DATABASE_PREFIX"]+"cloudphone_broker", broker.Migrations)
@@ -164,10 +173,6 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("POST /broker/cloudphone", p.broker)
 	mux.Handle("/", p.host)
-	p.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
 	var scfg runtime.ServerConfig
 	_ = config.Load(src, &scfg)
 	p.srv = runtime.NewServer(p.ln.Addr().String(), mux, scfg, log)
@@ -206,6 +211,8 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 	var errs []error
 	if p.srv != nil {
 		errs = append(errs, p.srv.Shutdown(ctx))
+	} else if p.ln != nil {
+		_ = p.ln.Close()
 	}
 	if p.host != nil {
 		errs = append(errs, p.host.Stop(ctx))

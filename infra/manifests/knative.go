@@ -62,6 +62,8 @@ func service(s runtime.Spec, o Options) *servingv1.Service {
 		{Name: "FUNCTION", Value: s.Name},
 		{Name: "LISTEN_ADDRESS", Value: ":" + strconv.Itoa(Port)},
 		{Name: "BROKER_URL", Value: o.BrokerURL},
+		// The user context's internal quota API, which the device context calls.
+		{Name: "CLOUDPHONE_USER_URL", Value: "http://user-quota-internal." + o.Namespace + ".svc.cluster.local"},
 		{Name: "read_timeout", Value: strconv.Itoa(timeout(s)+5) + "s"},
 		{Name: "write_timeout", Value: strconv.Itoa(timeout(s)+10) + "s"},
 		secretEnv("DATABASE_URL", o.SecretName, SecretKeyDatabaseURL),

@@ -86,10 +86,12 @@ func stack(specs []runtime.Spec, o Options) *Stack {
 			SkipBuild:              true,
 			ReadOnlyRootFilesystem: true,
 			Environment: map[string]string{
-				"FUNCTIONS":     strings.Join(names, ","),
-				"read_timeout":  strconv.Itoa(tmo+5) + "s",
-				"write_timeout": strconv.Itoa(tmo+10) + "s",
-				"exec_timeout":  strconv.Itoa(tmo) + "s",
+				"FUNCTIONS": strings.Join(names, ","),
+				// The user bundle serves the internal quota API the device context calls.
+				"CLOUDPHONE_USER_URL": "http://gateway.openfaas:8080/function/cloudphone-user",
+				"read_timeout":        strconv.Itoa(tmo+5) + "s",
+				"write_timeout":       strconv.Itoa(tmo+10) + "s",
+				"exec_timeout":        strconv.Itoa(tmo) + "s",
 			},
 			Secrets: slices.Compact(secrets),
 			Labels: map[string]string{

@@ -253,7 +253,7 @@ func TestBillingWebhookTopsUpOnceAndRefusesBadSignatures(t *testing.T) {
 // the times; the charging job runs on demand).
 func TestBillingMeteringChargesTheMinutesADeviceRan(t *testing.T) {
 	t.Parallel()
-	p := startBilling(t, billingOptions{metering: true})
+	p := startBilling(t, billingOptions{})
 	u, tok := p.buyer(t, "meter", 10000)
 	start := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
 	dev := "dev-" + u.ID[:8]

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,15 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/billing/metering"
-	"github.com/cloudphone/cloudphone/functions/catalog"
 	"github.com/cloudphone/cloudphone/functions/registry"
 	"github.com/cloudphone/cloudphone/infra/local"
-	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/platform"
-	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
 const (
@@ -42,9 +37,8 @@ type billingPlatform struct {
 }
 
 type billingOptions struct {
-	without  []string          // catalog functions not to host
-	extra    map[string]string // more configuration
-	metering bool              // host billing-metering with Triggers for the device facts
+	without []string          // catalog functions not to host
+	extra   map[string]string // more configuration
 }
 
 func startBilling(t testing.TB, o billingOptions) billingPlatform {
@@ -55,15 +49,6 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 		e.extra[k] = v
 	}
 	entries := slices.DeleteFunc(registry.Entries(), func(en platform.Entry) bool { return slices.Contains(o.without, en.Spec.Name) })
-	var extra []broker.Trigger
-	if o.metering {
-		entries = append(entries, meteringEntry())
-		for _, typ := range metering.Consumes {
-			extra = append(extra, broker.Trigger{Name: "e2e-metering-" + typ, Subscriber: metering.Name,
-				Filters:  []broker.Filter{{Exact: map[string]string{"type": typ}}},
-				Delivery: broker.Delivery{Retry: 3, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter}})
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := local.Start(ctx, local.Options{
@@ -71,7 +56,6 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 			RedisURL: mustEnv(t, "REDIS_URL"), TriggersDir: "../../triggers", AdminPassword: billingAdminPassword},
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
-		Extra:     extra,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Bootstrap: registry.Bootstrap(io.Discard),
 	})
@@ -89,28 +73,6 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 		t.Fatal(err)
 	}
 	return billingPlatform{running: r, base: p.URL(), admin: billingLogin(t, p.URL(), "admin", billingAdminPassword), db: pool}
-}
-
-// meteringEntry hosts billing-metering, which the catalog leaves out until
-// the manifests accept the device facts' type names.
-func meteringEntry() platform.Entry {
-	return platform.Entry{
-		Spec: runtime.Spec{Name: metering.Name, Context: catalog.ContextBilling, Kind: runtime.KindEvent, Consumes: metering.Consumes},
-		Build: func(ctx context.Context, r *platform.Resources) (any, error) {
-			e, ok := registry.Entry("billing-orders")
-			if !ok {
-				return nil, fmt.Errorf("no billing-orders")
-			}
-			if _, err := e.Build(ctx, r); err != nil { // opens billing's Service once
-				return nil, err
-			}
-			v, err := r.Once("service:billing", func() (any, error) { return nil, fmt.Errorf("billing service missing") })
-			if err != nil {
-				return nil, err
-			}
-			return metering.New(v.(*billing.Service), r.Log), nil
-		},
-	}
 }
 
 func billingLogin(t testing.TB, base, name, password string) string {

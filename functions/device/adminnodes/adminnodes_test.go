@@ -1,0 +1,75 @@
+package adminnodes_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
+	"github.com/cloudphone/cloudphone/functions/device/devicetest"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/logging"
+)
+
+func TestOnlyAdminsSeeAndChangeNodes(t *testing.T) {
+	t.Parallel()
+	env := devicetest.New(t)
+	v := env.Users.Service.Verifier()
+	fn := adminnodes.New(env.Service, v, logging.Discard())
+	alice := env.User(t, "alice")
+	do := func(method, path, token, body string, out any) int {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		fn.Handle(rec, req)
+		if out != nil {
+			_ = json.Unmarshal(rec.Body.Bytes(), out)
+		}
+		return rec.Code
+	}
+	if code := do("GET", "/api/v1/admin/nodes", "", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code := do("GET", "/api/v1/admin/nodes", alice.Token, "", nil); code != http.StatusForbidden {
+		t.Fatalf("a user: %d", code)
+	}
+	// An admin token, issued with the user context's key.
+	iss := auth.NewIssuer(mustKey(t, env.Users.Config.TokenKey), env.Users.Config.AccessTokenTTL)
+	adminTok, _, err := iss.Issue(devicetest.Admin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list adminnodes.List
+	if code := do("GET", "/api/v1/admin/nodes", adminTok, "", &list); code != http.StatusOK || len(list.Nodes) != 1 || list.Nodes[0].Name != "local" || list.Nodes[0].CPUCores != 64 {
+		t.Fatalf("admin list: %d %+v", code, list)
+	}
+	var n device.Node
+	path := "/api/v1/admin/nodes/" + list.Nodes[0].ID
+	if code := do("PUT", path, adminTok, `{"cpu_cores":8,"status":"draining"}`, &n); code != http.StatusOK || n.CPUCores != 8 || n.Status != device.NodeDraining || n.MemoryMB != 262144 {
+		t.Fatalf("admin update: %d %+v", code, n)
+	}
+	if code := do("PUT", path, adminTok, `{"status":"gone"}`, nil); code != http.StatusBadRequest {
+		t.Fatalf("bad status: %d", code)
+	}
+	if code := do("PUT", "/api/v1/admin/nodes/00000000-0000-4000-8000-000000000000", adminTok, `{"cpu_cores":1}`, nil); code != http.StatusNotFound {
+		t.Fatalf("unknown node: %d", code)
+	}
+	if code := do("PUT", path, alice.Token, `{"cpu_cores":1}`, nil); code != http.StatusForbidden {
+		t.Fatalf("a user's update: %d", code)
+	}
+}
+
+func mustKey(t *testing.T, s string) []byte {
+	t.Helper()
+	k, err := auth.ParsePrivateKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

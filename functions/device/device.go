@@ -1,0 +1,171 @@
+// Package device is the cloud-phone context (SPEC §3) on the database
+// cloudphone_device: devices and their state machine, placement on nodes
+// (device hosts), the ADB host-port pool, quota through the user context's
+// internal API, connection tickets, the commands sent to device-runtime and
+// the facts billing meters. Its functions (devices, adminnodes, reports,
+// balancestop) are thin wrappers around Service.
+//
+// Commands to device-runtime and facts for other contexts are written to the
+// outbox in the same transaction as the state change that causes them;
+// runtime reports and billing's balance.exhausted are applied with an inbox
+// claim in the same transaction as their effects.
+package device
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cloudphone/cloudphone/shared/db"
+)
+
+// Database is the name of the context's database.
+const Database = "cloudphone_device"
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations creates the nodes, devices and device_ports tables. Open the
+// database with outbox.Migrations, inbox.Migrations and these.
+var Migrations = db.Migrations{Set: "device", FS: mustSub(migrationFiles, "migrations")}
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// DefaultImage is the phone image when CLOUDPHONE_DEVICE_IMAGE is not set.
+const DefaultImage = "redroid/redroid:12.0.0_64only-latest"
+
+// Config is the device context's configuration, read once at start.
+type Config struct {
+	// UserURL is the base URL of the user context's internal quota API
+	// (/internal/v1/quotas/...).
+	UserURL string `env:"CLOUDPHONE_USER_URL" default:"http://127.0.0.1:8080"`
+	// Image is the phone image a device gets when its request names none.
+	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:12.0.0_64only-latest"`
+	// Images lists further images (comma-separated) a request may name.
+	Images string `env:"DEVICE_IMAGES"`
+	// PortRange is the ADB host-port pool, "first-last".
+	PortRange string `env:"DEVICE_PORT_RANGE" default:"40000-40999"`
+	// DefaultStorageGB is a device's storage when its request names none.
+	DefaultStorageGB int `env:"DEVICE_DEFAULT_STORAGE_GB" default:"8"`
+	// The node registered on first start (when no node of that name exists).
+	NodeName     string `env:"DEVICE_NODE_NAME" default:"local"`
+	DockerHost   string `env:"DEVICE_DOCKER_HOST" default:"unix:///var/run/docker.sock"`
+	NodeADBHost  string `env:"DEVICE_NODE_ADB_HOST" default:"127.0.0.1"`
+	NodeCPU      int    `env:"DEVICE_NODE_CPU" default:"64"`
+	NodeMemoryMB int    `env:"DEVICE_NODE_MEMORY_MB" default:"262144"`
+	// TicketKey is the standard base64 of at least 32 bytes that sign
+	// connection tickets; when empty a key is derived from ServiceTokenKey.
+	TicketKey string        `env:"CLOUDPHONE_DEVICE_TICKET_KEY" secret:"device-ticket-key"`
+	TicketTTL time.Duration `env:"DEVICE_TICKET_TTL" default:"5m"`
+	// ServiceTokenKey signs the service tokens of calls to the user context.
+	ServiceTokenKey string `env:"CLOUDPHONE_SERVICE_TOKEN_KEY" secret:"service-token-key"`
+	// RedisPrefix goes before the Redis keys of the service-token cache.
+	RedisPrefix string `env:"CLOUDPHONE_REDIS_PREFIX"`
+	// UserTokenPublicKey checks the access tokens of public routes.
+	UserTokenPublicKey string `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
+}
+
+// PortRange is an inclusive range of ADB host ports.
+type PortRange struct{ First, Last int }
+
+// ParsePortRange parses "first-last" (1 ≤ first ≤ last ≤ 65535).
+func ParsePortRange(s string) (PortRange, error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	first, err1 := strconv.Atoi(strings.TrimSpace(a))
+	last, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last {
+		return PortRange{}, fmt.Errorf("device: DEVICE_PORT_RANGE %q is not first-last within 1-65535", s)
+	}
+	return PortRange{first, last}, nil
+}
+
+// NodeConfig is the node registered at start.
+type NodeConfig struct {
+	Name, DockerHost, ADBHost string
+	CPUCores, MemoryMB        int
+}
+
+// Options are what Open needs beyond the pool.
+type Options struct {
+	Quota            Quota
+	Tickets          *Tickets
+	Ports            PortRange
+	Node             NodeConfig
+	Image            string   // default image
+	Images           []string // further allowed images
+	DefaultStorageGB int
+	Log              *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service implements the device context's use cases. It is safe for
+// concurrent use.
+type Service struct {
+	pool    *pgxpool.Pool
+	quota   Quota
+	tickets *Tickets
+	ports   PortRange
+	image   string
+	images  map[string]bool
+	storage int
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Open returns a Service on pool (the cloudphone_device database migrated
+// with outbox.Migrations, inbox.Migrations and Migrations) and registers
+// opt.Node when no node of that name exists yet. It fails when a dependency
+// is missing or a setting is out of range.
+func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error) {
+	switch {
+	case pool == nil:
+		return nil, errors.New("device: Open needs a Postgres pool")
+	case opt.Quota == nil:
+		return nil, errors.New("device: Open needs a Quota")
+	case opt.Tickets == nil:
+		return nil, errors.New("device: Open needs Tickets")
+	case opt.Log == nil:
+		return nil, errors.New("device: Open needs a logger")
+	case opt.Ports.First < 1 || opt.Ports.Last > 65535 || opt.Ports.First > opt.Ports.Last:
+		return nil, fmt.Errorf("device: port range %d-%d is not within 1-65535", opt.Ports.First, opt.Ports.Last)
+	case opt.Image == "" || !imagePattern.MatchString(opt.Image):
+		return nil, fmt.Errorf("device: default image %q is not an image reference", opt.Image)
+	case opt.DefaultStorageGB < 0 || opt.DefaultStorageGB > StorageGBMax:
+		return nil, fmt.Errorf("device: default storage %d GB is not within 0-%d", opt.DefaultStorageGB, StorageGBMax)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	images := map[string]bool{opt.Image: true}
+	for _, im := range opt.Images {
+		if im = strings.TrimSpace(im); im != "" {
+			if !imagePattern.MatchString(im) {
+				return nil, fmt.Errorf("device: DEVICE_IMAGES: %q is not an image reference", im)
+			}
+			images[im] = true
+		}
+	}
+	s := &Service{pool: pool, quota: opt.Quota, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
+		images: images, storage: opt.DefaultStorageGB, log: opt.Log, now: opt.Now}
+	if opt.Node.Name != "" {
+		if err := s.RegisterNode(ctx, opt.Node); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,3 @@
+DROP TABLE device_ports;
+DROP TABLE devices;
+DROP TABLE nodes;
