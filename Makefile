@@ -48,6 +48,13 @@ images: build ## build one image per function (FROM scratch, the binary only)
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
 	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest . ; done
 
+.PHONY: phone-standin
+phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)
+	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
+	  CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o "$$ctx/phone-standin" ./infra/phone-standin && \
+	  cp infra/phone-standin/Dockerfile "$$ctx/" && \
+	  docker build -q -t cloudphone/phone-standin:latest "$$ctx"
+
 .PHONY: deploy-knative
 deploy-knative: ## apply the Knative Services, Broker, Triggers and PingSources (needs kubectl and a cluster)
 	kubectl apply -f infra/knative -f triggers

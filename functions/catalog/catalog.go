@@ -58,7 +58,7 @@ const (
 )
 
 // specs is every function, context by context; a new context adds its list.
-var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs)
+var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs)
 
 // Deployment is what a function needs from its platform beyond runtime.Spec.
 type Deployment struct {
@@ -126,10 +126,16 @@ func DeploymentOf(name string) Deployment {
 // image and one deployment, "cloudphone-<context>", routed by path or event
 // type. A scheduled function gets a bundle of its own, "cloudphone-cron-<name>",
 // because the cron-connector invokes a whole OpenFaaS function with an empty
-// POST that only a single-function bundle can route.
+// POST that only a single-function bundle can route; so does a long-running
+// one (MinScale > 0).
 func BundleOf(spec runtime.Spec) string {
 	if spec.Schedule != "" {
 		return "cloudphone-cron-" + spec.Name
+	}
+	if spec.MinScale > 0 {
+		// A long-running function (device-runtime) keeps its own scale and
+		// mounts (the Docker socket or a host's TLS certificates).
+		return "cloudphone-" + spec.Name
 	}
 	return "cloudphone-" + spec.Context
 }

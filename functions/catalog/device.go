@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"slices"
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
@@ -82,18 +81,5 @@ var deviceEvents = []EventType{
 
 // deviceReport is the catalog entry of a device-runtime report.
 func deviceReport(typ, doc string) EventType {
-	return EventType{Type: typ, Payload: device.RuntimeReport{}, Producer: producerUnlessEmitted(typ, ContextDevice),
-		Doc: doc + "; subject is the device id"}
-}
-
-// producerUnlessEmitted names ctx as typ's producer while no catalogued
-// function emits or replies with typ, and nothing once one does (the
-// producing function is catalogued by its own context).
-func producerUnlessEmitted(typ, ctx string) string {
-	for _, s := range specs {
-		if slices.Contains(s.Emits, typ) || slices.Contains(s.Replies, typ) {
-			return ""
-		}
-	}
-	return ctx
+	return EventType{Type: typ, Payload: device.RuntimeReport{}, Doc: doc + "; subject is the device id"}
 }

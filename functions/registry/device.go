@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
@@ -65,7 +66,7 @@ var deviceBuilders = map[string]platform.Builder{
 // function asks first: so every function on cloudphone_device opens it here,
 // with both contexts' sets.
 func devicePool(ctx context.Context, r *platform.Resources) (*pgxpool.Pool, error) {
-	return r.Postgres(ctx, device.Database, outbox.Migrations, inbox.Migrations, device.Migrations)
+	return r.Postgres(ctx, device.Database, outbox.Migrations, inbox.Migrations, device.Migrations, deviceruntime.Migrations)
 }
 
 // deviceService is the device context's Service, made once per process: it

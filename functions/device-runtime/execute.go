@@ -1,0 +1,316 @@
+package deviceruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+)
+
+// finding is one report to emit: its type and data.
+type finding struct {
+	Type string
+	Data Report
+}
+
+func newFinding(typ string, d *device, op, reason string, exitCode *int) finding {
+	return finding{Type: typ, Data: Report{
+		SchemaVersion: SchemaVersion, DeviceID: d.ID, NodeID: d.NodeID, ContainerID: d.ContainerID,
+		At: time.Now().UTC(), Op: op, Reason: reason, ExitCode: exitCode, Seq: d.Seq,
+	}}
+}
+
+// outcome is what running one command (or one repair) came to.
+type outcome struct {
+	dev     *device   // the device's state to save; nil saves nothing
+	reports []finding // in order
+	retry   error     // a failure that may pass: try the command again later
+	failed  bool      // the command failed for good (a failed report is in reports)
+	docker  time.Duration
+	adbWait time.Duration
+}
+
+// fail records err as the outcome: retried later when it may pass, else a
+// failed report and the device marked failed.
+func (o *outcome) fail(d *device, op string, err error) {
+	if transient(err) {
+		o.retry = err
+		return
+	}
+	o.failed = true
+	d.Observed = observedFailed
+	o.reports = append(o.reports, newFinding(EventFailed, d, op, err.Error(), nil))
+}
+
+// timed runs fn and adds its duration to *sum.
+func timed(sum *time.Duration, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	*sum += time.Since(start)
+	return err
+}
+
+// execute runs one command against the device's engine. dev is the device's
+// locked row, nil when the runtime has never heard of the device.
+func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome {
+	cmd := q.Cmd
+	d := mergeCommand(dev, cmd, f.cfg.Image)
+	o := &outcome{dev: d}
+	if dev != nil && dev.Desired == desiredDeleted && q.Op != OpDelete {
+		// Device ids are never reused: a command after the delete is late.
+		o.failed = true
+		o.dev = nil
+		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "the device was deleted", nil))
+		return o
+	}
+	c, err := f.engines.client(d.DockerHost, d.NodeID)
+	if err != nil {
+		o.fail(d, q.Op, err)
+		return o
+	}
+	switch q.Op {
+	case OpCreate:
+		d.Desired, d.Recreations = desiredRunning, 0
+		if err := f.bringUp(ctx, c, d, o); err != nil {
+			o.fail(d, q.Op, err)
+			return o
+		}
+		d.Observed = observedRunning
+		o.reports = append(o.reports, newFinding(EventCreated, d, q.Op, "", nil), newFinding(EventStarted, d, q.Op, "", nil))
+	case OpStart:
+		if dev == nil {
+			o.fail(d, q.Op, errors.New("unknown device: no create command was received for it"))
+			o.dev = nil
+			return o
+		}
+		d.Desired, d.Recreations = desiredRunning, 0
+		if err := f.bringUp(ctx, c, d, o); err != nil {
+			o.fail(d, q.Op, err)
+			return o
+		}
+		d.Observed = observedRunning
+		o.reports = append(o.reports, newFinding(EventStarted, d, q.Op, "", nil))
+	case OpRestart:
+		if dev == nil {
+			o.fail(d, q.Op, errors.New("unknown device: no create command was received for it"))
+			o.dev = nil
+			return o
+		}
+		d.Desired, d.Recreations = desiredRunning, 0
+		if err := f.restart(ctx, c, d, o); err != nil {
+			o.fail(d, q.Op, err)
+			return o
+		}
+		d.Observed = observedRunning
+		o.reports = append(o.reports, newFinding(EventRestarted, d, q.Op, "", nil))
+	case OpStop:
+		d.Desired = desiredStopped
+		exit, err := f.stop(ctx, c, d, o)
+		if err != nil {
+			o.fail(d, q.Op, err)
+			return o
+		}
+		d.Observed = observedStopped
+		o.reports = append(o.reports, newFinding(EventStopped, d, q.Op, "", exit))
+		if dev == nil {
+			o.dev = nil // nothing to remember about a device never created
+		}
+	case OpDelete:
+		d.Desired = desiredDeleted
+		err := timed(&o.docker, func() error { return removeContainer(ctx, c, ContainerName(d.ID)) })
+		if err != nil {
+			o.fail(d, q.Op, err)
+			return o
+		}
+		d.Observed = observedRemoved
+		o.reports = append(o.reports, newFinding(EventRemoved, d, q.Op, "", nil))
+	default:
+		o.failed = true
+		o.dev = nil
+		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "unknown op "+q.Op, nil))
+	}
+	return o
+}
+
+// mergeCommand is dev updated with what cmd says (a new device when dev is
+// nil); fields a command leaves empty keep their value.
+func mergeCommand(dev *device, cmd Command, defaultImage string) *device {
+	d := &device{ID: cmd.DeviceID, Observed: observedUnknown}
+	if dev != nil {
+		c := *dev
+		d = &c
+	}
+	setString := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setString(&d.UserID, cmd.UserID)
+	setString(&d.NodeID, cmd.NodeID)
+	setString(&d.DockerHost, cmd.DockerHost)
+	setString(&d.Image, cmd.Image)
+	setString(&d.Name, cmd.Name)
+	if cmd.CPUCores > 0 {
+		d.CPUCores = cmd.CPUCores
+	}
+	if cmd.MemoryMB > 0 {
+		d.MemoryMB = cmd.MemoryMB
+	}
+	if cmd.StorageGB > 0 {
+		d.StorageGB = cmd.StorageGB
+	}
+	if cmd.ADBPort > 0 {
+		d.ADBPort = cmd.ADBPort
+	}
+	if cmd.Seq > d.Seq {
+		d.Seq = cmd.Seq
+	}
+	if d.Image == "" {
+		d.Image = defaultImage
+	}
+	return d
+}
+
+// bringUp makes d's container exist and run and answer ADB: it creates the
+// container when there is none (so a repeated create does nothing more), starts
+// it when it is not running, and waits for the ADB handshake on the published
+// port. A container it created but could not start is removed again.
+func (f *Function) bringUp(ctx context.Context, c *client.Client, d *device, o *outcome) error {
+	if d.ADBPort <= 0 || d.CPUCores <= 0 || d.MemoryMB <= 0 {
+		return fmt.Errorf("device %s has no adb_port, cpu_cores or memory_mb", d.ID)
+	}
+	var (
+		ci     container.InspectResponse
+		exists bool
+	)
+	err := timed(&o.docker, func() (err error) {
+		ci, exists, err = inspect(ctx, c, d.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if exists && ci.Config != nil && ci.Config.Labels[LabelDeviceID] != d.ID {
+		return fmt.Errorf("container %s on %s is not device %s's", ContainerName(d.ID), hostOf(c), d.ID)
+	}
+	created := false
+	if !exists {
+		if err := timed(&o.docker, func() error { return f.ensureImage(ctx, c, d.Image) }); err != nil {
+			return err
+		}
+		cfg, hc := f.containerSpec(d)
+		var resp container.CreateResponse
+		err := timed(&o.docker, func() (err error) {
+			resp, err = c.ContainerCreate(ctx, cfg, hc, nil, nil, ContainerName(d.ID))
+			return err
+		})
+		switch {
+		case cerrdefs.IsConflict(err):
+			// Created meanwhile (a command redone after a crash, whose
+			// aborted create the engine still finishes): use it once the
+			// engine shows it.
+			for i := 0; i < 20 && !exists; i++ {
+				if i > 0 {
+					time.Sleep(100 * time.Millisecond)
+				}
+				if err := timed(&o.docker, func() (err error) { ci, exists, err = inspect(ctx, c, d.ID); return err }); err != nil {
+					return err
+				}
+			}
+			if !exists {
+				return errBusy{fmt.Errorf("create container %s on %s: the name is taken by a container still being made: %w",
+					ContainerName(d.ID), hostOf(c), err)}
+			}
+			d.ContainerID = ci.ID
+		case err != nil:
+			return fmt.Errorf("create container %s on %s: %w", ContainerName(d.ID), hostOf(c), err)
+		default:
+			d.ContainerID, created = resp.ID, true
+		}
+	} else {
+		d.ContainerID = ci.ID
+	}
+	if !exists || ci.State == nil || !ci.State.Running {
+		err := timed(&o.docker, func() error { return c.ContainerStart(ctx, d.ContainerID, container.StartOptions{}) })
+		if err != nil {
+			err = fmt.Errorf("start container %s on %s: %w", ContainerName(d.ID), hostOf(c), err)
+			if created && !transient(err) {
+				_ = removeContainer(context.WithoutCancel(ctx), c, d.ContainerID)
+				d.ContainerID = ""
+			}
+			return err
+		}
+	}
+	return f.awaitADB(ctx, c, d, o)
+}
+
+// awaitADB waits for d's ADB port; a container that never answers is
+// stopped, so it holds no CPU while the device is in error.
+func (f *Function) awaitADB(ctx context.Context, c *client.Client, d *device, o *outcome) error {
+	err := timed(&o.adbWait, func() error { return waitADB(ctx, f.adbAddr(c, d.ADBPort), f.cfg.ReadyTimeout) })
+	if err != nil && ctx.Err() == nil {
+		timeout := 1
+		_ = c.ContainerStop(context.WithoutCancel(ctx), d.ContainerID, container.StopOptions{Timeout: &timeout})
+		return fmt.Errorf("container %s started but %w", ContainerName(d.ID), err)
+	}
+	return err
+}
+
+// restart restarts d's running container, or brings it up when it is not
+// running or missing.
+func (f *Function) restart(ctx context.Context, c *client.Client, d *device, o *outcome) error {
+	var (
+		ci     container.InspectResponse
+		exists bool
+	)
+	if err := timed(&o.docker, func() (err error) { ci, exists, err = inspect(ctx, c, d.ID); return err }); err != nil {
+		return err
+	}
+	if !exists || ci.State == nil || !ci.State.Running {
+		return f.bringUp(ctx, c, d, o)
+	}
+	d.ContainerID = ci.ID
+	timeout := int(f.cfg.StopTimeout.Seconds())
+	err := timed(&o.docker, func() error {
+		return c.ContainerRestart(ctx, ci.ID, container.StopOptions{Timeout: &timeout})
+	})
+	if err != nil {
+		return fmt.Errorf("restart container %s on %s: %w", ContainerName(d.ID), hostOf(c), err)
+	}
+	return f.awaitADB(ctx, c, d, o)
+}
+
+// stop stops d's container; a missing or stopped one is already stopped.
+// It returns the container's exit code when it has one.
+func (f *Function) stop(ctx context.Context, c *client.Client, d *device, o *outcome) (*int, error) {
+	var (
+		ci     container.InspectResponse
+		exists bool
+	)
+	if err := timed(&o.docker, func() (err error) { ci, exists, err = inspect(ctx, c, d.ID); return err }); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, nil
+	}
+	d.ContainerID = ci.ID
+	if ci.State != nil && ci.State.Running {
+		timeout := int(f.cfg.StopTimeout.Seconds())
+		err := timed(&o.docker, func() error { return c.ContainerStop(ctx, ci.ID, container.StopOptions{Timeout: &timeout}) })
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("stop container %s on %s: %w", ContainerName(d.ID), hostOf(c), err)
+		}
+		if err := timed(&o.docker, func() (err error) { ci, exists, err = inspect(ctx, c, d.ID); return err }); err != nil || !exists {
+			return nil, err
+		}
+	}
+	if ci.State != nil {
+		code := ci.State.ExitCode
+		return &code, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,2 @@
+DROP TABLE runtime_devices;
+DROP TABLE runtime_commands;
