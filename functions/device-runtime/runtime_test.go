@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
 
@@ -261,16 +263,21 @@ func TestReconcileRemovesAManagedContainerWithNoDeviceAndLeavesOtherInstancesAlo
 	foreign := b.deviceID("foreign")
 	run(foreign, b.run+"-other-platform")
 
+	// The runtime's own first pass (at Start) may get to the orphan before
+	// this one does; either way it is removed once and reported once.
 	p, err := b.rt.Reconcile(ctx)
-	if err != nil || p.Removed != 1 || p.Containers != 1 {
-		t.Fatalf("reconcile: %+v, %v; want one container seen and removed", p, err)
+	if err != nil || p.Removed > 1 || p.Containers > 1 {
+		t.Fatalf("reconcile: %+v, %v; want at most the orphan seen and removed", p, err)
 	}
 	if n := len(b.containers(ghost)); n != 0 {
 		t.Fatalf("the orphan container is still there (%d)", n)
 	}
-	_, removed := b.waitReports(ghost, deviceruntime.EventRemoved, 1, time.Second)
+	_, removed := b.waitReports(ghost, deviceruntime.EventRemoved, 1, 5*time.Second)
 	if removed.Op != deviceruntime.OpReconcile || removed.ContainerID != ghostID {
 		t.Fatalf("removed report %+v", removed)
+	}
+	if n := len(slices.DeleteFunc(b.reports(ghost), func(e event.Event) bool { return e.Type() != deviceruntime.EventRemoved })); n != 1 {
+		t.Fatalf("the orphan was reported removed %d times, want once", n)
 	}
 	if n := len(b.containers(foreign)); n != 1 || len(b.reports(foreign)) != 0 {
 		t.Fatalf("another instance's container was touched: %d left, reports %s", n, b.describe(foreign))

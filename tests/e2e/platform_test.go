@@ -166,8 +166,19 @@ func start(t testing.TB, e env, sub *subscriber) *running {
 	return startWith(t, e, sub, mustEnv(t, "DATABASE_URL"))
 }
 
+// startEntries is start hosting entries (and sub) instead of every function.
+func startEntries(t testing.TB, e env, sub *subscriber, entries []platform.Entry) *running {
+	t.Helper()
+	return startOn(t, e, sub, mustEnv(t, "DATABASE_URL"), entries)
+}
+
 // startWith is start on the Postgres server at databaseURL.
 func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *running {
+	t.Helper()
+	return startOn(t, e, sub, databaseURL, registry.Entries())
+}
+
+func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries []platform.Entry) *running {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -181,7 +192,7 @@ func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *runnin
 			AdminPassword: e.adminPassword,
 		},
 		Env:     config.FromMap(e.config()),
-		Entries: append(registry.Entries(), sub.entry()),
+		Entries: append(entries, sub.entry()),
 		Extra: []broker.Trigger{{
 			Name:       "e2e-user-registered",
 			Subscriber: subscriberName,

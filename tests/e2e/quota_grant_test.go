@@ -86,7 +86,7 @@ func startWithAdmin(t *testing.T) quotaPlatform {
 	}}
 }
 
-func login(t *testing.T, base, login, password string) string {
+func login(t testing.TB, base, login, password string) string {
 	t.Helper()
 	var tok struct {
 		AccessToken string `json:"access_token"`
