@@ -46,7 +46,7 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 }
 
 // DefaultImage is the phone image when CLOUDPHONE_DEVICE_IMAGE is not set.
-const DefaultImage = "redroid/redroid:12.0.0_64only-latest"
+const DefaultImage = "redroid/redroid:14.0.0-latest"
 
 // Config is the device context's configuration, read once at start.
 type Config struct {
@@ -54,7 +54,7 @@ type Config struct {
 	// (/internal/v1/quotas/...).
 	UserURL string `env:"CLOUDPHONE_USER_URL" default:"http://127.0.0.1:8080"`
 	// Image is the phone image a device gets when its request names none.
-	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:12.0.0_64only-latest"`
+	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
 	// Images lists further images (comma-separated) a request may name.
 	Images string `env:"DEVICE_IMAGES"`
 	// PortRange is the ADB host-port pool, "first-last".
