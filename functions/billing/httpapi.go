@@ -53,10 +53,3 @@ func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 		httpjson.Write(w, status, body)
 	})
 }
-
-// NotFound answers every request no route matched.
-func NotFound(log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
-}

@@ -137,17 +137,19 @@ func (e *Edge) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		token := auth.BearerToken(r)
-		if token != "" && servicetoken.IsServiceToken(token) {
+		verified := false
+		if token != "" && e.verifier != nil {
+			// A good user token identifies the caller for the per-user
+			// limits; a bad one is left for the function to refuse.
+			if p, err := e.verifier.Verify(r.Context(), token); err == nil {
+				r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+				verified = true
+			}
+		}
+		if token != "" && !verified && servicetoken.IsServiceToken(token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudphone"`)
 			apierr.Write(w, r, e.log, apierr.New(apierr.Unauthorized, "service tokens are not accepted here"))
 			return
-		}
-		if token != "" && e.verifier != nil {
-			// A bad token is left for the function to refuse; a good one
-			// identifies the caller for the per-user limits.
-			if p, err := e.verifier.Verify(r.Context(), token); err == nil {
-				r = r.WithContext(auth.WithPrincipal(r.Context(), p))
-			}
 		}
 		if token == "" && !csrfOK(r) {
 			apierr.Write(w, r, e.log, apierr.New(apierr.Forbidden, "missing or wrong CSRF token"))

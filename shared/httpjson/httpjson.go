@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -170,4 +171,19 @@ func NoControlChars(s string) bool {
 		}
 	}
 	return true
+}
+
+// NotFound answers every request with the platform's JSON 404.
+func NotFound(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// NewMux returns a ServeMux that answers what no pattern matches with the
+// platform's JSON 404 rather than net/http's text one.
+func NewMux(log *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/", NotFound(log))
+	return mux
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
@@ -50,9 +51,7 @@ type Host struct {
 // NewHost prepares the functions of entries; nothing is opened before Start.
 func NewHost(res *Resources, entries []Entry) (*Host, error) {
 	h := &Host{res: res, log: res.Log, instances: map[string]*runtime.Instance{}, served: map[string]http.Handler{}, byType: map[string][]string{}, mux: http.NewServeMux()}
-	h.notFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
+	h.notFound = httpjson.NotFound(h.log)
 	var edged *edge.Edge
 	for _, e := range entries {
 		if _, dup := h.instances[e.Spec.Name]; dup {

@@ -38,7 +38,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("balance: New needs a billing.Service, an auth.Verifier and a logger")
 	}
-	mux := http.NewServeMux()
+	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
 	read := billing.Access{Permission: billing.PermRead}
 	mux.Handle(RouteBalance, require(billing.Route(read, log,
@@ -64,7 +64,6 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			e, err := svc.Credit(ctx, p.UserID, r.PathValue("id"), req)
 			return http.StatusCreated, e, err
 		})))
-	mux.Handle("/", billing.NotFound(log))
 	return &Function{mux: mux}
 }
 

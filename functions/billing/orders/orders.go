@@ -45,7 +45,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("orders: New needs a billing.Service, an auth.Verifier and a logger")
 	}
-	mux := http.NewServeMux()
+	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
 	read := billing.Access{Permission: billing.PermRead}
 	mux.Handle(RoutePlace, require(billing.Route(billing.Access{Permission: billing.PermOrder}, log,
@@ -79,7 +79,6 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			list, err := svc.Subscriptions(ctx, p.UserID)
 			return http.StatusOK, map[string]any{"subscriptions": list}, err
 		})))
-	mux.Handle("/", billing.NotFound(log))
 	return &Function{mux: mux}
 }
 

@@ -38,7 +38,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("plans: New needs a billing.Service, an auth.Verifier and a logger")
 	}
-	mux := http.NewServeMux()
+	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
 	admin := billing.Access{Admin: true, Permission: billing.PermAdminPlans}
 	mux.Handle(RouteList, billing.Route(billing.Access{Public: true}, log,
@@ -69,7 +69,6 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			p, err := svc.UpdatePlan(ctx, r.PathValue("id"), req)
 			return http.StatusOK, p, err
 		})))
-	mux.Handle("/", billing.NotFound(log))
 	return &Function{mux: mux}
 }
 

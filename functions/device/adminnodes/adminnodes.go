@@ -42,13 +42,10 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("adminnodes: New needs a device.Service, an auth.Verifier and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	require := auth.Require(v, log)
 	f.mux.Handle(RouteList, require(f.serve(f.list)))
 	f.mux.Handle(RouteUpdate, require(f.serve(f.update)))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

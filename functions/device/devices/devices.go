@@ -52,7 +52,7 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("devices: New needs a device.Service, an auth.Verifier and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	require := auth.Require(v, log)
 	f.mux.Handle(RouteCreate, require(f.serve(http.StatusAccepted, f.create)))
 	f.mux.Handle(RouteList, require(f.serve(http.StatusOK, f.list)))
@@ -62,9 +62,6 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	f.mux.Handle(RouteStop, require(f.serve(http.StatusAccepted, byID(svc.Stop))))
 	f.mux.Handle(RouteRestart, require(f.serve(http.StatusAccepted, byID(svc.Restart))))
 	f.mux.Handle(RouteConnection, require(f.serve(http.StatusOK, byID(svc.Connect))))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

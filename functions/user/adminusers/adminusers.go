@@ -48,14 +48,11 @@ func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("adminusers: New needs a user.Service, an auth.Verifier and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	require := auth.Require(v, log)
 	f.mux.Handle(RouteList, require(f.serve(f.list)))
 	f.mux.Handle(RouteRoles, require(f.serve(f.roles)))
 	f.mux.Handle(RouteStatus, require(f.serve(f.status)))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

@@ -48,14 +48,11 @@ func New(bans *ipban.Denylist, v *auth.Verifier, log *slog.Logger) *Function {
 	if bans == nil || v == nil || log == nil {
 		panic("ipbans: New needs a deny list, a verifier and a logger")
 	}
-	f := &Function{bans: bans, log: log, mux: http.NewServeMux()}
+	f := &Function{bans: bans, log: log, mux: httpjson.NewMux(log)}
 	admin := func(h http.HandlerFunc) http.Handler { return auth.Require(v, log)(f.adminOnly(h)) }
 	f.mux.Handle(RouteList, admin(f.list))
 	f.mux.Handle(RoutePut, admin(f.put))
 	f.mux.Handle(RouteDelete, admin(f.remove))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

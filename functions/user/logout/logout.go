@@ -36,11 +36,8 @@ func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("logout: New needs a user.Service, an auth.Verifier and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	f.mux.Handle(Route, auth.Require(v, log)(http.HandlerFunc(f.serve)))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

@@ -37,13 +37,10 @@ func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
 		panic("profile: New needs a user.Service, an auth.Verifier and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	require := auth.Require(v, log)
 	f.mux.Handle(RouteMe, require(f.serve(f.me)))
 	f.mux.Handle(RouteQuota, require(f.serve(f.quota)))
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 

@@ -82,7 +82,7 @@ func New(svc *user.Service, v *servicetoken.Verifier, log *slog.Logger) *Functio
 		panic("quotainternal: New needs a user.Service, a servicetoken.Verifier and a logger")
 	}
 	f := &Function{svc: svc, log: log}
-	mux := http.NewServeMux()
+	mux := httpjson.NewMux(log)
 	mux.Handle(RouteReserve, serveBody(f, svc.Reserve))
 	mux.Handle(RouteRelease, serveBody(f, svc.Release))
 	mux.Handle(RouteStart, serveBody(f, svc.Start))
@@ -90,9 +90,6 @@ func New(svc *user.Service, v *servicetoken.Verifier, log *slog.Logger) *Functio
 	mux.HandleFunc(RouteGet, func(w http.ResponseWriter, r *http.Request) {
 		q, err := svc.Quota(r.Context(), r.PathValue("user_id"))
 		f.write(w, r, q, err)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	f.handler = servicetoken.Guard(v, servicetoken.ContextUser, servicetoken.Routes(Allowed), log)(mux)
 	return f

@@ -33,11 +33,8 @@ func New(svc *user.Service, log *slog.Logger) *Function {
 	if svc == nil || log == nil {
 		panic("register: New needs a user.Service and a logger")
 	}
-	f := &Function{svc: svc, log: log, mux: http.NewServeMux()}
+	f := &Function{svc: svc, log: log, mux: httpjson.NewMux(log)}
 	f.mux.HandleFunc(Route, f.serve)
-	f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apierr.Write(w, r, log, apierr.New(apierr.NotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return f
 }
 
