@@ -18,7 +18,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"regexp"
 	"time"
@@ -38,15 +37,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the context's tables. Open the database with
 // outbox.Migrations, inbox.Migrations and these.
-var Migrations = db.Migrations{Set: "billing", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("billing", migrationFiles, "migrations")
 
 // Permissions the billing routes check besides authentication.
 const (

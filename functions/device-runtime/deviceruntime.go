@@ -31,7 +31,6 @@ package deviceruntime
 import (
 	"embed"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -160,15 +159,7 @@ var migrationFiles embed.FS
 
 // Migrations creates runtime_commands and runtime_devices (set
 // "deviceruntime"), in the device context's database next to its outbox.
-var Migrations = db.Migrations{Set: "deviceruntime", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("deviceruntime", migrationFiles, "migrations")
 
 // Config is device-runtime's configuration, read once from the environment.
 type Config struct {

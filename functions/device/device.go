@@ -16,7 +16,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -35,15 +34,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the nodes, devices and device_ports tables. Open the
 // database with outbox.Migrations, inbox.Migrations and these.
-var Migrations = db.Migrations{Set: "device", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("device", migrationFiles, "migrations")
 
 // DefaultImage is the phone image when CLOUDPHONE_DEVICE_IMAGE is not set.
 const DefaultImage = "redroid/redroid:14.0.0-latest"

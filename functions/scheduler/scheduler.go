@@ -22,7 +22,7 @@ const Database = "cloudphone_scheduler"
 var migrationFiles embed.FS
 
 // Migrations are the context's tables.
-var Migrations = db.Migrations{Set: "scheduler", FS: sub(migrationFiles, "migrations")}
+var Migrations = db.Embedded("scheduler", migrationFiles, "migrations")
 
 // DeadLetter is one event the broker could not deliver.
 type DeadLetter struct {

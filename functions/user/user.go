@@ -12,7 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -33,15 +32,7 @@ var migrationFiles embed.FS
 // Migrations creates the users, refresh_tokens, quotas, quota_reservations
 // and quota_grants tables. Open the database with outbox.Migrations,
 // inbox.Migrations and these.
-var Migrations = db.Migrations{Set: "user", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("user", migrationFiles, "migrations")
 
 // Config is the user context's configuration, read once at start.
 type Config struct {

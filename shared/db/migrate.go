@@ -252,3 +252,14 @@ func runStep(ctx context.Context, conn *pgx.Conn, script string, record func(pgx
 	}
 	return tx.Commit(ctx)
 }
+
+// Embedded returns the migration set named set whose files are in the
+// folder dir of fsys (an embed.FS holding "dir/*.sql"). It panics when dir
+// cannot be opened, which for an embedded folder is a build mistake.
+func Embedded(set string, fsys fs.FS, dir string) Migrations {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("migrations %s: %v", set, err))
+	}
+	return Migrations{Set: set, FS: sub}
+}

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
@@ -22,15 +21,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the inbox table. Pass it to db.Open with the context's
 // own migrations.
-var Migrations = db.Migrations{Set: "inbox", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("inbox", migrationFiles, "migrations")
 
 const claim = `
 INSERT INTO inbox (source, id, type) VALUES ($1, $2, $3)

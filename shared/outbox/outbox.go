@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -39,15 +38,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the outbox table. Pass it to db.Open with the context's
 // own migrations.
-var Migrations = db.Migrations{Set: "outbox", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Embedded("outbox", migrationFiles, "migrations")
 
 // Channel is the LISTEN/NOTIFY channel Add signals on.
 const Channel = "outbox"

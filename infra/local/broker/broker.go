@@ -36,7 +36,7 @@ var migrationFiles embed.FS
 
 // Migrations creates the broker's table (broker_deliveries). Apply it with
 // db.Open on the database the broker is given.
-var Migrations = db.Migrations{Set: "broker", FS: mustSub(migrationFiles, "migrations")}
+var Migrations = db.Embedded("broker", migrationFiles, "migrations")
 
 // Deliverer hands one event to a subscriber (locally: calls the function in
 // process) and reports the HTTP status it answered with and the reply event
