@@ -48,7 +48,13 @@ func (r redisRevocations) Revoke(ctx context.Context, tokenID string, until time
 	if ttl <= time.Second {
 		return nil
 	}
-	if err := r.rdb.Set(ctx, RevokedKeyPrefix+tokenID, "1", ttl).Err(); err != nil {
+	// Record, then announce to the processes that remember answers (Watched).
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, RevokedKeyPrefix+tokenID, "1", ttl)
+		p.Publish(ctx, RevokedChannel, tokenID)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("auth: revoke %s: %w", tokenID, err)
 	}
 	return nil

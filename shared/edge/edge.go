@@ -107,7 +107,7 @@ func New(env config.Source, rdb *redis.Client, log *slog.Logger, m *metrics.Metr
 		if err != nil {
 			return nil, fmt.Errorf("edge: CLOUDPHONE_USER_TOKEN_PUBLIC_KEY: %w", err)
 		}
-		e.verifier = auth.NewVerifier(pub, auth.NewRedisRevocations(rdb))
+		e.verifier = auth.NewVerifier(pub, auth.WatchRevocations(rdb, log))
 	}
 	e.limit = ratelimit.Middleware(limits, ratelimit.MiddlewareOptions{
 		ClientIP: ips.ClientIP,
