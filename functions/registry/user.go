@@ -126,7 +126,11 @@ func userService(ctx context.Context, r *platform.Resources) (*user.Service, err
 		if err := config.Load(r.Env, &cfg); err != nil {
 			return nil, err
 		}
-		return user.Open(ctx, pool, rdb, cfg, r.Log.With("context", "user"))
+		revoked, err := r.Revocations(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return user.Open(ctx, pool, rdb, cfg, r.Log.With("context", "user"), revoked)
 	})
 	if err != nil {
 		return nil, err

@@ -66,7 +66,11 @@ type Service struct {
 // outbox.Migrations and Migrations) that signs tokens with cfg.TokenKey and
 // records revocations in rdb. It fails when a dependency is missing, a key does
 // not parse, the two keys do not match, or a duration or limit is not positive.
-func Open(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, cfg Config, log *slog.Logger) (*Service, error) {
+//
+// revoked, when given, is where logouts are recorded and checked (a process
+// shares one with its edge, so a logout is refused at once in-process);
+// otherwise Redis is asked directly.
+func Open(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, cfg Config, log *slog.Logger, revoked ...auth.Revocations) (*Service, error) {
 	switch {
 	case pool == nil:
 		return nil, errors.New("user: Open needs a Postgres pool")
@@ -103,12 +107,15 @@ func Open(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, cfg Config
 		}
 		pub = given
 	}
-	revoked := auth.NewRedisRevocations(rdb)
+	rev := auth.NewRedisRevocations(rdb)
+	if len(revoked) > 0 && revoked[0] != nil {
+		rev = revoked[0]
+	}
 	return &Service{
 		pool:     pool,
 		issuer:   issuer,
-		verifier: auth.NewVerifier(pub, revoked),
-		revoked:  revoked,
+		verifier: auth.NewVerifier(pub, rev),
+		revoked:  rev,
 		cfg:      cfg,
 		log:      log,
 	}, nil

@@ -69,10 +69,10 @@ type Edge struct {
 	limit    func(http.Handler) http.Handler
 }
 
-// New builds the edge from env on rdb. Redis is not contacted here; when it is
-// unreachable later, limits fall back to per-process counters and the
-// configured deny list still applies.
-func New(env config.Source, rdb *redis.Client, log *slog.Logger, m *metrics.Metrics) (*Edge, error) {
+// New builds the edge from env on rdb, checking logouts in revoked. Redis is
+// not contacted here; when it is unreachable later, limits fall back to
+// per-process counters and the configured deny list still applies.
+func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *slog.Logger, m *metrics.Metrics) (*Edge, error) {
 	var cfg Config
 	if err := config.Load(env, &cfg); err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func New(env config.Source, rdb *redis.Client, log *slog.Logger, m *metrics.Metr
 		if err != nil {
 			return nil, fmt.Errorf("edge: CLOUDPHONE_USER_TOKEN_PUBLIC_KEY: %w", err)
 		}
-		e.verifier = auth.NewVerifier(pub, auth.WatchRevocations(rdb, log))
+		e.verifier = auth.NewVerifier(pub, revoked)
 	}
 	e.limit = ratelimit.Middleware(limits, ratelimit.MiddlewareOptions{
 		ClientIP: ips.ClientIP,

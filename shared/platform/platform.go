@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/edge"
@@ -166,6 +167,23 @@ func (r *Resources) Redis(ctx context.Context) (*redis.Client, error) {
 	return v.(*redis.Client), nil
 }
 
+// Revocations returns the process's record of revoked access tokens: it
+// remembers answers and learns of revocations elsewhere over Redis pub/sub,
+// and a logout made in this process is refused here at once.
+func (r *Resources) Revocations(ctx context.Context) (*auth.Watched, error) {
+	v, err := r.Once("revocations", func() (any, error) {
+		rdb, err := r.Redis(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return auth.WatchRevocations(rdb, r.Log.With("component", "revocations")), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*auth.Watched), nil
+}
+
 // Edge returns the protection of public functions (rate limits, deny list,
 // security headers …), made once per process on the process's Redis.
 func (r *Resources) Edge() (*edge.Edge, error) {
@@ -174,7 +192,11 @@ func (r *Resources) Edge() (*edge.Edge, error) {
 		if err != nil {
 			return nil, err
 		}
-		return edge.New(r.Env, rdb, r.Log.With("component", "edge"), r.Metrics)
+		revoked, err := r.Revocations(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return edge.New(r.Env, rdb, revoked, r.Log.With("component", "edge"), r.Metrics)
 	})
 	if err != nil {
 		return nil, err

@@ -196,6 +196,12 @@ func (m *Minter) fetch(ctx context.Context, audience string) (cached, error) {
 		return m.signLocally(ctx, audience, err)
 	}
 	if won {
+		// The previous holder may have published its token and released
+		// the lock between our read and our lock: look again first.
+		if c, err := m.read(ctx, key, audience); err == nil {
+			_ = m.do(ctx, func(ctx context.Context) error { return m.rdb.Del(ctx, key+":lock").Err() })
+			return c, nil
+		}
 		c, err := m.sign(audience)
 		if err != nil {
 			return cached{}, err

@@ -76,3 +76,24 @@ func TestCookieSessionKeepsTheRefreshTokenOutOfReachAndNeedsTheCSRFToken(t *test
 		t.Fatalf("reusing the rotated-out cookie: %d, want 401", resp.StatusCode)
 	}
 }
+
+// Logging out refuses the access token on the very next request, even though
+// the edge had just verified (and remembered) it.
+func TestLogoutRefusesTheAccessTokenOnTheNextRequest(t *testing.T) {
+	t.Parallel()
+	p := start(t, newEnv(t), &subscriber{})
+	register(t, p.URL(), "liam")
+	for i := range 20 {
+		tok := login(t, p.URL(), "liam", "correct horse battery")
+		bearer := map[string]string{"Authorization": "Bearer " + tok}
+		if resp, _ := send(t, "GET", p.URL()+"/api/v1/users/me", "", bearer); resp.StatusCode != http.StatusOK {
+			t.Fatalf("round %d: before logout %d", i, resp.StatusCode)
+		}
+		if resp, _ := send(t, "POST", p.URL()+"/api/v1/auth/logout", "", bearer); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("round %d: logout %d", i, resp.StatusCode)
+		}
+		if resp, _ := send(t, "GET", p.URL()+"/api/v1/users/me", "", bearer); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("round %d: the token still worked right after logout: %d", i, resp.StatusCode)
+		}
+	}
+}

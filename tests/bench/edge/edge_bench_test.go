@@ -62,7 +62,7 @@ func BenchmarkEdgeHTTP(b *testing.B) {
 		"CLOUDPHONE_RATE_LIMITS":           limits,
 		"CLOUDPHONE_REDIS_PREFIX":          fmt.Sprintf("bench%d:", time.Now().UnixNano()),
 	})
-	ed, err := edge.New(env, rdb, logging.Discard(), metrics.New())
+	ed, err := edge.New(env, rdb, auth.WatchRevocations(rdb, logging.Discard()), logging.Discard(), metrics.New())
 	if err != nil {
 		b.Fatal(err)
 	}
