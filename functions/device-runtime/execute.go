@@ -58,6 +58,12 @@ func timed(sum *time.Duration, fn func() error) error {
 // locked row, nil when the runtime has never heard of the device.
 func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome {
 	cmd := q.Cmd
+	if dev != nil && cmd.Seq > 0 && cmd.Seq < dev.Seq {
+		// A newer command for this device has already run: this one was
+		// delivered late, and doing it now would undo the newer one (a start
+		// after the stop that followed it). It is done, with nothing to do.
+		return &outcome{dev: dev}
+	}
 	d := mergeCommand(dev, cmd, f.cfg.Image)
 	o := &outcome{dev: d}
 	if dev != nil && dev.Desired == desiredDeleted && q.Op != OpDelete {
@@ -116,9 +122,9 @@ func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome
 		}
 		d.Observed = observedStopped
 		o.reports = append(o.reports, newFinding(EventStopped, d, q.Op, "", exit))
-		if dev == nil {
-			o.dev = nil // nothing to remember about a device never created
-		}
+		// A stop for a device never created is remembered too (desired
+		// stopped, its seq), so that a create delivered after it is known
+		// to be stale.
 	case OpDelete:
 		d.Desired = desiredDeleted
 		err := timed(&o.docker, func() error { return removeContainer(ctx, c, ContainerName(d.ID)) })

@@ -444,3 +444,41 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A command delivered after a newer one for the same device (by seq) is
+// stale: carrying it out would undo the newer one, so the runtime skips it.
+// Here the stop (seq 2) overtakes the create (seq 1): no container is made.
+func TestAStaleCommandDeliveredLateIsSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	id := b.deviceID("stale")
+	create := b.createCommand(id)
+	create.Seq = 1
+	stop := deviceruntime.Command{DeviceID: id, UserID: create.UserID, NodeID: create.NodeID, Seq: 2}
+	b.send(b.rt, command(t, deviceruntime.EventStopRequested, stop))
+	b.waitReports(id, deviceruntime.EventStopped, 1, 10*time.Second)
+	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, create))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pending int
+		if err := b.pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM runtime_commands WHERE device_id = $1 AND status = 'pending'`, id).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late create was never processed: %s", b.describe(id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(b.containers(id)); n != 0 {
+		t.Fatalf("a stale create made %d containers: %s", n, b.describe(id))
+	}
+	for _, e := range b.reports(id) {
+		if e.Type() == deviceruntime.EventStarted || e.Type() == deviceruntime.EventCreated {
+			t.Fatalf("a stale create was reported as carried out: %s", b.describe(id))
+		}
+	}
+}
