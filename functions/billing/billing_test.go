@@ -530,7 +530,11 @@ func TestADeviceRunningNMinutesIsChargedForNMinutes(t *testing.T) {
 	e.checkLedger(t, u)
 }
 
-func TestZeroBalanceUsageIsNotChargedBelowZeroAndExhaustsOnce(t *testing.T) {
+// A balance that cannot pay is never taken below zero: the shortfall is a
+// debt, balance.exhausted is sent on every run while a device keeps running
+// unpaid (so restarted phones are stopped again) and not once it stops, and
+// the debt is collected first when money comes in.
+func TestUnpaidUsageIsADebtThatStopsRunningDevicesUntilPaid(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
@@ -545,11 +549,30 @@ func TestZeroBalanceUsageIsNotChargedBelowZeroAndExhaustsOnce(t *testing.T) {
 	if b := e.balance(t, u); b != 0 {
 		t.Fatalf("balance %d", b)
 	}
-	if n := len(e.outboxed(t, billing.EventBalanceExhausted, u)); n != 1 {
-		t.Fatalf("%d balance.exhausted events, want 1", n)
+	if n := len(e.outboxed(t, billing.EventBalanceExhausted, u)); n != 2 {
+		t.Fatalf("%d balance.exhausted events while the device ran unpaid, want one per run (2)", n)
 	}
 	if n := len(e.outboxed(t, billing.EventBalanceLow, u)); n != 1 {
 		t.Fatalf("%d balance.low events, want 1", n)
+	}
+	stop := e.clock.Now()
+	e.record(t, fact(t, billing.EventDeviceStopped, "dev-x", u, stop))
+	e.clock.Advance(10 * time.Minute)
+	if _, err := e.svc.ChargeUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.outboxed(t, billing.EventBalanceExhausted, u)); n != 2 {
+		t.Fatalf("%d balance.exhausted events once nothing runs, want still 2", n)
+	}
+	// 40 minutes at the device's rate, minus the 10 paid, is owed; a top-up
+	// pays it first.
+	owed := billing.UsageCost(40, e.svc.RateMilli(2, 2048)) - 10
+	e.credit(t, u, owed+500)
+	if _, err := e.svc.ChargeUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b := e.balance(t, u); b != 500 {
+		t.Fatalf("after the top-up the balance is %d, want 500 (the debt of %d collected)", b, owed)
 	}
 	e.checkLedger(t, u)
 }
@@ -607,4 +630,34 @@ func TestPlansAreSeededAndManagedByAdmins(t *testing.T) {
 	if _, err := e.svc.CreatePlan(ctx, req); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("plan in another currency: %v", err)
 	}
+}
+
+// A late stopped fact that shortens an interval charged while the balance was
+// empty lowers the debt; it never credits money that was not paid.
+func TestALateFactLowersTheDebtAndCreditsNothingUnpaid(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 1) // a balance row, then spent at once
+	start := e.clock.Now()
+	e.record(t, fact(t, billing.EventDeviceRunning, "dev-late", u, start))
+	e.clock.Advance(30 * time.Minute)
+	if _, err := e.svc.ChargeUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, fact(t, billing.EventDeviceStopped, "dev-late", u, start.Add(5*time.Minute)))
+	if _, err := e.svc.ChargeUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b := e.balance(t, u); b != 0 {
+		t.Fatalf("a correction of unpaid usage paid out %d", b)
+	}
+	var debt int64
+	if err := e.svc.Pool().QueryRow(context.Background(), `SELECT unpaid_usage FROM balances WHERE user_id = $1`, u).Scan(&debt); err != nil {
+		t.Fatal(err)
+	}
+	if want := billing.UsageCost(5, e.svc.RateMilli(2, 2048)) - 1; debt != want {
+		t.Fatalf("debt %d, want the 5 minutes run less the 1 paid (%d)", debt, want)
+	}
+	e.checkLedger(t, u)
 }

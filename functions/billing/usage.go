@@ -144,14 +144,18 @@ type ChargeReport struct {
 // ChargeUsage charges every user's usage accrued up to now, per started
 // minute of each running interval at the device's rate, as one usage entry per
 // user. A balance is never taken below zero: what it cannot cover is recorded
-// as the balance's unpaid usage and balance.exhausted is sent, once until the
-// balance is credited again. A balance below one day of current usage gets
+// as the balance's unpaid usage (a debt, charged first on later runs) and
+// balance.exhausted is sent: once until the balance is credited again, and
+// again on every run while a device keeps running unpaid. A balance below one day of current usage gets
 // balance.low, at most once per LOW_BALANCE_EVERY. Usage already charged is
 // never charged again (each interval's charged minutes are kept), so runs may
 // repeat or overlap.
 func (s *Service) ChargeUsage(ctx context.Context) (ChargeReport, error) {
 	var rep ChargeReport
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT user_id::text FROM usage_devices WHERE pending`)
+	rows, err := s.pool.Query(ctx, `
+SELECT user_id::text FROM usage_devices WHERE pending
+UNION
+SELECT user_id::text FROM balances WHERE unpaid_usage > 0`)
 	if err != nil {
 		return rep, fmt.Errorf("list users with usage: %w", err)
 	}
@@ -178,12 +182,12 @@ func (s *Service) chargeUser(ctx context.Context, userID string, rep *ChargeRepo
 			return err
 		}
 		var (
-			balance   int64
-			exhausted bool
-			lowAt     *time.Time
+			balance, debt int64
+			exhausted     bool
+			lowAt         *time.Time
 		)
-		if err := tx.QueryRow(ctx, `SELECT balance, exhausted_notified, low_notified_at FROM balances WHERE user_id = $1 FOR UPDATE`,
-			userID).Scan(&balance, &exhausted, &lowAt); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT balance, unpaid_usage, exhausted_notified, low_notified_at FROM balances WHERE user_id = $1 FOR UPDATE`,
+			userID).Scan(&balance, &debt, &exhausted, &lowAt); err != nil {
 			return fmt.Errorf("lock balance of %s: %w", userID, err)
 		}
 		rows, err := tx.Query(ctx, `
@@ -212,7 +216,10 @@ FOR UPDATE OF d`, userID)
 			}
 			byDevice[f.deviceID] = append(byDevice[f.deviceID], f)
 		}
-		var total, dailyMilli int64
+		// What is owed: the debt left by earlier runs, plus what this run
+		// finds; a late fact that shortens an interval lowers it.
+		total, dailyMilli := debt, int64(0)
+		running := false // a device still runs (and so keeps costing)
 		for _, dev := range order {
 			var charged int64
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount), 0) FROM usage_charges WHERE device_id = $1`, dev).
@@ -252,6 +259,7 @@ SET ended_at = excluded.ended_at, minutes = excluded.minutes, amount = excluded.
 				return fmt.Errorf("drop merged charges of device %s: %w", dev, err)
 			}
 			total += cost - charged
+			running = running || open
 			if !open {
 				if _, err := tx.Exec(ctx, `UPDATE usage_devices SET pending = false, updated_at = now() WHERE device_id = $1`, dev); err != nil {
 					return err
@@ -259,6 +267,7 @@ SET ended_at = excluded.ended_at, minutes = excluded.minutes, amount = excluded.
 			}
 		}
 		after := balance
+		unpaid := int64(0)
 		switch {
 		case total > 0:
 			pay := min(balance, total)
@@ -271,32 +280,36 @@ SET ended_at = excluded.ended_at, minutes = excluded.minutes, amount = excluded.
 				after = e.BalanceAfter
 				rep.Charged += pay
 			}
-			if unpaid := total - pay; unpaid > 0 {
-				rep.Unpaid += unpaid
-				if _, err := tx.Exec(ctx, `UPDATE balances SET unpaid_usage = unpaid_usage + $2, exhausted_notified = true
-WHERE user_id = $1`, userID, unpaid); err != nil {
-					return err
-				}
-				if !exhausted {
-					ev, err := newEvent(ctx, EventBalanceExhausted, SourceJobs, userID, "", BalanceExhausted{
-						SchemaVersion: 1, UserID: userID, Balance: after, Currency: s.cfg.Currency, Unpaid: unpaid, At: now})
-					if err != nil {
-						return err
-					}
-					if err := outbox.Add(ctx, tx, ev); err != nil {
-						return err
-					}
-					rep.Exhausted++
-					s.log.InfoContext(ctx, "balance exhausted", "user_id", userID, "unpaid", unpaid)
-				}
-			}
+			unpaid = total - pay
 		case total < 0:
+			// Only what was paid comes back; a debt was already counted in.
 			e, err := s.post(ctx, tx, posting{userID: userID, amount: -total, kind: KindUsage,
 				reference: "usage:" + now.Format(time.RFC3339), reason: "usage corrected by a late device fact"})
 			if err != nil {
 				return err
 			}
 			after = e.BalanceAfter
+		}
+		if unpaid != debt {
+			if _, err := tx.Exec(ctx, `UPDATE balances SET unpaid_usage = $2::bigint, exhausted_notified = exhausted_notified OR $2::bigint > 0
+WHERE user_id = $1`, userID, unpaid); err != nil {
+				return err
+			}
+		}
+		if unpaid > 0 {
+			rep.Unpaid += unpaid - min(unpaid, debt)
+			if !exhausted || running {
+				ev, err := newEvent(ctx, EventBalanceExhausted, SourceJobs, userID, "", BalanceExhausted{
+					SchemaVersion: 1, UserID: userID, Balance: after, Currency: s.cfg.Currency, Unpaid: unpaid, At: now})
+				if err != nil {
+					return err
+				}
+				if err := outbox.Add(ctx, tx, ev); err != nil {
+					return err
+				}
+				rep.Exhausted++
+				s.log.InfoContext(ctx, "balance exhausted", "user_id", userID, "unpaid", unpaid, "still_running", running)
+			}
 		}
 		rep.Users++
 		daily := dailyMilli / 1000
