@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/infra/local/services"
+	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -171,8 +173,14 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	mux := http.NewServeMux()
 	runtime.MountHealth(mux, p.host)
 	mux.Handle("GET /metrics", m.Handler())
-	mux.Handle("POST /broker/cloudphone", p.broker)
-	mux.Handle("/", p.host)
+	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.host.TakesEvents(r) {
+			loopbackOnly(p.host, log).ServeHTTP(w, r)
+			return
+		}
+		p.host.ServeHTTP(w, r)
+	}))
 	var scfg runtime.ServerConfig
 	_ = config.Load(src, &scfg)
 	p.srv = runtime.NewServer(p.ln.Addr().String(), mux, scfg, log)
@@ -363,4 +371,20 @@ func readOrMake(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: want 32 bytes", path)
 	}
 	return b, nil
+}
+
+// loopbackOnly lets only this machine post events (to the broker, or straight
+// to an event function): events are trusted commands, such as "grant this
+// quota", and the public API must not be a way to forge them. In a cluster
+// the same holds by the event functions being cluster-local.
+func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip, perr := netip.ParseAddr(host)
+		if err != nil || perr != nil || !ip.Unmap().IsLoopback() {
+			apierr.Write(w, r, log, apierr.New(apierr.Forbidden, "events are accepted from this machine only"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -180,6 +180,17 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.notFound.ServeHTTP(w, r)
 }
 
+// TakesEvents reports whether r would deliver an event to a function: an
+// event function at /function/<name>, or a POST to / (a bundle's events).
+func (h *Host) TakesEvents(r *http.Request) bool {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/function/"); ok {
+		name, _, _ := strings.Cut(rest, "/")
+		in, ok := h.instances[name]
+		return ok && in.Spec.Kind == runtime.KindEvent
+	}
+	return r.Method == http.MethodPost && r.URL.Path == "/"
+}
+
 // serveFunction serves an OpenFaaS-style call: the gateway strips
 // /function/<name>, so a function with a single route gets that route's path
 // for "/", and any other path as given.
