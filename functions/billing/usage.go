@@ -261,7 +261,11 @@ SET ended_at = excluded.ended_at, minutes = excluded.minutes, amount = excluded.
 			total += cost - charged
 			running = running || open
 			if !open {
-				if _, err := tx.Exec(ctx, `UPDATE usage_devices SET pending = false, updated_at = now() WHERE device_id = $1`, dev); err != nil {
+				// Only if no fact came in since this run read them: the read
+				// (one statement, one snapshot) can miss a fact committed while
+				// it waited for the row lock, and that fact must still count.
+				if _, err := tx.Exec(ctx, `UPDATE usage_devices SET pending = false, updated_at = now()
+WHERE device_id = $1 AND (SELECT count(*) FROM device_facts WHERE device_id = $1) = $2`, dev, len(byDevice[dev])); err != nil {
 					return err
 				}
 			}
