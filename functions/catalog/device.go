@@ -7,6 +7,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
+	"github.com/cloudphone/cloudphone/functions/device/quotastop"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/runtime"
@@ -44,6 +45,12 @@ var deviceSpecs = []runtime.Spec{
 		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
 	},
 	{
+		Name: quotastop.Name, Context: ContextDevice, Kind: runtime.KindEvent,
+		Consumes: quotastop.Consumes,
+		Emits:    quotastop.Emits,
+		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
+	},
+	{
 		Name: "device-outbox-redrive", Context: ContextDevice, Kind: runtime.KindEvent,
 		Consumes: []string{device.EventOutboxRedriveRequested},
 		Schedule: "*/5 * * * *",
@@ -56,6 +63,7 @@ var deviceDeployments = map[string]Deployment{
 	adminnodes.Name:         {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
 	reports.Name:            {Secrets: []string{deviceSecretServiceTokenKey}},
 	balancestop.Name:        {Secrets: []string{deviceSecretServiceTokenKey}},
+	quotastop.Name:          {Secrets: []string{deviceSecretServiceTokenKey}},
 	"device-outbox-redrive": {Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
 }
 

@@ -63,6 +63,10 @@ type Function struct {
 
 	health healthCounts
 
+	// passing serializes reconcile passes in this process: two passes at
+	// once would both act on (and report) the same container.
+	passing sync.Mutex
+
 	mu          sync.Mutex
 	started     bool
 	claimsCtx   context.Context    // the loops' context

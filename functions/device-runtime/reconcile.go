@@ -74,6 +74,8 @@ type engineView struct {
 // package documentation). Devices with a command in the queue are left to
 // it. An engine that cannot be reached is skipped and named in Pass.Errors.
 func (f *Function) Reconcile(ctx context.Context) (Pass, error) {
+	f.passing.Lock()
+	defer f.passing.Unlock()
 	start := time.Now()
 	var p Pass
 	before, err := listDevices(ctx, f.pool)

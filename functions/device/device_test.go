@@ -649,3 +649,38 @@ func TestQuotaServiceDownIsUnavailableAndRecordsNothing(t *testing.T) {
 		t.Fatalf("reserve against a dead service: %v", err)
 	}
 }
+
+// When a plan's grant is revoked and the user may now run fewer devices than
+// run, the newest are stopped (reason quota_reduced) and the oldest keep
+// running; a redelivery stops nothing more.
+func TestQuotaRevokedStopsTheNewestDevicesBeyondTheRunningLimit(t *testing.T) {
+	t.Parallel()
+	env := devicetest.New(t)
+	a := env.User(t, "carol")
+	env.Grant(t, a.ID, roomy(4, 4))
+	oldest, middle, newest := running(t, env, a), running(t, env, a), running(t, env, a)
+
+	var q device.QuotaRevoked
+	q.SchemaVersion, q.UserID, q.Limits.MaxRunningDevices = 1, a.ID, 1
+	ev, err := events.New(bg, device.EventQuotaRevoked, "/cloudphone/user/test", "grant-1", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := env.Service.StopBeyondQuota(bg, ev, a.ID, q.Limits.MaxRunningDevices)
+	if err != nil || n != 2 {
+		t.Fatalf("StopBeyondQuota = %d, %v; want 2 devices", n, err)
+	}
+	if n, err := env.Service.StopBeyondQuota(bg, ev, a.ID, q.Limits.MaxRunningDevices); err != nil || n != 0 {
+		t.Fatalf("a redelivery stopped %d devices (%v)", n, err)
+	}
+	wantState(t, env, a, oldest.ID, device.StateRunning)
+	for _, d := range []device.Device{middle, newest} {
+		got := wantState(t, env, a, d.ID, device.StateStopping)
+		if got.StopReason != device.ReasonQuotaReduced {
+			t.Fatalf("stop reason = %q", got.StopReason)
+		}
+		if c := env.Outbox(t, device.EventStopRequested, d.ID); len(c) != 1 || c[0]["reason"] != device.ReasonQuotaReduced {
+			t.Fatalf("stop commands of %s = %v", d.ID, c)
+		}
+	}
+}

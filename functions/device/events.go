@@ -55,12 +55,14 @@ const (
 	SourceDevices     = "/cloudphone/device/devices"
 	SourceReports     = "/cloudphone/device/device-reports"
 	SourceBalanceStop = "/cloudphone/device/device-balance-stop"
+	SourceQuotaStop   = "/cloudphone/device/device-quota-stop"
 )
 
 // Reasons a device stops or fails.
 const (
 	ReasonUser              = "user_request"
 	ReasonInsufficientFunds = "insufficient_funds"
+	ReasonQuotaReduced      = "quota_reduced"
 	ReasonDeleted           = "deleted"
 	ReasonExited            = "exited"
 	ReasonCrashed           = "crashed"
@@ -161,4 +163,18 @@ type BalanceExhausted struct {
 	Balance       int64     `json:"balance"`
 	Currency      string    `json:"currency"`
 	At            time.Time `json:"at"`
+}
+
+// EventQuotaRevoked is the user context's fact that a plan's quota grant was
+// revoked (its subscription expired, or a purchase was compensated); Limits
+// are the user's limits after it. Devices running beyond them are stopped.
+const EventQuotaRevoked = "cloudphone.user.quota.revoked"
+
+// QuotaRevoked is the data of EventQuotaRevoked as the device context reads it.
+type QuotaRevoked struct {
+	SchemaVersion int    `json:"schema_version"`
+	UserID        string `json:"user_id"`
+	Limits        struct {
+		MaxRunningDevices int `json:"max_running_devices"`
+	} `json:"limits"`
 }

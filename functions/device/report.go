@@ -261,8 +261,27 @@ func (s *Service) toDeleted(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 // device-runtime may recreate, goes to 'stopped' with a stop command too. It
 // returns how many devices it stopped; a redelivery stops none.
 func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string) (int, error) {
+	return s.stopBeyond(ctx, e, userID, 0, SourceBalanceStop, ReasonInsufficientFunds)
+}
+
+// StopBeyondQuota applies the user context's quota.revoked fact: when the
+// user now may run fewer devices than run (or are about to), the newest are
+// stopped (reason quota_reduced) so that the oldest maxRunning keep running.
+// It returns how many it stopped; a redelivery stops none.
+func (s *Service) StopBeyondQuota(ctx context.Context, e event.Event, userID string, maxRunning int) (int, error) {
+	return s.stopBeyond(ctx, e, userID, max(maxRunning, 0), SourceQuotaStop, ReasonQuotaReduced)
+}
+
+// stopBeyond stops, in one transaction with e's inbox claim, every device of
+// userID that runs or is about to, but the keep oldest. With keep 0 a failed
+// device (which device-runtime may recreate) is stopped too.
+func (s *Service) stopBeyond(ctx context.Context, e event.Event, userID string, keep int, source, reason string) (int, error) {
 	if !uuidPattern.MatchString(userID) {
-		return 0, apierr.New(apierr.Invalid, "balance exhausted event %s names no user id", e.ID())
+		return 0, apierr.New(apierr.Invalid, "event %s names no user id", e.ID())
+	}
+	states := "'creating', 'starting', 'running', 'restarting'"
+	if keep == 0 {
+		states += ", 'error'"
 	}
 	n := 0
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -272,8 +291,8 @@ func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string
 			return err
 		}
 		rows, err := tx.Query(ctx, selectDevices+` WHERE d.user_id = $1
-			AND d.state IN ('creating', 'starting', 'running', 'restarting', 'error')
-			ORDER BY d.id FOR UPDATE OF d`, userID)
+			AND d.state IN (`+states+`)
+			ORDER BY d.created_at, d.id FOR UPDATE OF d`, userID)
 		if err != nil {
 			return fmt.Errorf("lock running devices of %s: %w", userID, err)
 		}
@@ -281,15 +300,15 @@ func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string
 		if err != nil {
 			return fmt.Errorf("lock running devices of %s: %w", userID, err)
 		}
-		for i := range devs {
-			d := &devs[i]
+		for i := range devs[min(keep, len(devs)):] {
+			d := &devs[keep+i]
 			if d.State == StateError {
 				s.transition(d, StateStopped, s.now())
 			} else {
 				s.transition(d, StateStopping, s.now())
 			}
-			d.StopReason = ReasonInsufficientFunds
-			if err := command(ctx, tx, SourceBalanceStop, d, OpStop, ReasonInsufficientFunds); err != nil {
+			d.StopReason = reason
+			if err := command(ctx, tx, source, d, OpStop, reason); err != nil {
 				return err
 			}
 			if err := save(ctx, tx, d); err != nil {
@@ -300,7 +319,7 @@ func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string
 		return nil
 	})
 	if err == nil && n > 0 {
-		s.log.InfoContext(ctx, "devices stopped for insufficient funds", "user_id", userID, "devices", n)
+		s.log.InfoContext(ctx, "devices stopped", "user_id", userID, "devices", n, "reason", reason)
 	}
 	return n, err
 }

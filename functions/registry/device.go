@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
+	"github.com/cloudphone/cloudphone/functions/device/quotastop"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
 	"github.com/cloudphone/cloudphone/functions/scheduler/outboxredrive"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -51,6 +52,13 @@ var deviceBuilders = map[string]platform.Builder{
 			return nil, err
 		}
 		return balancestop.New(svc, r.Log), nil
+	},
+	quotastop.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+		svc, err := deviceService(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return quotastop.New(svc, r.Log), nil
 	},
 	"device-outbox-redrive": func(ctx context.Context, r *platform.Resources) (any, error) {
 		if _, err := devicePool(ctx, r); err != nil {
