@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -127,13 +126,26 @@ func deviceBearer(tok string) []string { return []string{"Authorization", "Beare
 // awaitState waits until the device is in state want.
 func (p devicePlatform) awaitState(t *testing.T, token, id string, want device.State) device.Device {
 	t.Helper()
+	return p.awaitStateWithin(t, token, id, want, 10*time.Second)
+}
+
+// awaitStateWithin is awaitState with its own patience (a recreation waits
+// for the reconcile loop and Docker, slow on a loaded machine).
+func (p devicePlatform) awaitStateWithin(t *testing.T, token, id string, want device.State, within time.Duration) device.Device {
+	t.Helper()
 	var d device.Device
-	eventually(t, 10*time.Second, fmt.Sprintf("device %s never became %s (is %s)", id, want, d.State), func() bool {
+	deadline := time.Now().Add(within)
+	for {
 		d = device.Device{}
 		call(t, "GET", p.base+"/api/v1/devices/"+id, nil, &d, deviceBearer(token)...)
-		return d.State == want
-	})
-	return d
+		if d.State == want {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: device %s never became %s (is %s, last error %q)", within, id, want, d.State, d.LastError)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (p devicePlatform) usage(t *testing.T, token string) user.Usage {

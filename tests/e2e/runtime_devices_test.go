@@ -168,7 +168,7 @@ func TestRuntimeRunsADeviceOnDockerThroughThePublicAPI(t *testing.T) {
 	if time.Since(killed) > 5*time.Second {
 		t.Fatalf("the crash took %s to reach the device", time.Since(killed))
 	}
-	again := p.awaitState(t, alice, d.ID, device.StateRunning)
+	again := p.awaitStateWithin(t, alice, d.ID, device.StateRunning, 45*time.Second)
 	if after, ok := phone(t, docker, d.ID); !ok || !after.State.Running || after.ID == before.ID || again.ContainerID != after.ID {
 		t.Fatalf("not recreated: running=%v id %s → %s, device says %s", after.State.Running, before.ID, after.ID, again.ContainerID)
 	}
