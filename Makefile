@@ -44,9 +44,11 @@ build: ## build the platform and the single-function binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./infra/cmd/function
 
 .PHONY: images
-images: build ## build one image per function (FROM scratch, the binary only)
+images: build ## build one image per function and per OpenFaaS bundle (FROM scratch, the binary only)
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
-	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest . ; done
+	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest bin >/dev/null && echo cloudphone/$$f:latest; done
+	@for b in $$($(GO) run ./infra/manifests/cmd/render -bundles); do \
+	  docker build -q -f infra/image/Dockerfile -t cloudphone/$$b:latest bin >/dev/null && echo cloudphone/$$b:latest; done
 
 .PHONY: phone-standin
 phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)

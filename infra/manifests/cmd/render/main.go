@@ -5,13 +5,15 @@
 // With -list it prints the catalog's function names, one a line, and renders
 // nothing.
 //
-//	go run ./infra/manifests/cmd/render [-root .] [-check | -list]
+//	go run ./infra/manifests/cmd/render [-root .] [-check | -list | -bundles]
 package main
 
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/cloudphone/cloudphone/functions/catalog"
 	"github.com/cloudphone/cloudphone/infra/manifests"
@@ -21,10 +23,17 @@ func main() {
 	root := flag.String("root", ".", "repository root")
 	check := flag.Bool("check", false, "only report differences; exit 1 if any")
 	list := flag.Bool("list", false, "print the function names, one a line")
+	bundles := flag.Bool("bundles", false, "print the OpenFaaS bundle names, one a line")
 	flag.Parse()
 	if *list {
 		for _, s := range catalog.All() {
 			fmt.Println(s.Name)
+		}
+		return
+	}
+	if *bundles {
+		for _, name := range slices.Sorted(maps.Keys(catalog.Bundles())) {
+			fmt.Println(name)
 		}
 		return
 	}
