@@ -5,10 +5,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
-	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
-	"github.com/cloudphone/cloudphone/functions/device/quotastop"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
+	"github.com/cloudphone/cloudphone/functions/device/userstop"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/runtime"
 )
@@ -39,15 +38,15 @@ var deviceSpecs = []runtime.Spec{
 		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	},
 	{
-		Name: balancestop.Name, Context: ContextDevice, Kind: runtime.KindEvent,
-		Consumes: balancestop.Consumes,
-		Emits:    balancestop.Emits,
+		Name: userstop.BalanceName, Context: ContextDevice, Kind: runtime.KindEvent,
+		Consumes: userstop.BalanceConsumes,
+		Emits:    userstop.Emits,
 		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
 	},
 	{
-		Name: quotastop.Name, Context: ContextDevice, Kind: runtime.KindEvent,
-		Consumes: quotastop.Consumes,
-		Emits:    quotastop.Emits,
+		Name: userstop.QuotaName, Context: ContextDevice, Kind: runtime.KindEvent,
+		Consumes: userstop.QuotaConsumes,
+		Emits:    userstop.Emits,
 		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
 	},
 	{
@@ -62,8 +61,8 @@ var deviceDeployments = map[string]Deployment{
 	devices.Name:            {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
 	adminnodes.Name:         {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
 	reports.Name:            {Secrets: []string{deviceSecretServiceTokenKey}},
-	balancestop.Name:        {Secrets: []string{deviceSecretServiceTokenKey}},
-	quotastop.Name:          {Secrets: []string{deviceSecretServiceTokenKey}},
+	userstop.BalanceName:    {Secrets: []string{deviceSecretServiceTokenKey}},
+	userstop.QuotaName:      {Secrets: []string{deviceSecretServiceTokenKey}},
 	"device-outbox-redrive": {Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
 }
 

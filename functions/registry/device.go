@@ -11,10 +11,9 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device"
 	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
-	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
-	"github.com/cloudphone/cloudphone/functions/device/quotastop"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
+	"github.com/cloudphone/cloudphone/functions/device/userstop"
 	"github.com/cloudphone/cloudphone/functions/scheduler/outboxredrive"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -46,19 +45,19 @@ var deviceBuilders = map[string]platform.Builder{
 		}
 		return reports.New(svc, r.Log), nil
 	},
-	balancestop.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+	userstop.BalanceName: func(ctx context.Context, r *platform.Resources) (any, error) {
 		svc, err := deviceService(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		return balancestop.New(svc, r.Log), nil
+		return userstop.NewBalance(svc, r.Log), nil
 	},
-	quotastop.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+	userstop.QuotaName: func(ctx context.Context, r *platform.Resources) (any, error) {
 		svc, err := deviceService(ctx, r)
 		if err != nil {
 			return nil, err
 		}
-		return quotastop.New(svc, r.Log), nil
+		return userstop.NewQuota(svc, r.Log), nil
 	},
 	"device-outbox-redrive": func(ctx context.Context, r *platform.Resources) (any, error) {
 		if _, err := devicePool(ctx, r); err != nil {

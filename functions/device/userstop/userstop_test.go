@@ -1,4 +1,4 @@
-package balancestop_test
+package userstop_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/device/balancestop"
 	"github.com/cloudphone/cloudphone/functions/device/devicetest"
+	"github.com/cloudphone/cloudphone/functions/device/userstop"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/runtime"
@@ -16,7 +16,7 @@ import (
 func TestBalanceExhaustedStopsTheUsersRunningDevice(t *testing.T) {
 	t.Parallel()
 	env := devicetest.New(t)
-	fn := balancestop.New(env.Service, logging.Discard())
+	fn := userstop.NewBalance(env.Service, logging.Discard())
 	a := env.User(t, "alice")
 	ctx := context.Background()
 	d, err := env.Service.Create(ctx, a.Principal, device.CreateRequest{Name: "p", CPUCores: 1, MemoryMB: 1024})
@@ -44,5 +44,35 @@ func TestBalanceExhaustedStopsTheUsersRunningDevice(t *testing.T) {
 	bad, _ := events.New(ctx, device.EventBalanceExhausted, "/x", "", map[string]any{"user_id": "nobody"})
 	if _, err := fn.Handle(ctx, bad); runtime.EventStatus(err)/100 != 4 {
 		t.Fatalf("fact without a user id: %v, want permanent", err)
+	}
+}
+
+func TestQuotaRevokedStopsWhatRunsBeyondTheLimitLeft(t *testing.T) {
+	t.Parallel()
+	env := devicetest.New(t)
+	fn := userstop.NewQuota(env.Service, logging.Discard())
+	a := env.User(t, "dora")
+	ctx := context.Background()
+	d, err := env.Service.Create(ctx, a.Principal, device.CreateRequest{Name: "p", CPUCores: 1, MemoryMB: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, time.Now()))
+	var q device.QuotaRevoked
+	q.SchemaVersion, q.UserID, q.Limits.MaxRunningDevices = 1, a.ID, 0
+	ev, err := events.New(ctx, device.EventQuotaRevoked, "/cloudphone/user/user-quota-grants", "grant-1", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fn.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := env.Service.Get(ctx, a.Principal, d.ID)
+	if got.State != device.StateStopping || got.StopReason != device.ReasonQuotaReduced {
+		t.Fatalf("device = %+v", got)
+	}
+	unknown, _ := events.New(ctx, device.EventQuotaRevoked, "/x", "grant-2", map[string]any{"grant_id": "grant-2"})
+	if _, err := fn.Handle(ctx, unknown); err != nil {
+		t.Fatalf("a revoke naming no user: %v, want it acknowledged", err)
 	}
 }
