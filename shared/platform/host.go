@@ -39,8 +39,9 @@ type Host struct {
 	res        *Resources
 	log        *slog.Logger
 	instances  map[string]*runtime.Instance
-	served     map[string]http.Handler // the instance, behind the edge when public
-	notFound   http.Handler            // behind the edge too, so scans are limited
+	served     map[string]http.Handler   // the instance, behind the edge when public
+	ownMux     map[string]*http.ServeMux // an HTTP function's routes alone, for /function/<name>
+	notFound   http.Handler              // behind the edge too, so scans are limited
 	order      []string
 	byType     map[string][]string
 	mux        *http.ServeMux
@@ -50,7 +51,7 @@ type Host struct {
 
 // NewHost prepares the functions of entries; nothing is opened before Start.
 func NewHost(res *Resources, entries []Entry) (*Host, error) {
-	h := &Host{res: res, log: res.Log, instances: map[string]*runtime.Instance{}, served: map[string]http.Handler{}, byType: map[string][]string{}, mux: http.NewServeMux()}
+	h := &Host{res: res, log: res.Log, instances: map[string]*runtime.Instance{}, served: map[string]http.Handler{}, ownMux: map[string]*http.ServeMux{}, byType: map[string][]string{}, mux: http.NewServeMux()}
 	h.notFound = httpjson.NotFound(h.log)
 	var edged *edge.Edge
 	for _, e := range entries {
@@ -74,8 +75,13 @@ func NewHost(res *Resources, entries []Entry) (*Host, error) {
 			edged = ed
 		}
 		h.served[e.Spec.Name] = served
-		for _, route := range e.Spec.Routes {
-			h.mux.Handle(route, served)
+		if e.Spec.Kind == runtime.KindHTTP {
+			own := httpjson.NewMux(h.log)
+			for _, route := range e.Spec.Routes {
+				h.mux.Handle(route, served)
+				own.Handle(route, served)
+			}
+			h.ownMux[e.Spec.Name] = own
 		}
 		if e.Spec.Kind == runtime.KindEvent {
 			if h.events == 0 {
@@ -200,13 +206,8 @@ func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, in *runtime
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path, r2.URL.RawPath = path, ""
-	if in.Spec.Kind == runtime.KindHTTP {
-		// Let the function's own mux see the pattern it registered.
-		mux := http.NewServeMux()
-		for _, route := range in.Spec.Routes {
-			mux.Handle(route, h.served[in.Spec.Name])
-		}
-		mux.ServeHTTP(w, r2)
+	if m, ok := h.ownMux[in.Spec.Name]; ok {
+		m.ServeHTTP(w, r2) // the function's own routes, so it sees its pattern
 		return
 	}
 	in.ServeHTTP(w, r2)

@@ -197,14 +197,14 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 		if r.deadLetter {
 			reply = nil // a dead-letter sink's reply goes nowhere
 		}
-		b.finish(ctx, log, b.complete(ctx, r, reply), target, e.Type(), OutcomeDelivered)
+		b.finish(ctx, log, func() error { return b.complete(ctx, r, reply) }, target, e.Type(), OutcomeDelivered)
 	case retryable(a.status) && r.attempts <= t.Delivery.Retry:
 		wait := t.Delivery.Backoff(r.attempts)
 		log.InfoContext(ctx, "delivery failed, will retry", "status", a.status, "err", a.err, "retry_in_ms", wait.Milliseconds())
-		b.finish(ctx, log, b.reschedule(ctx, r, wait, a), target, e.Type(), OutcomeRetried)
+		b.finish(ctx, log, func() error { return b.reschedule(ctx, r, wait, a) }, target, e.Type(), OutcomeRetried)
 	case !r.deadLetter && t.Delivery.DeadLetterSink != "":
 		log.WarnContext(ctx, "delivery failed, sending to the dead-letter sink", "status", a.status, "err", a.err, "sink", t.Delivery.DeadLetterSink)
-		b.finish(ctx, log, b.handOff(ctx, r, a), target, e.Type(), OutcomeDeadLettered)
+		b.finish(ctx, log, func() error { return b.handOff(ctx, r, a) }, target, e.Type(), OutcomeDeadLettered)
 	default:
 		b.dead(ctx, log, r, a.status, a.err, target, e.Type())
 	}
@@ -213,7 +213,7 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 // dead buries r and logs why.
 func (b *Broker) dead(ctx context.Context, log *slog.Logger, r claimed, status int, reason, subscriber, typ string) {
 	log.ErrorContext(ctx, "delivery failed for good; kept as dead until redriven", "status", status, "err", reason)
-	b.finish(ctx, log, b.bury(ctx, r, status, reason), subscriber, typ, OutcomeDead)
+	b.finish(ctx, log, func() error { return b.bury(ctx, r, status, reason) }, subscriber, typ, OutcomeDead)
 }
 
 // checkReply refuses a reply the broker could not store: one that fails
@@ -273,17 +273,32 @@ func withErrorExtensions(e event.Event, r claimed) event.Event {
 	return e
 }
 
-// finish logs a result-recording error and counts the outcome when it was
-// recorded.
-func (b *Broker) finish(ctx context.Context, log *slog.Logger, err error, subscriber, typ, outcome string) {
-	switch {
-	case errors.Is(err, errClaimLost):
-		log.WarnContext(ctx, "delivery result discarded", "err", err)
-	case err != nil:
-		log.ErrorContext(ctx, "record delivery result; the delivery will be retried when its claim lapses", "err", err)
-	default:
-		b.count(subscriber, typ, outcome)
-		log.DebugContext(ctx, "delivery recorded", "outcome", outcome)
+// recordPatience bounds how long a result is retried while the database is
+// unreachable; past it the delivery is retried when its claim lapses.
+const recordPatience = 10 * time.Second
+
+// finish records a delivery's result, retrying with backoff while the
+// database is briefly unreachable (so that, once it is back, the delivery
+// goes on at once rather than when its claim lapses), and counts the outcome
+// once recorded.
+func (b *Broker) finish(ctx context.Context, log *slog.Logger, record func() error, subscriber, typ, outcome string) {
+	deadline := time.Now().Add(min(recordPatience, b.lease/2))
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := record()
+		switch {
+		case errors.Is(err, errClaimLost):
+			log.WarnContext(ctx, "delivery result discarded", "err", err)
+			return
+		case err == nil:
+			b.count(subscriber, typ, outcome)
+			log.DebugContext(ctx, "delivery recorded", "outcome", outcome)
+			return
+		case ctx.Err() != nil || time.Now().Add(wait).After(deadline):
+			log.ErrorContext(ctx, "record delivery result; the delivery will be retried when its claim lapses", "err", err)
+			return
+		}
+		log.WarnContext(ctx, "record delivery result failed; trying again", "err", err, "retry_in_ms", wait.Milliseconds())
+		time.Sleep(wait)
 	}
 }
 
