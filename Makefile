@@ -15,7 +15,7 @@ run: ## run the whole platform on one port (private Postgres and Redis unless DA
 	$(GO) run ./infra/cmd/cloudphone
 
 .PHONY: test
-test: ## run every test on real Postgres and Redis (started privately unless DATABASE_URL / REDIS_URL are set)
+test: ## run every test on real Postgres, Redis (started privately unless DATABASE_URL / REDIS_URL are set) and Docker
 	$(DEVENV) $(GO) test -count=1 -timeout 12m ./...
 
 .PHONY: test-race
@@ -23,7 +23,7 @@ test-race: ## every test with the race detector
 	$(DEVENV) $(GO) test -count=1 -race -timeout 20m ./...
 
 .PHONY: bench
-bench: ## print the benchmark figures (cold start, outbox lag, platform start)
+bench: ## print every benchmark figure (start-up, outbox lag, limiter, edge, tokens, devices, billing) with its command
 	$(DEVENV) bash tests/bench/run.sh
 
 .PHONY: fuzz

@@ -17,6 +17,10 @@ echo
 echo "== events end to end, outbox → broker → handler with inbox: go test -run '^\$' -bench Pipeline -benchtime 1x ./tests/e2e/"
 go test -count=1 -run '^$' -bench Pipeline -benchtime 1x ./tests/e2e/
 
+echo
+echo "== purchases, POST /orders → active: go test -run '^\$' -bench BillingPurchase -benchtime 100x ./tests/e2e/"
+go test -count=1 -run '^$' -bench BillingPurchase -benchtime 100x ./tests/e2e/
+
 for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/servicetoken/ ./tests/bench/device/ ./functions/billing/; do
   if [ -d "$pkg" ] && ls "$pkg"*_test.go >/dev/null 2>&1 && grep -qs '^func Benchmark' "$pkg"*_test.go; then
     echo
