@@ -258,10 +258,19 @@ func TestReconcileRemovesAManagedContainerWithNoDeviceAndLeavesOtherInstancesAlo
 		}
 		return resp.ID
 	}
+	// The containers exist before the runtime that judges them starts: a
+	// runtime already running might remove the orphan between its create
+	// and its start.
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.rt.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
 	ghost := b.deviceID("ghost")
 	ghostID := run(ghost, b.run)
 	foreign := b.deviceID("foreign")
 	run(foreign, b.run+"-other-platform")
+	b.rt = b.start()
 
 	// The runtime's own first pass (at Start) may get to the orphan before
 	// this one does; either way it is removed once and reported once.
