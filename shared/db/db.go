@@ -42,12 +42,21 @@ func Open(ctx context.Context, baseURL, database string, sets ...Migrations) (*p
 	}
 	base := cfg.ConnConfig.Copy()
 	cfg.ConnConfig.Database = database
-	if err := ensureDatabase(ctx, base, cfg.ConnConfig.Copy()); err != nil {
-		return nil, err
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", database, err)
+	}
+	// The pool's first connection tells whether the database exists; it stays
+	// in the pool for what follows.
+	if err := pool.Ping(ctx); err != nil {
+		if !hasCode(err, codeInvalidCatalogName) {
+			pool.Close()
+			return nil, fmt.Errorf("connect to database %s: %w", database, err)
+		}
+		if err := createDatabase(ctx, base, database); err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if err := migrate(ctx, pool, sets); err != nil {
 		pool.Close()
@@ -73,24 +82,17 @@ func poolConfig(baseURL string) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// ensureDatabase creates target's database through base's when connecting to
-// it reports that it does not exist.
-func ensureDatabase(ctx context.Context, base, target *pgx.ConnConfig) error {
-	conn, err := pgx.ConnectConfig(ctx, target)
-	if err == nil {
-		return conn.Close(ctx)
-	}
-	if !hasCode(err, codeInvalidCatalogName) {
-		return fmt.Errorf("connect to database %s: %w", target.Database, err)
-	}
+// createDatabase creates database through base's database; another process
+// creating it at the same time is fine.
+func createDatabase(ctx context.Context, base *pgx.ConnConfig, database string) error {
 	admin, err := pgx.ConnectConfig(ctx, base)
 	if err != nil {
-		return fmt.Errorf("connect to %s to create database %s: %w", base.Database, target.Database, err)
+		return fmt.Errorf("connect to %s to create database %s: %w", base.Database, database, err)
 	}
 	defer admin.Close(context.WithoutCancel(ctx))
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{target.Database}.Sanitize())
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{database}.Sanitize())
 	if err != nil && !hasCode(err, codeDuplicateDatabase, codeUniqueViolation) {
-		return fmt.Errorf("create database %s: %w", target.Database, err)
+		return fmt.Errorf("create database %s: %w", database, err)
 	}
 	return nil
 }

@@ -129,6 +129,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations) error {
 		}
 		loaded[i] = ms
 	}
+	if current(ctx, pool, sets, loaded) {
+		return nil // the usual start: nothing to apply, no lock to take
+	}
 	return withMigrationLock(ctx, pool, func(conn *pgx.Conn) error {
 		for i, set := range sets {
 			applied, err := appliedVersions(ctx, conn, set.Set)
@@ -149,6 +152,44 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations) error {
 		}
 		return nil
 	})
+}
+
+// current reports whether every migration of sets is already applied, with
+// one query and no lock. Any doubt (no schema_migrations table yet, an error)
+// says no, and the locked path decides.
+func current(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, loaded [][]migration) bool {
+	names := make([]string, len(sets))
+	for i, set := range sets {
+		names[i] = set.Set
+	}
+	rows, err := pool.Query(ctx, `SELECT set, version FROM schema_migrations WHERE set = ANY($1)`, names)
+	if err != nil {
+		return false
+	}
+	applied := map[string]map[int]bool{}
+	for rows.Next() {
+		var set string
+		var version int
+		if rows.Scan(&set, &version) != nil {
+			rows.Close()
+			return false
+		}
+		if applied[set] == nil {
+			applied[set] = map[int]bool{}
+		}
+		applied[set][version] = true
+	}
+	if rows.Err() != nil {
+		return false
+	}
+	for i, set := range sets {
+		for _, mg := range loaded[i] {
+			if !applied[set.Set][mg.version] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // MigrateDown reverts set's applied migrations above version to, newest
