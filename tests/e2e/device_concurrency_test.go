@@ -16,7 +16,7 @@ import (
 // leaves no quota behind.
 func TestDeviceConcurrentCreatesKeepQuotaAndPortsExact(t *testing.T) {
 	t.Parallel()
-	p := startDevicePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "43000-43004"})
+	p := startDevicePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26100-26104"})
 	aliceID, alice := p.deviceToken(t, "alice")
 	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-device-e2e", UserID: aliceID, PlanID: "pro",
 		MaxDevices: 2, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,

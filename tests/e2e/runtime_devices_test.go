@@ -112,7 +112,7 @@ func phone(t *testing.T, docker *client.Client, id string) (container.InspectRes
 
 func TestRuntimeRunsADeviceOnDockerThroughThePublicAPI(t *testing.T) {
 	t.Parallel()
-	p, docker := startRuntimePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "41000-41099"})
+	p, docker := startRuntimePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26000-26099"})
 	_, alice := p.deviceToken(t, "alice")
 
 	var d device.Device
