@@ -78,7 +78,7 @@ func TestDeviceConcurrentCreatesKeepQuotaAndPortsExact(t *testing.T) {
 		switch c {
 		case http.StatusAccepted:
 			got++
-			if ports[answers[i].ADBPort] || answers[i].ADBPort < 43000 || answers[i].ADBPort > 43004 {
+			if ports[answers[i].ADBPort] || answers[i].ADBPort < 26100 || answers[i].ADBPort > 26104 {
 				t.Errorf("port %d handed out twice or out of the pool", answers[i].ADBPort)
 			}
 			ports[answers[i].ADBPort] = true
