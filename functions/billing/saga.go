@@ -125,6 +125,30 @@ const (
 	OutcomeIgnored   Outcome = "ignored"   // a step the saga already passed, or no such saga
 )
 
+// withSaga runs fn in one transaction with e's inbox claim and the saga of
+// orderID locked; fn sets the outcome. A duplicate event or an unknown saga
+// does nothing (OutcomeDuplicate, OutcomeIgnored).
+func (s *Service) withSaga(ctx context.Context, e event.Event, orderID string, fn func(tx pgx.Tx, sg *sagaState, out *Outcome) error) (Outcome, error) {
+	var out Outcome
+	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		first, err := inbox.Claim(ctx, tx, e)
+		if err != nil || !first {
+			out = OutcomeDuplicate
+			return err
+		}
+		sg, err := s.lockSaga(ctx, tx, orderID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			out = OutcomeIgnored
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock saga %s: %w", orderID, err)
+		}
+		return fn(tx, sg, &out)
+	})
+	return out, err
+}
+
 // HandleDebit applies the saga's debit step for the command e (data cmd):
 // with the order and the balance row locked, it takes the price from the
 // balance and requests the grant, or ends the order failed with
@@ -134,26 +158,12 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitReque
 	if !isUUID(cmd.OrderID) {
 		return "", runtime.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
 	}
-	var out Outcome
-	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		first, err := inbox.Claim(ctx, tx, e)
-		if err != nil || !first {
-			out = OutcomeDuplicate
-			return err
-		}
-		sg, err := s.lockSaga(ctx, tx, cmd.OrderID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			out = OutcomeIgnored
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("lock saga %s: %w", cmd.OrderID, err)
-		}
+	out, err := s.withSaga(ctx, e, cmd.OrderID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
 		if sg.status != SagaRunning || sg.step != StepDebit {
-			out = OutcomeIgnored
+			*out = OutcomeIgnored
 			return nil
 		}
-		out = OutcomeApplied
+		*out = OutcomeApplied
 		now := s.now().UTC()
 		if sg.price > 0 {
 			entry, err := s.post(ctx, tx, posting{userID: sg.userID, amount: -sg.price, kind: KindDebit,
@@ -210,43 +220,29 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 	if typ == EventQuotaGranted {
 		s.committed(StepGrantReceived)
 	}
-	var out Outcome
-	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		first, err := inbox.Claim(ctx, tx, e)
-		if err != nil || !first {
-			out = OutcomeDuplicate
-			return err
-		}
-		sg, err := s.lockSaga(ctx, tx, r.GrantID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			out = OutcomeIgnored
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("lock saga %s: %w", r.GrantID, err)
-		}
+	out, err := s.withSaga(ctx, e, r.GrantID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
 		now := s.now().UTC()
 		switch {
 		case typ == EventQuotaRevoked:
 			if sg.status != SagaFailed || !slices.Contains(sg.compensations, CompensateRevoke) {
-				out = OutcomeIgnored
+				*out = OutcomeIgnored
 				return nil
 			}
-			out = OutcomeApplied
+			*out = OutcomeApplied
 			sg.note(now, "compensate", "revoke confirmed", "")
 			return s.save(ctx, tx, sg)
 		case sg.status == SagaRunning && sg.step == StepDebit:
 			// Rolled back by the caller; the broker delivers it again later.
 			return runtime.NotYet(fmt.Errorf("saga %s is at step debit, not grant", sg.orderID))
 		case sg.status != SagaRunning || sg.step != StepGrant:
-			out = OutcomeIgnored
+			*out = OutcomeIgnored
 			return nil
 		case typ == EventQuotaGranted:
-			out = OutcomeApplied
+			*out = OutcomeApplied
 			sg.note(now, StepGrant, "granted", "")
 			return s.activate(ctx, tx, sg, now)
 		case typ == EventQuotaGrantRefused:
-			out = OutcomeApplied
+			*out = OutcomeApplied
 			sg.note(now, StepGrant, "refused", r.Reason)
 			msg := "the user context refused the quota grant"
 			if r.Reason != "" {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/session"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
 
@@ -47,16 +46,7 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		resp, err = f.handle(r.Context(), req)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	if err == nil && session.Wanted(r) {
-		err = session.Set(w, &resp, f.svc.RefreshTokenTTL())
-	}
-	if err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
-	}
-	httpjson.Write(w, http.StatusOK, resp)
+	session.WriteTokens(w, r, f.log, resp, err, f.svc.RefreshTokenTTL())
 }
 
 func (f *Function) handle(ctx context.Context, req user.LoginRequest) (user.Tokens, error) {

@@ -7,11 +7,14 @@ package session
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
 
 // ModeHeader asks login and refresh for a cookie session: "X-Session: cookie".
@@ -57,4 +60,20 @@ func Set(w http.ResponseWriter, t *user.Tokens, ttl time.Duration) error {
 func Clear(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: edge.SessionCookie, Path: cookiePath, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{Name: edge.CSRFCookie, Path: "/", MaxAge: -1, Secure: true, SameSite: http.SameSiteStrictMode})
+}
+
+// WriteTokens answers a login or a refresh: never cached; the tokens, with the
+// refresh token moved into the session cookie when the caller wants a cookie
+// session; or err as the platform's JSON error.
+func WriteTokens(w http.ResponseWriter, r *http.Request, log *slog.Logger, t user.Tokens, err error, ttl time.Duration) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	if err == nil && Wanted(r) {
+		err = Set(w, &t, ttl)
+	}
+	if err != nil {
+		apierr.Write(w, r, log, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, t)
 }
