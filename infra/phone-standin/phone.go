@@ -118,7 +118,7 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	if !svc.V2 {
 		sio := stdio{in: s, out: s, err: s, cwd: "/"}
 		if svc.Command == "" {
-			p.interactive(ctx, sio, svc.PTY)
+			_ = p.interactive(ctx, sio, svc.PTY)
 			return
 		}
 		p.run(ctx, svc.Command, sio)
@@ -151,7 +151,7 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	sio := stdio{in: pr, out: out, err: errw, cwd: "/"}
 	code := 0
 	if svc.Command == "" {
-		p.interactive(ctx, sio, svc.PTY)
+		code = p.interactive(ctx, sio, svc.PTY)
 	} else {
 		code = p.run(ctx, svc.Command, sio)
 	}
@@ -159,24 +159,30 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	_ = sc.WritePacket(adb.ShellExit, []byte{byte(code)})
 }
 
-// interactive reads command lines until exit or the end of input. On a
-// terminal it echoes what is typed, as a tty does.
-func (p *phone) interactive(ctx context.Context, sio stdio, pty bool) {
+// interactive reads command lines until exit or the end of input and
+// returns the last status. On a terminal it prompts and echoes what is
+// typed, as a tty does; without one it reads silently, as sh reading a
+// script does.
+func (p *phone) interactive(ctx context.Context, sio stdio, pty bool) int {
 	prompt := p.props["ro.product.device"] + ":/ $ "
 	in := bufio.NewReader(sio.in)
+	status := 0
 	for ctx.Err() == nil {
-		_, _ = io.WriteString(sio.out, prompt)
+		if pty {
+			_, _ = io.WriteString(sio.out, prompt)
+		}
 		line, err := readLine(in, sio.out, pty)
-		if strings.TrimSpace(line) == "exit" {
-			return
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "exit" {
+			return p.run(ctx, line, sio)
 		}
 		if strings.TrimSpace(line) != "" {
-			p.run(ctx, line, sio)
+			status = p.run(ctx, line, sio)
 		}
 		if err != nil {
-			return
+			break
 		}
 	}
+	return status
 }
 
 func readLine(in *bufio.Reader, echo io.Writer, pty bool) (string, error) {

@@ -126,6 +126,15 @@ func TestRealADBSeesTheStandInAsADeviceAndGetsShellExitCodes(t *testing.T) {
 	if out, err := s.Run(c, "-s", p.addr, "shell", "getprop", "ro.product.model"); err != nil || out != "pixel-of-ada\n" {
 		t.Fatalf("getprop ro.product.model: %q %v", out, err)
 	}
+	// A shell without a command reads its commands from stdin.
+	script := s.Command(c, "-s", p.addr, "shell")
+	script.Stdin = strings.NewReader("getprop ro.product.model\nexit 5\necho never\n")
+	if out, err := script.Output(); exitCode(err) != 5 || string(out) != "pixel-of-ada\n" {
+		t.Fatalf("adb shell with a script on stdin: %q, %v; want exit 5", out, err)
+	}
+	if out, err := s.Run(c, "-s", p.addr, "logcat", "-d"); err != nil || !strings.Contains(out, "boot completed: pixel-of-ada") {
+		t.Fatalf("adb logcat -d: %q %v", out, err)
+	}
 	for _, tc := range []struct {
 		name, cmd  string
 		code       int
