@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rsa"
 	"image"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +74,25 @@ func (p *phone) device() *adb.Device {
 		Features: features,
 		Handler:  adb.HandlerFunc(p.route),
 	}
+}
+
+// adbKeysFile holds the host keys a secure phone trusts, one "BASE64 name"
+// line each (what adbkey.pub holds), as on Android.
+const adbKeysFile = "/data/misc/adb/adb_keys"
+
+// trustedKeys reads adbKeysFile; lines that are not keys are skipped.
+func (p *phone) trustedKeys() []*rsa.PublicKey {
+	b, err := os.ReadFile(p.fs.host(adbKeysFile))
+	if err != nil {
+		return nil
+	}
+	var keys []*rsa.PublicKey
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, err := adb.ParsePublicKey(line); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // route maps a service to its server: shell (v1 and v2), exec and sync.

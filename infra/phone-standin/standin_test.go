@@ -476,3 +476,38 @@ func TestClientScreencapAndLogcatDump(t *testing.T) {
 		t.Fatalf("logcat -d: %q %v", all, err)
 	}
 }
+
+func TestRealADBAuthenticatesToASecureStandInOnlyWithATrustedKey(t *testing.T) {
+	t.Parallel()
+	s := adbtest.NewServer(t)
+	trusting := start(t, "secure-phone", "STANDIN_ADB_SECURE=1")
+	stranger := start(t, "stranger-phone", "STANDIN_ADB_SECURE=1")
+	keys := filepath.Join(trusting.root, "data", "misc", "adb")
+	if err := os.MkdirAll(keys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keys, "adb_keys"), []byte(s.PublicKey()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	s.Connect(c, trusting.addr)
+	if out, err := s.Run(c, "-s", trusting.addr, "shell", "getprop", "ro.adb.secure"); err != nil || out != "1\n" {
+		t.Fatalf("getprop ro.adb.secure: %q %v", out, err)
+	}
+
+	if out, err := s.Run(c, "connect", stranger.addr); err != nil {
+		t.Fatalf("adb connect: %q %v", out, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		devices, _ := s.Run(c, "devices")
+		if strings.Contains(devices, stranger.addr+"\tunauthorized") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a phone that does not know adb's key is not listed unauthorized:\n%s", devices)
+		}
+	}
+	if out, err := s.Run(c, "-s", stranger.addr, "shell", "echo", "in"); err == nil || strings.Contains(out, "in") {
+		t.Fatalf("a shell on a phone that does not trust the key: %q %v", out, err)
+	}
+}
