@@ -442,3 +442,42 @@ func secureDevice(t *testing.T, keys ...*rsa.PublicKey) string {
 	})
 	return ln.Addr().String()
 }
+
+func TestAHostThatIgnoresFlowControlIsDropped(t *testing.T) {
+	t.Parallel()
+	// A device whose service never reads: only flow control bounds what
+	// it holds.
+	d := &adb.Device{Handler: adb.HandlerFunc(func(string) func(context.Context, *adb.Stream) {
+		return func(ctx context.Context, _ *adb.Stream) { <-ctx.Done() }
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	banner := []byte("host::\x00")
+	_, _ = nc.Write(rawMessage("CNXN", adb.VersionSkipChecksum, 4096, banner, 0))
+	_, _ = nc.Write(rawMessage("OPEN", 1, 0, []byte("sink:\x00"), 0))
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 4096)
+		for range 64 {
+			if _, err := nc.Write(rawMessage("WRTE", 1, 1, chunk, 0)); err != nil {
+				return
+			}
+		}
+	}()
+	// The device hangs up: EOF, or a reset as it drops unread data.
+	if _, err := io.Copy(io.Discard, nc); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the device kept the connection: %v", err)
+	}
+}

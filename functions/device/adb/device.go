@@ -163,6 +163,7 @@ func (d *Device) ServeConn(ctx context.Context, nc net.Conn) error {
 		}
 		s, err := t.newStream(remote, service)
 		if err != nil {
+			_ = t.send(message{cmd: cmdCLSE, arg0: 0, arg1: remote})
 			return
 		}
 		s.okay(remote)

@@ -13,6 +13,16 @@ import (
 // the connection closed.
 var ErrClosed = errors.New("adb: closed")
 
+const (
+	// maxStreams bounds the streams open at once on one connection; an
+	// OPEN beyond it is refused.
+	maxStreams = 1024
+	// maxQueued bounds the WRTE messages a stream holds unread. A peer
+	// waits for OKAY after each one, so more means it ignores flow
+	// control, and the connection is dropped.
+	maxQueued = 4
+)
+
 // transport multiplexes streams over one connection after the CNXN
 // handshake. Both the host (Client) and the device (Device) side use it.
 type transport struct {
@@ -117,6 +127,9 @@ func (t *transport) newStream(remote uint32, service string) (*Stream, error) {
 	defer t.mu.Unlock()
 	if t.err != nil {
 		return nil, t.err
+	}
+	if len(t.streams) >= maxStreams {
+		return nil, fmt.Errorf("adb: %d streams open on this connection", len(t.streams))
 	}
 	t.nextID++
 	if t.nextID == 0 {
@@ -231,6 +244,11 @@ func (s *Stream) deliver(b []byte) {
 	if len(b) == 0 {
 		s.mu.Unlock()
 		_ = s.t.send(message{cmd: cmdOKAY, arg0: s.local, arg1: s.remote})
+		return
+	}
+	if len(s.queue) >= maxQueued {
+		s.mu.Unlock()
+		s.t.close(errors.New("adb: the peer sent data without waiting for OKAY"))
 		return
 	}
 	s.queue = append(s.queue, b)
