@@ -204,7 +204,7 @@ type Stream struct {
 	opened chan struct{} // closed when the peer accepted the OPEN
 
 	mu         sync.Mutex
-	queue      [][]byte
+	queue      []chunk
 	cur        []byte
 	unacked    bool // cur came from a WRTE not yet acknowledged
 	closed     bool
@@ -251,12 +251,26 @@ func (s *Stream) deliver(b []byte) {
 		s.t.close(errors.New("adb: the peer sent data without waiting for OKAY"))
 		return
 	}
-	s.queue = append(s.queue, b)
+	// When nothing else is held, acknowledge at once so the peer sends the
+	// next block while this one is read (as adbd acknowledges once data is
+	// buffered); otherwise acknowledge when it has been read. A stream so
+	// holds at most two blocks.
+	early := len(s.queue) == 0 && len(s.cur) == 0
+	s.queue = append(s.queue, chunk{b: b, acked: early})
 	s.mu.Unlock()
+	if early {
+		_ = s.t.send(message{cmd: cmdOKAY, arg0: s.local, arg1: s.remote})
+	}
 	select {
 	case s.data <- struct{}{}:
 	default:
 	}
+}
+
+// chunk is the data of one WRTE, and whether it was acknowledged yet.
+type chunk struct {
+	b     []byte
+	acked bool
 }
 
 // Read reads the peer's data. It returns io.EOF once the peer closed the
@@ -265,8 +279,8 @@ func (s *Stream) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
 		if len(s.cur) == 0 && len(s.queue) > 0 {
-			s.cur, s.queue = s.queue[0], s.queue[1:]
-			s.unacked = true
+			s.cur, s.unacked = s.queue[0].b, !s.queue[0].acked
+			s.queue = s.queue[1:]
 		}
 		if len(s.cur) > 0 {
 			n := copy(p, s.cur)
