@@ -481,3 +481,31 @@ func TestAHostThatIgnoresFlowControlIsDropped(t *testing.T) {
 		t.Fatalf("the device kept the connection: %v", err)
 	}
 }
+
+func TestClientDoneClosesWhenTheDeviceGoesAway(t *testing.T) {
+	t.Parallel()
+	d := &adb.Device{Handler: adb.HandlerFunc(func(string) func(context.Context, *adb.Stream) { return nil })}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	c := dial(t, ln.Addr().String())
+	select {
+	case <-c.Done():
+		t.Fatal("Done before the device went away")
+	default:
+	}
+	cancel()
+	<-done
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done stayed open after the device went away")
+	}
+	if _, err := c.Open(context.Background(), "echo:"); err == nil {
+		t.Fatal("Open succeeded on a connection that ended")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,11 +48,12 @@ func WithKey(key *rsa.PrivateKey, name string) Option {
 // number of operations may run at once, each on its own stream; a Client
 // is safe for concurrent use. Close it when done.
 type Client struct {
-	t        *transport
-	banner   string
-	props    map[string]string
-	features []string
-	runErr   chan error
+	t          *transport
+	banner     string
+	props      map[string]string
+	features   []string
+	runErr     chan error // the reader's end
+	readerOnce sync.Once
 }
 
 // Dial connects to the device's ADB endpoint at addr (host:port) and
@@ -183,11 +185,17 @@ func (c *Client) Prop(name string) string { return c.props[name] }
 // "shell_v2" or "cmd").
 func (c *Client) HasFeature(feature string) bool { return slices.Contains(c.features, feature) }
 
-// Close ends the connection and every stream on it.
+// Close ends the connection and every stream on it, and waits for its
+// reader to stop.
 func (c *Client) Close() error {
 	c.t.close(ErrClosed)
+	<-c.t.done
+	c.readerOnce.Do(func() { <-c.runErr })
 	return nil
 }
+
+// Done is closed when the connection ends: Close, or the device going away.
+func (c *Client) Done() <-chan struct{} { return c.t.done }
 
 // Handshake dials addr, performs the ADB handshake and hangs up: the cheap
 // check that a device's adbd is up. It returns the device's banner. A TCP
