@@ -14,12 +14,12 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/registry"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 const (
@@ -48,7 +48,7 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 	for k, v := range o.extra {
 		e.extra[k] = v
 	}
-	entries := slices.DeleteFunc(registry.Entries(), func(en platform.Entry) bool { return slices.Contains(o.without, en.Spec.Name) })
+	entries := slices.DeleteFunc(registry.Entries(), func(en function.Entry) bool { return slices.Contains(o.without, en.Spec.Name) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := local.Start(ctx, local.Options{

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/registry"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 const deviceAdminPassword = "admin password for the device e2e"
@@ -45,7 +45,7 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 	for k, v := range extra {
 		e.extra[k] = v
 	}
-	var entries []platform.Entry
+	var entries []function.Entry
 	for _, en := range registry.Entries() {
 		if en.Spec.Name != "device-runtime" {
 			entries = append(entries, en)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"

@@ -14,9 +14,9 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/functions/device"
-	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/config"

@@ -17,7 +17,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/user"
-	"github.com/cloudphone/cloudphone/functions/user/quotainternal"
+	"github.com/cloudphone/cloudphone/functions/user/userquotainternal"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
@@ -70,7 +70,7 @@ func New(t testing.TB, opts ...Option) Env {
 		t.Fatal(err)
 	}
 	log := logging.Discard()
-	fn := quotainternal.New(users.Service, servicetoken.NewVerifier(pubKey, servicetoken.VerifierOptions{}), log)
+	fn := userquotainternal.New(users.Service, servicetoken.NewVerifier(pubKey, servicetoken.VerifierOptions{}), log)
 	srv := httptest.NewServer(http.HandlerFunc(fn.Handle))
 	t.Cleanup(srv.Close)
 	minter := servicetoken.NewMinter(servicetoken.ContextDevice, privKey, servicetoken.MinterOptions{Redis: users.Redis, Log: log})

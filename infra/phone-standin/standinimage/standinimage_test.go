@@ -17,7 +17,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
-	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 )
 
