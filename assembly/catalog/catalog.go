@@ -1,54 +1,39 @@
 // Package catalog lists every function of the platform: the single source of
 // truth from which the Knative Services, the Triggers, the PingSources and
-// stack.yml are rendered (make manifests) and by which the local platform
-// routes requests and events.
+// stack.yml are rendered (make manifests), by which the local platform routes
+// requests and events, and from which every process builds the functions it
+// hosts.
 //
-// To add a function, append its function.Spec to specs (grouped by context)
-// and, when it needs secrets or a non-default delivery, an entry to
-// deployments.
+// The catalog declares nothing itself: each function package exports its
+// function.Entry, each context lists its entries and event types in its
+// <context>functions package, and the catalog concatenates those lists. A new
+// context adds its two lists here.
 package catalog
 
 import (
-	"maps"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingfunctions"
+	"github.com/cloudphone/cloudphone/functions/device/devicefunctions"
+	"github.com/cloudphone/cloudphone/functions/scheduler/deadletter"
+	"github.com/cloudphone/cloudphone/functions/scheduler/schedulerfunctions"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
-// The bounded contexts.
-const (
-	ContextUser         = "user"
-	ContextBilling      = "billing"
-	ContextDevice       = "device"
-	ContextApp          = "app"
-	ContextNotification = "notification"
-	ContextScheduler    = "scheduler"
-)
+// entries is every function, context by context; a new context adds its list.
+var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries)
 
-// Event types that only routing defines (the others are declared beside their
-// payloads in their context's package; see Events).
-const (
-	// TypeUserOutboxRedriveRequested asks user-outbox-redrive to put the user
-	// context's parked outbox rows back to pending; its PingSource sends it
-	// every five minutes. Each context with an outbox has its own.
-	TypeUserOutboxRedriveRequested = "cloudphone.user.outbox.redrive.requested"
-)
+// eventTypes is every event type, context by context; a new context adds its
+// list.
+var eventTypes = slices.Concat(userfunctions.Events, billingfunctions.Events, devicefunctions.Events)
 
 // DeadLetter is the function every Broker and Trigger names as its dead-letter
-// sink. It receives every event whose delivery failed permanently or ran out
-// of retries, whatever its type, directly from the broker: it has no Consumes
-// and no Trigger.
-const DeadLetter = "dead-letter"
-
-// Secret file names (keys of the platform Secret, files under
-// CLOUDPHONE_SECRETS_DIR on Knative and /var/openfaas/secrets on OpenFaaS).
-const (
-	SecretUserTokenKey       = "user-token-key"
-	SecretUserTokenPublicKey = "user-token-public-key"
-	// SecretServiceTokenPublicKey checks service tokens on /internal/v1 routes.
-	SecretServiceTokenPublicKey = "service-token-public-key"
-)
+// sink (see deadletter.Name).
+const DeadLetter = deadletter.Name
 
 // Platform defaults for a function that leaves the field zero.
 const (
@@ -57,54 +42,80 @@ const (
 	DefaultBackoffDelay   = time.Second
 )
 
-// specs is every function, context by context; a new context adds its list.
-var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs)
-
-// Deployment is what a function needs from its platform beyond function.Spec.
+// Deployment is what a function needs from its platform beyond routing: the
+// Secrets and Delivery of its spec.
 type Deployment struct {
-	// Secrets are the secret files the function reads through config
-	// `secret:"..."` tags. DATABASE_URL and REDIS_URL are given to every
-	// function and are not listed.
+	// Secrets are the secret files the function reads; DATABASE_URL and
+	// REDIS_URL are given to every function and are not listed.
 	Secrets []string
 	// Delivery overrides the Trigger delivery of the function's subscriptions;
 	// nil means DefaultRetry retries, exponential from DefaultBackoffDelay.
 	Delivery *Delivery
 }
 
-// Delivery is the retry policy of the Triggers that feed one function. The
-// per-attempt timeout is the function's TimeoutSeconds.
-type Delivery struct {
-	Retry        int           // retries after the first attempt, ≥ 0
-	BackoffDelay time.Duration // first backoff; doubles on every retry
-}
+// Delivery is the retry policy of the Triggers that feed one function.
+type Delivery = function.Delivery
 
-// deployments is every function's Deployment, context by context.
-var deployments = mergeDeployments(userDeployments, billingDeployments, deviceDeployments)
-
-func mergeDeployments(parts ...map[string]Deployment) map[string]Deployment {
-	out := map[string]Deployment{}
-	for _, p := range parts {
-		maps.Copy(out, p)
+// Entries returns every function of the platform, ready to host, grouped by
+// context in a stable order. The specs are fresh copies.
+func Entries() []function.Entry {
+	out := make([]function.Entry, len(entries))
+	for i, e := range entries {
+		out[i] = function.Entry{Spec: clone(e.Spec), Build: e.Build}
 	}
 	return out
+}
+
+// Entry returns the named function, or false when the catalog has none.
+func Entry(name string) (function.Entry, bool) {
+	for _, e := range entries {
+		if e.Spec.Name == name {
+			return function.Entry{Spec: clone(e.Spec), Build: e.Build}, true
+		}
+	}
+	return function.Entry{}, false
+}
+
+// Check reports every entry that is wrong on its own (function.Entry.Check)
+// and every name or route two entries share.
+func Check() error {
+	var errs []error
+	names, routes := map[string]bool{}, map[string]string{}
+	for _, e := range entries {
+		if err := e.Check(); err != nil {
+			errs = append(errs, err)
+		}
+		if names[e.Spec.Name] {
+			errs = append(errs, fmt.Errorf("function %s listed twice", e.Spec.Name))
+		}
+		names[e.Spec.Name] = true
+		for _, r := range e.Spec.Routes {
+			if other, dup := routes[r]; dup {
+				errs = append(errs, fmt.Errorf("route %q served by %s and %s", r, other, e.Spec.Name))
+			}
+			routes[r] = e.Spec.Name
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("catalog: %w", errors.Join(errs...))
 }
 
 // All returns every function of the platform, grouped by context in a stable
 // order. The result is a fresh copy: changing it does not change the catalog.
 func All() []function.Spec {
-	out := make([]function.Spec, len(specs))
-	for i, s := range specs {
-		out[i] = clone(s)
+	out := make([]function.Spec, len(entries))
+	for i, e := range entries {
+		out[i] = clone(e.Spec)
 	}
 	return out
 }
 
 // ByName returns the function called name, or false when there is none.
 func ByName(name string) (function.Spec, bool) {
-	for _, s := range specs {
-		if s.Name == name {
-			return clone(s), true
-		}
+	if e, ok := Entry(name); ok {
+		return e.Spec, true
 	}
 	return function.Spec{}, false
 }
@@ -112,13 +123,8 @@ func ByName(name string) (function.Spec, bool) {
 // DeploymentOf returns the platform needs of the function called name; a
 // function without an entry needs no secrets and takes the default delivery.
 func DeploymentOf(name string) Deployment {
-	d := deployments[name]
-	d.Secrets = slices.Clone(d.Secrets)
-	if d.Delivery != nil {
-		c := *d.Delivery
-		d.Delivery = &c
-	}
-	return d
+	s, _ := ByName(name)
+	return Deployment{Secrets: s.Secrets, Delivery: s.Delivery}
 }
 
 // BundleOf names the OpenFaaS function that serves spec. OpenFaaS Community
@@ -161,5 +167,10 @@ func clone(s function.Spec) function.Spec {
 	s.Consumes = slices.Clone(s.Consumes)
 	s.Emits = slices.Clone(s.Emits)
 	s.Replies = slices.Clone(s.Replies)
+	s.Secrets = slices.Clone(s.Secrets)
+	if s.Delivery != nil {
+		d := *s.Delivery
+		s.Delivery = &d
+	}
 	return s
 }

@@ -7,6 +7,7 @@ package function
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 )
@@ -73,6 +74,20 @@ type Spec struct {
 	Concurrency int
 	// Timeout bounds one request or delivery, in seconds (0 = 30).
 	TimeoutSeconds int
+	// Secrets are the secret files the function reads through config
+	// `secret:"..."` tags (the Secret* names). DATABASE_URL and REDIS_URL are
+	// given to every function and are not listed.
+	Secrets []string
+	// Delivery overrides the Trigger delivery of the function's
+	// subscriptions; nil means the platform default.
+	Delivery *Delivery
+}
+
+// Delivery is the retry policy of the Triggers that feed one function. The
+// per-attempt timeout is the function's TimeoutSeconds.
+type Delivery struct {
+	Retry        int           // retries after the first attempt, ≥ 0
+	BackoffDelay time.Duration // first backoff; doubles on every retry
 }
 
 // Public reports whether the function serves public (not internal) routes.

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/assembly/registry"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -46,7 +47,7 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 		e.extra[k] = v
 	}
 	var entries []function.Entry
-	for _, en := range registry.Entries() {
+	for _, en := range catalog.Entries() {
 		if en.Spec.Name != "device-runtime" {
 			entries = append(entries, en)
 		}
@@ -61,7 +62,7 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

@@ -25,8 +25,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
-	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -175,7 +175,7 @@ func startEntries(t testing.TB, e env, sub *subscriber, entries []function.Entry
 // startWith is start on the Postgres server at databaseURL.
 func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *running {
 	t.Helper()
-	return startOn(t, e, sub, databaseURL, registry.Entries())
+	return startOn(t, e, sub, databaseURL, catalog.Entries())
 }
 
 func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries []function.Entry) *running {
@@ -201,7 +201,7 @@ func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries [
 				BackoffDelay: 200 * time.Millisecond, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter},
 		}},
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

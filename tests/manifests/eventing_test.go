@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/useroutboxredrive"
 	"github.com/cloudphone/cloudphone/infra/manifests"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -361,7 +362,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 	o := decodeEventing(t, r)
 	validTrigger := func() *trigger {
 		tr := &trigger{}
-		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(catalog.TypeUserOutboxRedriveRequested, "user-outbox-redrive")+".yaml"]
+		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(user.EventOutboxRedriveRequested, useroutboxredrive.Name)+".yaml"]
 		if err := yaml.UnmarshalStrict(b, tr); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cloudphone/cloudphone/assembly/registry"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -35,9 +36,9 @@ func run() error {
 	return local.Run(ctx, local.Options{
 		Config:    cfg,
 		Env:       src,
-		Entries:   registry.Entries(),
+		Entries:   catalog.Entries(),
 		Log:       log,
-		Bootstrap: registry.Bootstrap(os.Stdout),
+		Bootstrap: userfunctions.Bootstrap(os.Stdout),
 		Listening: func(url string) {
 			fmt.Printf(`
 cloudphone is running at %[1]s

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/assembly/host"
-	"github.com/cloudphone/cloudphone/assembly/registry"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -39,7 +39,7 @@ func run() error {
 	}
 	var entries []function.Entry
 	for n := range strings.SplitSeq(names, ",") {
-		e, ok := registry.Entry(strings.TrimSpace(n))
+		e, ok := catalog.Entry(strings.TrimSpace(n))
 		if !ok {
 			return fmt.Errorf("no function named %q", n)
 		}

@@ -7,10 +7,10 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 func TestBalanceExhaustedStopsTheUsersRunningDevice(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 func TestQuotaRevokedStopsWhatRunsBeyondTheLimitLeft(t *testing.T) {

@@ -29,12 +29,11 @@
 package deviceruntime
 
 import (
-	"embed"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime/migrations"
 )
 
 // Name is the function's name in the catalog; Source is the source of the
@@ -154,12 +153,9 @@ func ContainerName(deviceID string) string { return "cloudphone-" + deviceID }
 // container.
 const ADBContainerPort = "5555/tcp"
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
 // Migrations creates runtime_commands and runtime_devices (set
 // "deviceruntime"), in the device context's database next to its outbox.
-var Migrations = db.Embedded("deviceruntime", migrationFiles, "migrations")
+var Migrations = migrations.Set
 
 // Config is device-runtime's configuration, read once from the environment.
 type Config struct {

@@ -1,7 +1,8 @@
 // Package devicetest gives tests of the device context a Service on a
 // database of its own (real Postgres from $DATABASE_URL) whose quota calls go
 // over HTTP, with service tokens, to a real user context (usertest, real
-// Postgres and Redis) served by an httptest server.
+// Postgres and Redis) served by an httptest server. It composes two contexts,
+// so it lives beside the other cross-context tests, outside both.
 package devicetest
 
 import (
@@ -26,6 +27,14 @@ import (
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
+)
+
+// Limits and Usage are the user context's quota types the device context's
+// tests grant and read, named here so those tests need not import the user
+// context.
+type (
+	Limits = user.Limits
+	Usage  = user.Usage
 )
 
 // Env is what a device-context test needs.

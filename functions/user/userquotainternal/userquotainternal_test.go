@@ -12,7 +12,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/userprofile"
 	"github.com/cloudphone/cloudphone/functions/user/userquotainternal"
@@ -83,10 +82,10 @@ func code(t *testing.T, w *httptest.ResponseRecorder) apierr.Code {
 	return body.Error.Code
 }
 
-func TestCatalogRoutesAreTheFunctionsRoutes(t *testing.T) {
+func TestEntryRoutesAreTheFunctionsRoutes(t *testing.T) {
 	t.Parallel()
-	s, ok := catalog.ByName(userquotainternal.Name)
-	if !ok || !slices.Equal(s.Routes, userquotainternal.Routes) || s.Public() {
+	s := userquotainternal.Entry.Spec
+	if s.Name != userquotainternal.Name || !slices.Equal(s.Routes, userquotainternal.Routes) || s.Public() {
 		t.Fatalf("catalog entry %+v, want internal routes %v", s, userquotainternal.Routes)
 	}
 	for _, r := range userquotainternal.Routes {

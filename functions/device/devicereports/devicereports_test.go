@@ -9,9 +9,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/devicereports"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 func TestReportsDriveTheDeviceAndBadPayloadsArePermanent(t *testing.T) {

@@ -1,73 +1,37 @@
-package catalog
+// Package devicefunctions lists the device context's functions (device-runtime
+// among them) and the event types it produces: the one place the context
+// declares what it deploys. The catalog concatenates every context's lists.
+package devicefunctions
 
 import (
-	"time"
-
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
+	"github.com/cloudphone/cloudphone/functions/device/deviceoutboxredrive"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
 	"github.com/cloudphone/cloudphone/functions/device/devicereports"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
-// deviceSecretServiceTokenKey signs the device context's service tokens
-// (calls to the user context's quota API) and, unless
-// CLOUDPHONE_DEVICE_TICKET_KEY is set, derives the connection-ticket key.
-const deviceSecretServiceTokenKey = "service-token-key"
-
-// deviceSpecs are the functions of the device context (cloud phones).
-var deviceSpecs = []function.Spec{
-	{
-		Name: devices.Name, Context: ContextDevice, Kind: function.KindHTTP,
-		Routes: devices.Routes,
-		Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
-			device.EventRestartRequested, device.EventDeleteRequested},
-		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
-	},
-	{
-		Name: adminnodes.Name, Context: ContextDevice, Kind: function.KindHTTP,
-		Routes:   adminnodes.Routes,
-		MaxScale: 3, Concurrency: 50, TimeoutSeconds: 30,
-	},
-	{
-		Name: devicereports.Name, Context: ContextDevice, Kind: function.KindEvent,
-		Consumes: devicereports.Consumes,
-		Emits:    devicereports.Emits,
-		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
-	},
-	{
-		Name: devicebalancestop.Name, Context: ContextDevice, Kind: function.KindEvent,
-		Consumes: devicebalancestop.Consumes,
-		Emits:    devicebalancestop.Emits,
-		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
-	},
-	{
-		Name: devicequotastop.Name, Context: ContextDevice, Kind: function.KindEvent,
-		Consumes: devicequotastop.Consumes,
-		Emits:    devicequotastop.Emits,
-		MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
-	},
-	{
-		Name: "device-outbox-redrive", Context: ContextDevice, Kind: function.KindEvent,
-		Consumes: []string{device.EventOutboxRedriveRequested},
-		Schedule: "*/5 * * * *",
-		MaxScale: 1, Concurrency: 1, TimeoutSeconds: 60,
-	},
+// Entries are the functions of the device context (cloud phones), in catalog
+// order; device-runtime, the long-running owner of the phone containers,
+// comes last.
+var Entries = []function.Entry{
+	devices.Entry,
+	adminnodes.Entry,
+	devicereports.Entry,
+	devicebalancestop.Entry,
+	devicequotastop.Entry,
+	deviceoutboxredrive.Entry,
+	deviceruntime.Entry,
 }
 
-var deviceDeployments = map[string]Deployment{
-	devices.Name:            {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
-	adminnodes.Name:         {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
-	devicereports.Name:      {Secrets: []string{deviceSecretServiceTokenKey}},
-	devicebalancestop.Name:  {Secrets: []string{deviceSecretServiceTokenKey}},
-	devicequotastop.Name:    {Secrets: []string{deviceSecretServiceTokenKey}},
-	"device-outbox-redrive": {Delivery: &Delivery{Retry: 1, BackoffDelay: 10 * time.Second}},
-}
-
-var deviceEvents = []EventType{
+// Events are the event types of the device context: the commands to
+// device-runtime, its reports, and the facts the context publishes.
+var Events = []function.EventType{
 	{Type: device.EventCreateRequested, Payload: device.Command{}, Doc: "command to device-runtime: create and start the device's container; subject is the device id"},
 	{Type: device.EventStartRequested, Payload: device.Command{}, Doc: "command to device-runtime: start the device's container; subject is the device id"},
 	{Type: device.EventStopRequested, Payload: device.Command{}, Doc: "command to device-runtime: stop the device's container (reason); subject is the device id"},
@@ -87,7 +51,7 @@ var deviceEvents = []EventType{
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 
-// deviceReport is the catalog entry of a device-runtime report.
-func deviceReport(typ, doc string) EventType {
-	return EventType{Type: typ, Payload: device.RuntimeReport{}, Doc: doc + "; subject is the device id"}
+// deviceReport is the event type of a device-runtime report.
+func deviceReport(typ, doc string) function.EventType {
+	return function.EventType{Type: typ, Payload: device.RuntimeReport{}, Doc: doc + "; subject is the device id"}
 }

@@ -1,4 +1,8 @@
-package registry
+// Package wiring makes the device context's shared parts once per process,
+// for the builders of the context's functions: the database (with its outbox
+// relay and device-runtime's tables), the Service and the verifier of access
+// tokens. Only the device context can import it.
+package wiring
 
 import (
 	"context"
@@ -9,78 +13,28 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
-	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
-	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
-	"github.com/cloudphone/cloudphone/functions/device/devicereports"
-	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
-	"github.com/cloudphone/cloudphone/functions/device/devices"
+	runtimemigrations "github.com/cloudphone/cloudphone/functions/device/deviceruntime/migrations"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/config"
-	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 	"github.com/cloudphone/cloudphone/shared/process"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
 
-var deviceBuilders = map[string]function.Builder{
-	devices.Name: func(ctx context.Context, r *process.Resources) (any, error) {
-		svc, v, err := deviceServiceAndVerifier(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		return devices.New(svc, v, r.Log), nil
-	},
-	adminnodes.Name: func(ctx context.Context, r *process.Resources) (any, error) {
-		svc, v, err := deviceServiceAndVerifier(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		return adminnodes.New(svc, v, r.Log), nil
-	},
-	devicereports.Name: func(ctx context.Context, r *process.Resources) (any, error) {
-		svc, err := deviceService(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		return devicereports.New(svc, r.Log), nil
-	},
-	devicebalancestop.Name: func(ctx context.Context, r *process.Resources) (any, error) {
-		svc, err := deviceService(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		return devicebalancestop.New(svc, r.Log), nil
-	},
-	devicequotastop.Name: func(ctx context.Context, r *process.Resources) (any, error) {
-		svc, err := deviceService(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		return devicequotastop.New(svc, r.Log), nil
-	},
-	"device-outbox-redrive": func(ctx context.Context, r *process.Resources) (any, error) {
-		if _, err := devicePool(ctx, r); err != nil {
-			return nil, err
-		}
-		return outbox.NewRedriveFunction(r.Relay(device.Database), r.Log), nil
-	},
-}
-
-// devicePool opens the device context's database (and so starts its outbox
+// Pool opens the device context's database (and so starts its outbox
 // relay). device-runtime keeps its tables in the same database, and a
 // process opens a database once, with the migration sets of whichever
 // function asks first: so every function on cloudphone_device opens it here,
-// with both contexts' sets.
-func devicePool(ctx context.Context, r *process.Resources) (*pgxpool.Pool, error) {
-	return r.Postgres(ctx, device.Database, outbox.Migrations, inbox.Migrations, device.Migrations, deviceruntime.Migrations)
+// with both sets.
+func Pool(ctx context.Context, r *process.Resources) (*pgxpool.Pool, error) {
+	return r.Postgres(ctx, device.Database, outbox.Migrations, inbox.Migrations, device.Migrations, runtimemigrations.Set)
 }
 
-// deviceService is the device context's Service, made once per process: it
+// Service is the device context's Service, made once per process: it
 // calls the user context's quota API with service tokens minted for the
 // device context.
-func deviceService(ctx context.Context, r *process.Resources) (*device.Service, error) {
+func Service(ctx context.Context, r *process.Resources) (*device.Service, error) {
 	v, err := r.Once("service:device", func() (any, error) {
 		var cfg device.Config
 		if err := config.Load(r.Env, &cfg); err != nil {
@@ -101,7 +55,7 @@ func deviceService(ctx context.Context, r *process.Resources) (*device.Service, 
 		if err != nil {
 			return nil, err
 		}
-		pool, err := devicePool(ctx, r)
+		pool, err := Pool(ctx, r)
 		if err != nil {
 			return nil, err
 		}
@@ -130,10 +84,10 @@ func deviceService(ctx context.Context, r *process.Resources) (*device.Service, 
 	return v.(*device.Service), nil
 }
 
-// deviceServiceAndVerifier is deviceService with the verifier of user access
+// ServiceAndVerifier is Service with the verifier of user access
 // tokens (public key CLOUDPHONE_USER_TOKEN_PUBLIC_KEY, revocations in Redis).
-func deviceServiceAndVerifier(ctx context.Context, r *process.Resources) (*device.Service, *auth.Verifier, error) {
-	svc, err := deviceService(ctx, r)
+func ServiceAndVerifier(ctx context.Context, r *process.Resources) (*device.Service, *auth.Verifier, error) {
+	svc, err := Service(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
