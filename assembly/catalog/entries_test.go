@@ -36,8 +36,8 @@ func TestFunctionNamesAndRoutesAreWrittenOnlyInTheirOwnPackage(t *testing.T) {
 	t.Parallel()
 	// The same text written for another meaning, each checked by hand.
 	elsewhere := map[string][]string{
-		"devices":        {"functions/device", "functions/device/deviceruntime"}, // a JSON and log key, not the function
-		"device-runtime": {"shared/servicetoken"},                                // the service-token identity of device-runtime as a caller
+		"devices":        {"functions/device", "functions/device/deviceruntime", "functions/device/adb/adbtest"}, // a JSON and log key, and the adb command, not the function
+		"device-runtime": {"shared/servicetoken"},                                                                // the service-token identity of device-runtime as a caller
 		// The edge's default policy names the public routes it limits; shared/
 		// cannot import a function package, and CLOUDPHONE_RATE_LIMITS names
 		// routes the same way.
