@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/adbapi"
+	"github.com/cloudphone/cloudphone/functions/device/adbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
@@ -25,6 +27,19 @@ var deviceSpecs = []runtime.Spec{
 		Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
 			device.EventRestartRequested, device.EventDeleteRequested},
 		MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
+	},
+	{
+		// Long-running: a session lasts as long as its user keeps it, and
+		// the gateway watches the devices of its sessions.
+		Name: adbgateway.Name, Context: ContextDevice, Kind: runtime.KindHTTP,
+		Routes:   adbgateway.Routes,
+		Emits:    adbgateway.Emits,
+		MinScale: 1, MaxScale: 10, Concurrency: 1000, TimeoutSeconds: 600,
+	},
+	{
+		Name: adbapi.Name, Context: ContextDevice, Kind: runtime.KindHTTP,
+		Routes:   adbapi.Routes,
+		MaxScale: 10, Concurrency: 100, TimeoutSeconds: 600,
 	},
 	{
 		Name: adminnodes.Name, Context: ContextDevice, Kind: runtime.KindHTTP,
@@ -59,6 +74,8 @@ var deviceSpecs = []runtime.Spec{
 
 var deviceDeployments = map[string]Deployment{
 	devices.Name:            {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
+	adbgateway.Name:         {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
+	adbapi.Name:             {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
 	adminnodes.Name:         {Secrets: []string{SecretUserTokenPublicKey, deviceSecretServiceTokenKey}},
 	reports.Name:            {Secrets: []string{deviceSecretServiceTokenKey}},
 	userstop.BalanceName:    {Secrets: []string{deviceSecretServiceTokenKey}},
@@ -83,6 +100,8 @@ var deviceEvents = []EventType{
 	{Type: device.EventStopped, Payload: device.Stopped{}, Doc: "a device's running interval ended by a stop (at, reason); subject is the device id"},
 	{Type: device.EventError, Payload: device.Failed{}, Doc: "a device failed (at, reason), ending its running interval if one was open; subject is the device id"},
 	{Type: device.EventDeleted, Payload: device.Deleted{}, Doc: "a device was deleted and its port and quota freed; subject is the device id"},
+	{Type: device.EventConnectionOpened, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device opened at the gateway (session_id, at); subject is the device id"},
+	{Type: device.EventConnectionClosed, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device closed (session_id, at, reason, bytes); subject is the device id"},
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
+	"github.com/cloudphone/cloudphone/functions/device/adbapi"
+	"github.com/cloudphone/cloudphone/functions/device/adbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
 	"github.com/cloudphone/cloudphone/functions/device/reports"
@@ -30,6 +32,33 @@ var deviceBuilders = map[string]platform.Builder{
 			return nil, err
 		}
 		return devices.New(svc, v, r.Log), nil
+	},
+	adbgateway.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+		svc, v, err := deviceServiceAndVerifier(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		var cfg adbgateway.Config
+		if err := config.Load(r.Env, &cfg); err != nil {
+			return nil, err
+		}
+		rdb, err := r.Redis(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return adbgateway.New(adbgateway.Options{Devices: svc, Redis: rdb, Verifier: v, Config: cfg,
+			Log: r.Log.With("context", "device")})
+	},
+	adbapi.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
+		svc, v, err := deviceServiceAndVerifier(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		var cfg adbapi.Config
+		if err := config.Load(r.Env, &cfg); err != nil {
+			return nil, err
+		}
+		return adbapi.New(svc, v, cfg, r.Log), nil
 	},
 	adminnodes.Name: func(ctx context.Context, r *platform.Resources) (any, error) {
 		svc, v, err := deviceServiceAndVerifier(ctx, r)
@@ -120,7 +149,7 @@ func deviceService(ctx context.Context, r *platform.Resources) (*device.Service,
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
 			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB,
-			Log: log,
+			GatewayURL: cfg.GatewayURL, Log: log,
 		})
 	})
 	if err != nil {
