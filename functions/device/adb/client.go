@@ -162,6 +162,13 @@ func (c *Client) Open(ctx context.Context, service string) (*Stream, error) {
 	select {
 	case <-s.opened:
 	case <-s.done:
+		select {
+		case <-s.opened:
+			// Accepted, and already finished: its data is still readable.
+			context.AfterFunc(ctx, func() { s.Close() })
+			return s, nil
+		default:
+		}
 		if err := c.t.failure(); err != nil {
 			return nil, fmt.Errorf("adb: open %q: %w", service, err)
 		}
@@ -222,9 +229,9 @@ func (c *Client) ShellLimit(ctx context.Context, cmd string, limit int) (ShellRe
 	}
 	defer s.Close()
 	sc := NewShellConn(s)
-	if err := sc.WritePacket(ShellCloseStdin, nil); err != nil {
-		return res, fmt.Errorf("adb: shell %q: %w", cmd, ctxErr(ctx, err))
-	}
+	// No input: say so at once. A command that already ended has closed
+	// the stream, and then this fails harmlessly; reading tells the rest.
+	_ = sc.WritePacket(ShellCloseStdin, nil)
 	var out, errOut bytes.Buffer
 	for {
 		id, data, err := sc.ReadPacket()
