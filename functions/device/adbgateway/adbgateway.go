@@ -335,16 +335,17 @@ func (f *Function) bridge(ws *websocket.Conn, a *admitted) {
 	// the NetConn's own context would close it as a policy violation.
 	conn := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
 	var in, out int64
+	var errIn, errOut error
 	var copies sync.WaitGroup
 	copies.Add(2)
 	go func() {
 		defer copies.Done()
-		in, _ = io.Copy(a.phone, conn)
+		in, errIn = io.Copy(a.phone, conn)
 		s.end(device.ConnectionClosedByClient)
 	}()
 	go func() {
 		defer copies.Done()
-		out, _ = io.Copy(conn, a.phone)
+		out, errOut = io.Copy(conn, a.phone)
 		s.end(device.ConnectionClosedByPhone)
 	}()
 	<-ctx.Done()
@@ -359,6 +360,7 @@ func (f *Function) bridge(ws *websocket.Conn, a *admitted) {
 	f.mu.Lock()
 	delete(f.sessions, a.id)
 	f.mu.Unlock()
+	f.log.Debug("ADB session copies ended", "session_id", a.id, "from_client_err", errIn, "to_client_err", errOut)
 	f.release(a, in, out, reason, true)
 }
 

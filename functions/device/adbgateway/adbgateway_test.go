@@ -67,7 +67,10 @@ func newSetup(t *testing.T, maxSessions int) setup {
 	if err := fn.Start(bg, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(fn.Handle))
+	// Server timeouts as short as they go: a session must outlive them.
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(fn.Handle))
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = time.Second, time.Second
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		_ = fn.Stop(bg)
@@ -240,11 +243,19 @@ func TestSessionCarriesBinaryMessagesBothWaysAndReportsOpenedAndClosed(t *testin
 	if opened := s.env.Outbox(t, device.EventConnectionOpened, d.ID); len(opened) != 1 || opened[0]["user_id"] != s.alice.ID {
 		t.Fatalf("opened facts: %v", opened)
 	}
+	// Past the server's read and write timeouts, the session still carries.
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := conn.Write(msg[:6]); err != nil {
+		t.Fatalf("write after the server timeouts: %v", err)
+	}
+	if _, err := io.ReadFull(conn, got[:6]); err != nil {
+		t.Fatalf("read after the server timeouts: %v", err)
+	}
 	_ = conn.Close()
 	waitFor(t, "the closed fact", func() bool { return len(s.env.Outbox(t, device.EventConnectionClosed, d.ID)) == 1 })
 	closed := s.env.Outbox(t, device.EventConnectionClosed, d.ID)[0]
 	opened := s.env.Outbox(t, device.EventConnectionOpened, d.ID)[0]
-	if closed["session_id"] != opened["session_id"] || closed["bytes_in"] != float64(len(msg)) || closed["bytes_out"] != float64(len(msg)) {
+	if closed["session_id"] != opened["session_id"] || closed["bytes_in"] != float64(len(msg)+6) || closed["bytes_out"] != float64(len(msg)+6) {
 		t.Fatalf("closed fact %v for opened %v", closed, opened)
 	}
 }
