@@ -279,4 +279,46 @@ func TestRealADBReachesAPhoneOnlyThroughTheGatewayWithCpctl(t *testing.T) {
 	if status := dial(forged, nil); status != http.StatusUnauthorized {
 		t.Fatalf("forged ticket: %d, want 401", status)
 	}
+
+	// An access token the platform refuses is refreshed once and saved.
+	raw, err := os.ReadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]string
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["access_token"] = "expired-or-revoked"
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := alice.run("", "phones", "list"); code != 0 || !strings.Contains(out, d.ID) {
+		t.Fatalf("phones list after a refused token: %d %q", code, out)
+	}
+	raw, _ = os.ReadFile(cfgFile)
+	if strings.Contains(string(raw), "expired-or-revoked") {
+		t.Fatal("the refreshed tokens were not saved")
+	}
+
+	// A stopped phone cannot be used; it can be waited for and deleted.
+	if out, code := alice.run("", "phones", "stop", "pixel", "--wait", "--timeout", "2m"); code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("phones stop --wait: %d %q", code, out)
+	}
+	if _, code := alice.run("", "shell", "pixel", "--", "id"); code != 5 {
+		t.Fatalf("shell on a stopped phone exited %d, want 5 (conflict)", code)
+	}
+	if _, code := alice.run("", "adb-connect", "pixel"); code != 5 {
+		t.Fatalf("adb-connect to a stopped phone exited %d, want 5 (conflict)", code)
+	}
+	if out, code := alice.run("", "phones", "delete", "pixel", "--wait", "--timeout", "2m"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("phones delete --wait: %d %q", code, out)
+	}
+	if _, code := alice.run("", "logout"); code != 0 {
+		t.Fatalf("logout: %d", code)
+	}
+	if _, code := alice.run("", "phones", "list"); code != 3 {
+		t.Fatalf("phones list after logout exited %d, want 3", code)
+	}
 }
