@@ -327,6 +327,9 @@ func (f *Function) bridge(ws *websocket.Conn, a *admitted) {
 	f.mu.Lock()
 	f.sessions[a.id] = s
 	f.wg.Add(1)
+	if f.stopping {
+		s.end(device.ConnectionGatewayStopping)
+	}
 	f.mu.Unlock()
 	defer f.wg.Done()
 	f.log.Info("ADB session opened", "session_id", a.id, "device_id", a.tk.DeviceID, "user_id", a.tk.UserID)
