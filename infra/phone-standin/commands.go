@@ -53,6 +53,8 @@ func init() {
 			return 0
 		},
 		"sh": cmdSh,
+		// `adb logcat` runs `export ANDROID_LOG_TAGS=""; exec logcat …`.
+		"export": func(*phone, context.Context, []string, stdio) int { return 0 },
 	}
 }
 
@@ -64,6 +66,12 @@ func (p *phone) command(ctx context.Context, args []string, sio stdio) int {
 			code, _ = strconv.Atoi(args[1])
 		}
 		return code & 0xff
+	}
+	if args[0] == "exec" {
+		if len(args) == 1 {
+			return 0
+		}
+		args = args[1:]
 	}
 	name := path.Base(args[0])
 	b, ok := builtins[name]
@@ -231,6 +239,12 @@ func cmdMkdir(p *phone, _ context.Context, args []string, sio stdio) int {
 // digestCmd is md5sum, sha1sum or sha256sum: "<hex>  <path>" per file.
 func digestCmd(newHash func() hash.Hash) builtin {
 	return func(p *phone, _ context.Context, args []string, sio stdio) int {
+		if args[0] == "exec" {
+			if len(args) == 1 {
+				return 0
+			}
+			args = args[1:]
+		}
 		name := path.Base(args[0])
 		if len(args) == 1 {
 			h := newHash()

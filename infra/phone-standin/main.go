@@ -34,7 +34,10 @@
 //
 // Environment: STANDIN_ADDR (":5555"), STANDIN_NAME (the phone's name, shown
 // as ro.product.model; default the host name), STANDIN_ROOT ("/"),
-// STANDIN_SCREEN ("720x1280"), STANDIN_DENSITY ("320").
+// STANDIN_SCREEN ("720x1280"), STANDIN_DENSITY ("320"), STANDIN_ADB_SECURE
+// ("1" requires ADB authentication, as ro.adb.secure=1: only hosts whose
+// key is in /data/misc/adb/adb_keys get in; default "0", no authentication,
+// as redroid runs).
 package main
 
 import (
@@ -72,6 +75,7 @@ func main() {
 type config struct {
 	addr, name, root       string
 	width, height, density int
+	secure                 bool
 }
 
 func configFromEnv() (config, error) {
@@ -97,6 +101,13 @@ func configFromEnv() (config, error) {
 			return c, fmt.Errorf("STANDIN_SCREEN=%q: want WIDTHxHEIGHT, each 64 to 4096", v)
 		}
 		c.width, c.height = wi, hi
+	}
+	switch v := os.Getenv("STANDIN_ADB_SECURE"); v {
+	case "", "0":
+	case "1":
+		c.secure = true
+	default:
+		return c, fmt.Errorf("STANDIN_ADB_SECURE=%q: want 0 or 1", v)
 	}
 	if v := os.Getenv("STANDIN_DENSITY"); v != "" {
 		d, err := strconv.Atoi(v)
@@ -131,6 +142,10 @@ func serve(cfg config, p *phone) int {
 	go heartbeat(ctx, p)
 	d := p.device()
 	d.Log = log
+	if cfg.secure {
+		d.Keys = p.trustedKeys
+		p.props["ro.adb.secure"] = "1"
+	}
 	if err := d.Serve(ctx, &loggingListener{Listener: ln, p: p}); err != nil {
 		log.Error("serve", "error", err.Error())
 		return 1

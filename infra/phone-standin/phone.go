@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rsa"
 	"image"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +76,25 @@ func (p *phone) device() *adb.Device {
 	}
 }
 
+// adbKeysFile holds the host keys a secure phone trusts, one "BASE64 name"
+// line each (what adbkey.pub holds), as on Android.
+const adbKeysFile = "/data/misc/adb/adb_keys"
+
+// trustedKeys reads adbKeysFile; lines that are not keys are skipped.
+func (p *phone) trustedKeys() []*rsa.PublicKey {
+	b, err := os.ReadFile(p.fs.host(adbKeysFile))
+	if err != nil {
+		return nil
+	}
+	var keys []*rsa.PublicKey
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, err := adb.ParsePublicKey(line); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // route maps a service to its server: shell (v1 and v2), exec and sync.
 func (p *phone) route(service string) func(context.Context, *adb.Stream) {
 	if svc, ok := adb.ParseShellService(service); ok {
@@ -118,7 +139,7 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	if !svc.V2 {
 		sio := stdio{in: s, out: s, err: s, cwd: "/"}
 		if svc.Command == "" {
-			p.interactive(ctx, sio, svc.PTY)
+			_ = p.interactive(ctx, sio, svc.PTY)
 			return
 		}
 		p.run(ctx, svc.Command, sio)
@@ -151,7 +172,7 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	sio := stdio{in: pr, out: out, err: errw, cwd: "/"}
 	code := 0
 	if svc.Command == "" {
-		p.interactive(ctx, sio, svc.PTY)
+		code = p.interactive(ctx, sio, svc.PTY)
 	} else {
 		code = p.run(ctx, svc.Command, sio)
 	}
@@ -159,24 +180,30 @@ func (p *phone) serveShell(ctx context.Context, s *adb.Stream, svc adb.ShellServ
 	_ = sc.WritePacket(adb.ShellExit, []byte{byte(code)})
 }
 
-// interactive reads command lines until exit or the end of input. On a
-// terminal it echoes what is typed, as a tty does.
-func (p *phone) interactive(ctx context.Context, sio stdio, pty bool) {
+// interactive reads command lines until exit or the end of input and
+// returns the last status. On a terminal it prompts and echoes what is
+// typed, as a tty does; without one it reads silently, as sh reading a
+// script does.
+func (p *phone) interactive(ctx context.Context, sio stdio, pty bool) int {
 	prompt := p.props["ro.product.device"] + ":/ $ "
 	in := bufio.NewReader(sio.in)
+	status := 0
 	for ctx.Err() == nil {
-		_, _ = io.WriteString(sio.out, prompt)
+		if pty {
+			_, _ = io.WriteString(sio.out, prompt)
+		}
 		line, err := readLine(in, sio.out, pty)
-		if strings.TrimSpace(line) == "exit" {
-			return
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "exit" {
+			return p.run(ctx, line, sio)
 		}
 		if strings.TrimSpace(line) != "" {
-			p.run(ctx, line, sio)
+			status = p.run(ctx, line, sio)
 		}
 		if err != nil {
-			return
+			break
 		}
 	}
+	return status
 }
 
 func readLine(in *bufio.Reader, echo io.Writer, pty bool) (string, error) {

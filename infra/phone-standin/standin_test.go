@@ -126,6 +126,15 @@ func TestRealADBSeesTheStandInAsADeviceAndGetsShellExitCodes(t *testing.T) {
 	if out, err := s.Run(c, "-s", p.addr, "shell", "getprop", "ro.product.model"); err != nil || out != "pixel-of-ada\n" {
 		t.Fatalf("getprop ro.product.model: %q %v", out, err)
 	}
+	// A shell without a command reads its commands from stdin.
+	script := s.Command(c, "-s", p.addr, "shell")
+	script.Stdin = strings.NewReader("getprop ro.product.model\nexit 5\necho never\n")
+	if out, err := script.Output(); exitCode(err) != 5 || string(out) != "pixel-of-ada\n" {
+		t.Fatalf("adb shell with a script on stdin: %q, %v; want exit 5", out, err)
+	}
+	if out, err := s.Run(c, "-s", p.addr, "logcat", "-d"); err != nil || !strings.Contains(out, "boot completed: pixel-of-ada") {
+		t.Fatalf("adb logcat -d: %q %v", out, err)
+	}
 	for _, tc := range []struct {
 		name, cmd  string
 		code       int
@@ -465,5 +474,40 @@ func TestClientScreencapAndLogcatDump(t *testing.T) {
 	all, err := io.ReadAll(logs)
 	if err != nil || !strings.Contains(string(all), "keyevent KEYCODE_HOME") || !strings.Contains(string(all), "boot completed: client-screen") {
 		t.Fatalf("logcat -d: %q %v", all, err)
+	}
+}
+
+func TestRealADBAuthenticatesToASecureStandInOnlyWithATrustedKey(t *testing.T) {
+	t.Parallel()
+	s := adbtest.NewServer(t)
+	trusting := start(t, "secure-phone", "STANDIN_ADB_SECURE=1")
+	stranger := start(t, "stranger-phone", "STANDIN_ADB_SECURE=1")
+	keys := filepath.Join(trusting.root, "data", "misc", "adb")
+	if err := os.MkdirAll(keys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keys, "adb_keys"), []byte(s.PublicKey()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	s.Connect(c, trusting.addr)
+	if out, err := s.Run(c, "-s", trusting.addr, "shell", "getprop", "ro.adb.secure"); err != nil || out != "1\n" {
+		t.Fatalf("getprop ro.adb.secure: %q %v", out, err)
+	}
+
+	if out, err := s.Run(c, "connect", stranger.addr); err != nil {
+		t.Fatalf("adb connect: %q %v", out, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		devices, _ := s.Run(c, "devices")
+		if strings.Contains(devices, stranger.addr+"\tunauthorized") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a phone that does not know adb's key is not listed unauthorized:\n%s", devices)
+		}
+	}
+	if out, err := s.Run(c, "-s", stranger.addr, "shell", "echo", "in"); err == nil || strings.Contains(out, "in") {
+		t.Fatalf("a shell on a phone that does not trust the key: %q %v", out, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -368,5 +369,143 @@ func TestHandshakeNamesTheDevice(t *testing.T) {
 	defer cancel2()
 	if _, err := adb.Handshake(short, ln.Addr().String()); err == nil {
 		t.Fatal("a silent listener passed the handshake")
+	}
+}
+
+func TestAuthenticationWithATrustedKeyAnUnknownOneAndNone(t *testing.T) {
+	t.Parallel()
+	trusted, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key survives adb's text form.
+	text, err := adb.EncodePublicKey(&trusted.PublicKey, "ci@cloudphone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := adb.ParsePublicKey(text)
+	if err != nil || parsed.N.Cmp(trusted.N) != 0 || parsed.E != trusted.E || !strings.HasSuffix(text, " ci@cloudphone") {
+		t.Fatalf("ParsePublicKey(EncodePublicKey) = %v, %v", parsed, err)
+	}
+
+	addr := secureDevice(t, &trusted.PublicKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := adb.Dial(ctx, addr, adb.WithKey(trusted, "ci@cloudphone"))
+	if err != nil {
+		t.Fatalf("with the trusted key: %v", err)
+	}
+	if _, err := c.Open(ctx, "echo:"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	if _, err := adb.Dial(ctx, addr); !errors.Is(err, adb.ErrAuthRequired) {
+		t.Fatalf("without a key: %v, want ErrAuthRequired", err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	if _, err := adb.Dial(short, addr, adb.WithKey(stranger, "x@y")); !errors.Is(err, adb.ErrAuthRequired) {
+		t.Fatalf("with an unknown key: %v, want ErrAuthRequired", err)
+	}
+	// The health check counts a device that asks for a key as up.
+	if banner, err := adb.Handshake(ctx, addr); !errors.Is(err, adb.ErrAuthRequired) || banner != "" {
+		t.Fatalf("Handshake = %q, %v", banner, err)
+	}
+}
+
+func secureDevice(t *testing.T, keys ...*rsa.PublicKey) string {
+	t.Helper()
+	d := &adb.Device{
+		Keys: func() []*rsa.PublicKey { return keys },
+		Handler: adb.HandlerFunc(func(service string) func(context.Context, *adb.Stream) {
+			if service != "echo:" {
+				return nil
+			}
+			return func(_ context.Context, s *adb.Stream) { _, _ = io.Copy(s, s) }
+		}),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+func TestAHostThatIgnoresFlowControlIsDropped(t *testing.T) {
+	t.Parallel()
+	// A device whose service never reads: only flow control bounds what
+	// it holds.
+	d := &adb.Device{Handler: adb.HandlerFunc(func(string) func(context.Context, *adb.Stream) {
+		return func(ctx context.Context, _ *adb.Stream) { <-ctx.Done() }
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	banner := []byte("host::\x00")
+	_, _ = nc.Write(rawMessage("CNXN", adb.VersionSkipChecksum, 4096, banner, 0))
+	_, _ = nc.Write(rawMessage("OPEN", 1, 0, []byte("sink:\x00"), 0))
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 4096)
+		for range 64 {
+			if _, err := nc.Write(rawMessage("WRTE", 1, 1, chunk, 0)); err != nil {
+				return
+			}
+		}
+	}()
+	// The device hangs up: EOF, or a reset as it drops unread data.
+	if _, err := io.Copy(io.Discard, nc); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the device kept the connection: %v", err)
+	}
+}
+
+func TestClientDoneClosesWhenTheDeviceGoesAway(t *testing.T) {
+	t.Parallel()
+	d := &adb.Device{Handler: adb.HandlerFunc(func(string) func(context.Context, *adb.Stream) { return nil })}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx, ln) }()
+	c := dial(t, ln.Addr().String())
+	select {
+	case <-c.Done():
+		t.Fatal("Done before the device went away")
+	default:
+	}
+	cancel()
+	<-done
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done stayed open after the device went away")
+	}
+	if _, err := c.Open(context.Background(), "echo:"); err == nil {
+		t.Fatal("Open succeeded on a connection that ended")
 	}
 }

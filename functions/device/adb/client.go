@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,32 +21,50 @@ import (
 const hostBanner = "host::features=shell_v2,cmd,fixed_push_mkdir"
 
 // ErrAuthRequired is returned by Dial and NewClient when the device asks
-// for an RSA key (AUTH) instead of accepting the connection: the Client
-// only talks to devices that do not require authentication
-// (ro.adb.secure=0, as redroid and the phone stand-in run).
+// for an RSA key (AUTH) and the Client has none (see WithKey), or the
+// device accepted neither its signature nor its public key. Devices with
+// ro.adb.secure=0 (redroid's default, the phone stand-in's) ask for none.
 var ErrAuthRequired = errors.New("adb: the device requires authentication")
+
+// Option configures Dial and NewClient.
+type Option func(*options)
+
+type options struct {
+	key     *rsa.PrivateKey
+	keyName string
+}
+
+// WithKey makes the Client answer a device's AUTH as adb does: it signs the
+// device's token with key (a 2048-bit RSA key, as in ~/.android/adbkey);
+// when the device does not know the key, it offers the public key under
+// name (such as "cloudphone@host") and waits, within the handshake's
+// context, for the device to accept it.
+func WithKey(key *rsa.PrivateKey, name string) Option {
+	return func(o *options) { o.key, o.keyName = key, name }
+}
 
 // Client is the host side of one ADB connection to a device, dialled
 // straight to the device's ADB endpoint (no adb server in between). Any
 // number of operations may run at once, each on its own stream; a Client
 // is safe for concurrent use. Close it when done.
 type Client struct {
-	t        *transport
-	banner   string
-	props    map[string]string
-	features []string
-	runErr   chan error
+	t          *transport
+	banner     string
+	props      map[string]string
+	features   []string
+	runErr     chan error // the reader's end
+	readerOnce sync.Once
 }
 
 // Dial connects to the device's ADB endpoint at addr (host:port) and
 // performs the handshake; ctx bounds the dial and the handshake only.
-func Dial(ctx context.Context, addr string) (*Client, error) {
+func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("adb: dial %s: %w", addr, err)
 	}
-	c, err := NewClient(ctx, nc)
+	c, err := NewClient(ctx, nc, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("adb: connect %s: %w", addr, err)
 	}
@@ -53,12 +73,19 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 
 // NewClient performs the handshake on an established connection nc (a TCP
 // connection, or a tunnel to one) and returns a Client that owns nc.
-func NewClient(ctx context.Context, nc net.Conn) (*Client, error) {
+func NewClient(ctx context.Context, nc net.Conn, opts ...Option) (*Client, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	c, err := handshake(nc)
+	c, offered, err := handshake(nc, o)
 	if !stop() || err != nil {
 		_ = nc.Close()
 		if ctx.Err() != nil {
+			if offered {
+				return nil, fmt.Errorf("%w: the device did not accept the public key: %w", ErrAuthRequired, ctx.Err())
+			}
 			return nil, fmt.Errorf("adb: handshake: %w", ctx.Err())
 		}
 		return nil, err
@@ -68,32 +95,62 @@ func NewClient(ctx context.Context, nc net.Conn) (*Client, error) {
 	return c, nil
 }
 
-func handshake(nc net.Conn) (*Client, error) {
+// handshake sends CNXN and answers AUTH until the device's CNXN arrives;
+// offered reports that the public key was offered (the device may be
+// waiting for a person to accept it).
+func handshake(nc net.Conn, o options) (c *Client, offered bool, err error) {
 	t := newTransport(nc, bufio.NewReaderSize(nc, 64<<10), VersionSkipChecksum, MaxData)
 	t.checksum = true // until the device's version is known
 	if err := t.send(message{cmd: cmdCNXN, arg0: VersionSkipChecksum, arg1: MaxData, data: []byte(hostBanner + "\x00")}); err != nil {
-		return nil, fmt.Errorf("adb: handshake: %w", err)
+		return nil, false, fmt.Errorf("adb: handshake: %w", err)
 	}
+	signed := false
 	for {
 		m, err := readMessage(t.br, maxDataLimit, false)
 		if err != nil {
-			return nil, fmt.Errorf("adb: handshake: %w", err)
+			return nil, offered, fmt.Errorf("adb: handshake: %w", err)
 		}
 		switch m.cmd {
 		case cmdAUTH:
-			return nil, ErrAuthRequired
+			if m.arg0 != authToken {
+				continue
+			}
+			switch {
+			case o.key == nil:
+				return nil, false, ErrAuthRequired
+			case !signed:
+				sig, err := signToken(o.key, m.data)
+				if err != nil {
+					return nil, false, err
+				}
+				signed = true
+				if err := t.send(message{cmd: cmdAUTH, arg0: authSignature, data: sig}); err != nil {
+					return nil, false, fmt.Errorf("adb: handshake: %w", err)
+				}
+			case !offered:
+				pub, err := EncodePublicKey(&o.key.PublicKey, o.keyName)
+				if err != nil {
+					return nil, false, err
+				}
+				offered = true
+				if err := t.send(message{cmd: cmdAUTH, arg0: authRSAPublicKey, data: []byte(pub + "\x00")}); err != nil {
+					return nil, offered, fmt.Errorf("adb: handshake: %w", err)
+				}
+			default:
+				return nil, offered, fmt.Errorf("%w: the device refused the key", ErrAuthRequired)
+			}
 		case cmdSTLS:
-			return nil, errors.New("adb: handshake: the device requires TLS")
+			return nil, false, errors.New("adb: handshake: the device requires TLS")
 		case cmdCNXN:
 			t.version = max(min(m.arg0, VersionSkipChecksum), VersionMin)
 			t.checksum = t.version < VersionSkipChecksum
 			t.maxData = min(m.arg1, MaxData)
 			if t.maxData < 256 {
-				return nil, fmt.Errorf("adb: handshake: the device offers a maximum data size of %d bytes", m.arg1)
+				return nil, offered, fmt.Errorf("adb: handshake: the device offers a maximum data size of %d bytes", m.arg1)
 			}
 			c := &Client{t: t, runErr: make(chan error, 1)}
 			c.parseBanner(string(trimNUL(m.data)))
-			return c, nil
+			return c, offered, nil
 		}
 	}
 }
@@ -128,11 +185,17 @@ func (c *Client) Prop(name string) string { return c.props[name] }
 // "shell_v2" or "cmd").
 func (c *Client) HasFeature(feature string) bool { return slices.Contains(c.features, feature) }
 
-// Close ends the connection and every stream on it.
+// Close ends the connection and every stream on it, and waits for its
+// reader to stop.
 func (c *Client) Close() error {
 	c.t.close(ErrClosed)
+	<-c.t.done
+	c.readerOnce.Do(func() { <-c.runErr })
 	return nil
 }
+
+// Done is closed when the connection ends: Close, or the device going away.
+func (c *Client) Done() <-chan struct{} { return c.t.done }
 
 // Handshake dials addr, performs the ADB handshake and hangs up: the cheap
 // check that a device's adbd is up. It returns the device's banner. A TCP

@@ -3,6 +3,8 @@ package adb
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +33,9 @@ func (f HandlerFunc) Route(service string) func(ctx context.Context, s *Stream) 
 
 // Device is the device side of the transport: it answers a host's CNXN
 // with its own banner and hands every stream the host opens to Handler.
-// It never asks for authentication (a device with ro.adb.secure=0). The
-// fields are read-only once Serve or ServeConn runs; a Device is safe for
-// concurrent use by many connections.
+// Without Keys it asks for no authentication (a device with
+// ro.adb.secure=0). The fields are read-only once Serve or ServeConn runs;
+// a Device is safe for concurrent use by many connections.
 type Device struct {
 	// Props are the banner's properties, such as ro.product.name,
 	// ro.product.model and ro.product.device, shown by `adb devices -l`.
@@ -47,6 +49,13 @@ type Device struct {
 	Log *slog.Logger
 	// HandshakeTimeout bounds the wait for the host's CNXN (default 10 s).
 	HandshakeTimeout time.Duration
+	// Keys, when set, makes the device require authentication as adbd
+	// with ro.adb.secure=1 does: it sends AUTH with a random token and
+	// accepts the host once it signs the token with, or offers, one of the
+	// keys Keys returns (called per connection, like reading adb_keys). A
+	// host with another key stays connected and unauthorized, as adb
+	// shows it.
+	Keys func() []*rsa.PublicKey
 }
 
 // Banner is the data the device sends in CNXN:
@@ -130,7 +139,6 @@ func (d *Device) ServeConn(ctx context.Context, nc net.Conn) error {
 		}
 		// Anything before CNXN (a stray AUTH, STLS) is ignored.
 	}
-	_ = nc.SetReadDeadline(time.Time{})
 	version := min(cnxn.arg0, VersionSkipChecksum)
 	if version < VersionMin {
 		version = VersionMin
@@ -140,6 +148,12 @@ func (d *Device) ServeConn(ctx context.Context, nc net.Conn) error {
 		return fmt.Errorf("adb: handshake: host offers a maximum data size of %d bytes", cnxn.arg1)
 	}
 	t := newTransport(nc, br, version, maxData)
+	_ = nc.SetReadDeadline(time.Time{})
+	if d.Keys != nil {
+		if err := d.authenticate(t); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	t.onOpen = func(remote uint32, service string) {
 		serve := d.Handler.Route(service)
@@ -149,6 +163,7 @@ func (d *Device) ServeConn(ctx context.Context, nc net.Conn) error {
 		}
 		s, err := t.newStream(remote, service)
 		if err != nil {
+			_ = t.send(message{cmd: cmdCLSE, arg0: 0, arg1: remote})
 			return
 		}
 		s.okay(remote)
@@ -171,4 +186,50 @@ func (d *Device) ServeConn(ctx context.Context, nc net.Conn) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// authenticate runs the AUTH exchange until the host proves a trusted key;
+// it returns an error only when the connection ends.
+func (d *Device) authenticate(t *transport) error {
+	token := make([]byte, authTokenSize)
+	newToken := func() error {
+		_, _ = rand.Read(token)
+		return t.send(message{cmd: cmdAUTH, arg0: authToken, data: token})
+	}
+	if err := newToken(); err != nil {
+		return err
+	}
+	trusted := d.Keys()
+	for {
+		m, err := readMessage(t.br, t.maxData, t.checksum)
+		if err != nil {
+			return fmt.Errorf("adb: authentication: %w", err)
+		}
+		if m.cmd != cmdAUTH {
+			continue
+		}
+		switch m.arg0 {
+		case authSignature:
+			for _, k := range trusted {
+				if verifyToken(k, token, m.data) {
+					return nil
+				}
+			}
+			if err := newToken(); err != nil {
+				return err
+			}
+		case authRSAPublicKey:
+			pub, err := ParsePublicKey(string(trimNUL(m.data)))
+			if err == nil {
+				for _, k := range trusted {
+					if k.N.Cmp(pub.N) == 0 && k.E == pub.E {
+						return nil
+					}
+				}
+			}
+			if d.Log != nil {
+				d.Log.Info("adb host offered an unknown key; it stays unauthorized", "remote", t.nc.RemoteAddr().String())
+			}
+		}
+	}
 }

@@ -13,6 +13,16 @@ import (
 // the connection closed.
 var ErrClosed = errors.New("adb: closed")
 
+const (
+	// maxStreams bounds the streams open at once on one connection; an
+	// OPEN beyond it is refused.
+	maxStreams = 1024
+	// maxQueued bounds the WRTE messages a stream holds unread. A peer
+	// waits for OKAY after each one, so more means it ignores flow
+	// control, and the connection is dropped.
+	maxQueued = 4
+)
+
 // transport multiplexes streams over one connection after the CNXN
 // handshake. Both the host (Client) and the device (Device) side use it.
 type transport struct {
@@ -118,6 +128,9 @@ func (t *transport) newStream(remote uint32, service string) (*Stream, error) {
 	if t.err != nil {
 		return nil, t.err
 	}
+	if len(t.streams) >= maxStreams {
+		return nil, fmt.Errorf("adb: %d streams open on this connection", len(t.streams))
+	}
 	t.nextID++
 	if t.nextID == 0 {
 		t.nextID = 1
@@ -191,7 +204,7 @@ type Stream struct {
 	opened chan struct{} // closed when the peer accepted the OPEN
 
 	mu         sync.Mutex
-	queue      [][]byte
+	queue      []chunk
 	cur        []byte
 	unacked    bool // cur came from a WRTE not yet acknowledged
 	closed     bool
@@ -233,12 +246,31 @@ func (s *Stream) deliver(b []byte) {
 		_ = s.t.send(message{cmd: cmdOKAY, arg0: s.local, arg1: s.remote})
 		return
 	}
-	s.queue = append(s.queue, b)
+	if len(s.queue) >= maxQueued {
+		s.mu.Unlock()
+		s.t.close(errors.New("adb: the peer sent data without waiting for OKAY"))
+		return
+	}
+	// When nothing else is held, acknowledge at once so the peer sends the
+	// next block while this one is read (as adbd acknowledges once data is
+	// buffered); otherwise acknowledge when it has been read. A stream so
+	// holds at most two blocks.
+	early := len(s.queue) == 0 && len(s.cur) == 0
+	s.queue = append(s.queue, chunk{b: b, acked: early})
 	s.mu.Unlock()
+	if early {
+		_ = s.t.send(message{cmd: cmdOKAY, arg0: s.local, arg1: s.remote})
+	}
 	select {
 	case s.data <- struct{}{}:
 	default:
 	}
+}
+
+// chunk is the data of one WRTE, and whether it was acknowledged yet.
+type chunk struct {
+	b     []byte
+	acked bool
 }
 
 // Read reads the peer's data. It returns io.EOF once the peer closed the
@@ -247,8 +279,8 @@ func (s *Stream) Read(p []byte) (int, error) {
 	for {
 		s.mu.Lock()
 		if len(s.cur) == 0 && len(s.queue) > 0 {
-			s.cur, s.queue = s.queue[0], s.queue[1:]
-			s.unacked = true
+			s.cur, s.unacked = s.queue[0].b, !s.queue[0].acked
+			s.queue = s.queue[1:]
 		}
 		if len(s.cur) > 0 {
 			n := copy(p, s.cur)

@@ -64,6 +64,18 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// PublicKey returns the server's public key in adb's text form (its
+// adbkey.pub, made when the server started), as a device's adb_keys holds
+// it.
+func (s *Server) PublicKey() string {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.home, ".android", "adbkey.pub"))
+	if err != nil {
+		s.t.Fatalf("the adb server's public key: %v", err)
+	}
+	return string(b)
+}
+
 // Command returns an adb command talking to this server.
 func (s *Server) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, ADB, append([]string{"-P", strconv.Itoa(s.Port)}, args...)...)
