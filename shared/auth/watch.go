@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,11 +61,17 @@ func (w *Watched) watch() {
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
+			// The client was closed (the process is stopping): go quietly.
+			// Were it a lost connection instead, Revoked would still answer
+			// correctly from Redis, only slower.
+			closed := errors.Is(err, redis.ErrClosed) || errors.Is(err, net.ErrClosed)
 			if w.live.Swap(false) {
 				w.forget()
-				w.log.Warn("revocation watch lost; checking every token in Redis until it is back", "err", err)
+				if !closed {
+					w.log.Warn("revocation watch lost; checking every token in Redis until it is back", "err", err)
+				}
 			}
-			if errors.Is(err, redis.ErrClosed) {
+			if closed {
 				return
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -81,6 +88,9 @@ func (w *Watched) watch() {
 		}
 	}
 }
+
+// Live reports whether the subscription is up, so answers come from memory.
+func (w *Watched) Live() bool { return w.live.Load() }
 
 func (w *Watched) forget() {
 	w.mu.Lock()
