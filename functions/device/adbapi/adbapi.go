@@ -77,7 +77,8 @@ func New(devs Devices, v *auth.Verifier, cfg Config, log *slog.Logger) *Function
 	if cfg.LogsMaxDuration <= 0 {
 		cfg.LogsMaxDuration = 9 * time.Minute
 	}
-	f := &Function{devs: devs, cfg: cfg, log: log, mux: httpjson.NewMux(log), dial: adb.Dial}
+	f := &Function{devs: devs, cfg: cfg, log: log, mux: httpjson.NewMux(log),
+		dial: func(ctx context.Context, addr string) (*adb.Client, error) { return adb.Dial(ctx, addr) }}
 	require := auth.Require(v, log)
 	f.mux.Handle(RouteShell, require(http.HandlerFunc(f.shell)))
 	f.mux.Handle(RouteScreenshot, require(http.HandlerFunc(f.screenshot)))
