@@ -36,7 +36,7 @@ import (
 const Name = "device-adb-gateway"
 
 // Route is the function's one route.
-const Route = "GET " + device.GatewayPath
+const Route = "GET /api/v1/devices/{id}/adb"
 
 // Routes lists every route, for the catalog.
 var Routes = []string{Route}
