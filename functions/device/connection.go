@@ -18,10 +18,6 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 )
 
-// GatewayPath is the path of a device's ADB gateway route, with the device
-// id in place of {id}.
-const GatewayPath = "/api/v1/devices/{id}/adb"
-
 // Connection is the answer of GET /api/v1/devices/{id}/connection: URL is
 // the WebSocket URL of the device's ADB gateway route with the ticket as its
 // query parameter, Ticket the single-use connection ticket alone, ADB the

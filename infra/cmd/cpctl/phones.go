@@ -50,10 +50,13 @@ func (c *client) resolve(ctx context.Context, ref string) (string, error) {
 	return "", exitf(exitUsage, "%d phones are named %q: give the id (%s)", len(ids), ref, strings.Join(ids, ", "))
 }
 
+// phoneList is the answer of GET /api/v1/devices.
+type phoneList struct {
+	Devices []phone `json:"devices"`
+}
+
 func (c *client) phones(ctx context.Context) ([]phone, error) {
-	var out struct {
-		Devices []phone `json:"devices"`
-	}
+	var out phoneList
 	err := c.do(ctx, "GET", "/api/v1/devices", nil, &out)
 	return out.Devices, err
 }
@@ -92,7 +95,7 @@ func (a *app) phones(ctx context.Context, args []string) error {
 
 func (a *app) printPhones(list []phone, asJSON bool) error {
 	if asJSON {
-		return a.printJSON(map[string]any{"devices": list})
+		return a.printJSON(phoneList{Devices: list})
 	}
 	tw := a.table()
 	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tCPU\tMEMORY\tNODE")
