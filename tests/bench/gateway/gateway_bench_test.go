@@ -38,19 +38,18 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/functions/device/adb/adbtest"
-	"github.com/cloudphone/cloudphone/functions/device/adbgateway"
+	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
-	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinproc"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 // bench is a running phone stand-in with the platform's device routes and
 // gateway in front of it.
 type bench struct {
 	env     devicetest.Env
-	gw      *adbgateway.Function
+	gw      *deviceadbgateway.Function
 	base    string // http://127.0.0.1:PORT
 	phone   standinproc.Phone
 	device  device.Device
@@ -63,9 +62,9 @@ func setup(b *testing.B) bench {
 	_, portStr, _ := net.SplitHostPort(ph.Addr)
 	port, _ := strconv.Atoi(portStr)
 	env := devicetest.New(b, devicetest.Ports(port, port))
-	gw, err := adbgateway.New(adbgateway.Options{
-		Devices: env.Service, Redis: usertest.Redis(b), Verifier: env.Users.Service.Verifier(), Log: logging.Discard(),
-		Config: adbgateway.Config{MaxSessionsPerUser: 10000, WatchInterval: 2 * time.Second, DialTimeout: 5 * time.Second,
+	gw, err := deviceadbgateway.New(deviceadbgateway.Options{
+		Devices: env.Service, Redis: env.Users.Redis, Verifier: env.Users.Service.Verifier(), Log: logging.Discard(),
+		Config: deviceadbgateway.Config{MaxSessionsPerUser: 10000, WatchInterval: 2 * time.Second, DialTimeout: 5 * time.Second,
 			RedisPrefix: fmt.Sprintf("bench:%d:", time.Now().UnixNano())},
 	})
 	if err != nil {
@@ -76,7 +75,7 @@ func setup(b *testing.B) bench {
 	}
 	dev := devices.New(env.Service, env.Users.Service.Verifier(), logging.Discard())
 	mux := http.NewServeMux()
-	mux.HandleFunc(adbgateway.Route, gw.Handle)
+	mux.HandleFunc(deviceadbgateway.Route, gw.Handle)
 	mux.HandleFunc("/", dev.Handle)
 	srv := httptest.NewServer(mux)
 	b.Cleanup(func() { srv.Close(); _ = gw.Stop(context.Background()) })
