@@ -17,7 +17,6 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/functions/device/adb/adbtest"
-	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 )
 
