@@ -44,6 +44,10 @@ build: ## build the platform and the single-function binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./assembly/cmd/cloudphone
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./assembly/cmd/function
 
+.PHONY: cli
+cli: ## build the command line, bin/cpctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cpctl ./infra/cmd/cpctl
+
 .PHONY: images
 images: build ## build one image per function and per OpenFaaS bundle (FROM scratch, the binary only)
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \

@@ -66,6 +66,10 @@ type Config struct {
 	// connection tickets; when empty a key is derived from ServiceTokenKey.
 	TicketKey string        `env:"CLOUDPHONE_DEVICE_TICKET_KEY" secret:"device-ticket-key"`
 	TicketTTL time.Duration `env:"DEVICE_TICKET_TTL" default:"5m"`
+	// GatewayURL is the public ws:// or wss:// base (scheme and host) of the
+	// ADB gateway that /connection answers; when empty it is taken from
+	// the request (wss when it came over TLS or X-Forwarded-Proto is https).
+	GatewayURL string `env:"DEVICE_GATEWAY_URL"`
 	// ServiceTokenKey signs the service tokens of calls to the user context.
 	ServiceTokenKey string `env:"CLOUDPHONE_SERVICE_TOKEN_KEY" secret:"service-token-key"`
 	// RedisPrefix goes before the Redis keys of the service-token cache.
@@ -103,7 +107,10 @@ type Options struct {
 	Image            string   // default image
 	Images           []string // further allowed images
 	DefaultStorageGB int
-	Log              *slog.Logger
+	// GatewayURL is the ws:// or wss:// base of the ADB gateway (empty:
+	// taken from each request).
+	GatewayURL string
+	Log        *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -118,6 +125,7 @@ type Service struct {
 	image   string
 	images  map[string]bool
 	storage int
+	gateway string
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -140,6 +148,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		return nil, fmt.Errorf("device: port range %d-%d is not within 1-65535", opt.Ports.First, opt.Ports.Last)
 	case opt.Image == "" || !imagePattern.MatchString(opt.Image):
 		return nil, fmt.Errorf("device: default image %q is not an image reference", opt.Image)
+	case opt.GatewayURL != "" && !gatewayURLPattern.MatchString(opt.GatewayURL):
+		return nil, fmt.Errorf("device: DEVICE_GATEWAY_URL %q is not a ws:// or wss:// URL without a path", opt.GatewayURL)
 	case opt.DefaultStorageGB < 0 || opt.DefaultStorageGB > StorageGBMax:
 		return nil, fmt.Errorf("device: default storage %d GB is not within 0-%d", opt.DefaultStorageGB, StorageGBMax)
 	}
@@ -156,7 +166,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		}
 	}
 	s := &Service{pool: pool, quota: opt.Quota, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
-		images: images, storage: opt.DefaultStorageGB, log: opt.Log, now: opt.Now}
+		images: images, storage: opt.DefaultStorageGB, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
 	if opt.Node.Name != "" {
 		if err := s.RegisterNode(ctx, opt.Node); err != nil {
 			return nil, err

@@ -41,6 +41,38 @@ const (
 	EventDeleted = "cloudphone.device.deleted"
 )
 
+// Facts of the ADB gateway (data ConnectionFact, subject the device id):
+// a user's ADB session with a device opened, and closed. Every opened
+// session is followed by one closed, unless the gateway's process dies
+// first.
+const (
+	EventConnectionOpened = "cloudphone.device.connection.opened"
+	EventConnectionClosed = "cloudphone.device.connection.closed"
+)
+
+// ConnectionFact is the data of EventConnectionOpened and
+// EventConnectionClosed (schema version 1). At is when the session opened
+// or closed; Reason, BytesIn (from the user) and BytesOut (to the user) are
+// set on closed.
+type ConnectionFact struct {
+	SchemaVersion int       `json:"schema_version"`
+	DeviceID      string    `json:"device_id"`
+	UserID        string    `json:"user_id"`
+	SessionID     string    `json:"session_id"`
+	At            time.Time `json:"at"`
+	Reason        string    `json:"reason,omitempty"`
+	BytesIn       int64     `json:"bytes_in,omitempty"`
+	BytesOut      int64     `json:"bytes_out,omitempty"`
+}
+
+// Reasons an ADB session closes.
+const (
+	ConnectionClosedByClient  = "client_closed"
+	ConnectionClosedByPhone   = "phone_closed"
+	ConnectionDeviceStopped   = "device_stopped"
+	ConnectionGatewayStopping = "gateway_stopping"
+)
+
 // EventBalanceExhausted is billing's fact that a user's balance cannot pay
 // for more usage (data BalanceExhausted); the device context stops that
 // user's running devices.
@@ -56,6 +88,7 @@ const (
 	SourceReports     = "/cloudphone/device/device-reports"
 	SourceBalanceStop = "/cloudphone/device/device-balance-stop"
 	SourceQuotaStop   = "/cloudphone/device/device-quota-stop"
+	SourceADBGateway  = "/cloudphone/device/device-adb-gateway"
 )
 
 // Reasons a device stops or fails.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -183,39 +182,6 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id string) (Devi
 		}
 		return save(ctx, tx, d)
 	})
-}
-
-// Connection is the answer of GET /api/v1/devices/{id}/connection.
-type Connection struct {
-	ADB       string    `json:"adb"`
-	Ticket    string    `json:"ticket"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// Connect returns the ADB address of p's running device id and a signed
-// ticket for it that expires after the tickets' TTL. A device that is not
-// running is apierr Conflict.
-func (s *Service) Connect(ctx context.Context, p auth.Principal, id string) (Connection, error) {
-	d, err := s.Get(ctx, p, id)
-	if err != nil {
-		return Connection{}, err
-	}
-	if d.UserID != p.UserID {
-		return Connection{}, errNotFound()
-	}
-	if !p.HasPermission("device:operate") {
-		return Connection{}, apierr.New(apierr.Forbidden, "you may not connect to devices")
-	}
-	if d.State != StateRunning {
-		return Connection{}, conflict(&d, "connect to")
-	}
-	tk := Ticket{DeviceID: d.ID, UserID: d.UserID, ADB: net.JoinHostPort(d.adbHost, strconv.Itoa(d.ADBPort)),
-		ExpiresAt: s.now().Add(s.tickets.TTL()).UTC().Truncate(time.Second)}
-	sig, err := s.tickets.Sign(tk)
-	if err != nil {
-		return Connection{}, err
-	}
-	return Connection{ADB: tk.ADB, Ticket: sig, ExpiresAt: tk.ExpiresAt}, nil
 }
 
 // transition moves d to state at at.

@@ -13,9 +13,10 @@ import (
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
 
-// Ticket is what a connection ticket grants: ADB access to one device's
-// address until ExpiresAt.
+// Ticket is what a connection ticket grants: one ADB session with one
+// device until ExpiresAt. ID tells tickets apart, so that each is used once.
 type Ticket struct {
+	ID        string    `json:"id"`
 	DeviceID  string    `json:"device_id"`
 	UserID    string    `json:"user_id"`
 	ADB       string    `json:"adb"`

@@ -34,3 +34,9 @@ echo "== ADB straight to a phone stand-in, Client vs Debian's adb: go test -run 
 go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/adb/
 echo "== go test -run '^\$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/"
 go test -count=1 -run '^$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/
+
+echo
+echo "== ADB gateway, through cpctl adb-connect and the gateway vs straight to the phone's port (one run): go test -run '^\$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/"
+go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/
+echo "== go test -run '^\$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/"
+go test -count=1 -run '^$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/

@@ -6,6 +6,8 @@ package devicefunctions
 import (
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
+	"github.com/cloudphone/cloudphone/functions/device/deviceadbapi"
+	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
 	"github.com/cloudphone/cloudphone/functions/device/deviceoutboxredrive"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
@@ -21,6 +23,8 @@ import (
 // comes last.
 var Entries = []function.Entry{
 	devices.Entry,
+	deviceadbgateway.Entry,
+	deviceadbapi.Entry,
 	adminnodes.Entry,
 	devicereports.Entry,
 	devicebalancestop.Entry,
@@ -48,6 +52,8 @@ var Events = []function.EventType{
 	{Type: device.EventStopped, Payload: device.Stopped{}, Doc: "a device's running interval ended by a stop (at, reason); subject is the device id"},
 	{Type: device.EventError, Payload: device.Failed{}, Doc: "a device failed (at, reason), ending its running interval if one was open; subject is the device id"},
 	{Type: device.EventDeleted, Payload: device.Deleted{}, Doc: "a device was deleted and its port and quota freed; subject is the device id"},
+	{Type: device.EventConnectionOpened, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device opened at the gateway (session_id, at); subject is the device id"},
+	{Type: device.EventConnectionClosed, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device closed (session_id, at, reason, bytes); subject is the device id"},
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 

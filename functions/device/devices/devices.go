@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/shared/apierr"
@@ -61,7 +62,7 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	f.mux.Handle(RouteStart, require(f.serve(http.StatusAccepted, byID(svc.Start))))
 	f.mux.Handle(RouteStop, require(f.serve(http.StatusAccepted, byID(svc.Stop))))
 	f.mux.Handle(RouteRestart, require(f.serve(http.StatusAccepted, byID(svc.Restart))))
-	f.mux.Handle(RouteConnection, require(f.serve(http.StatusOK, byID(svc.Connect))))
+	f.mux.Handle(RouteConnection, require(f.serve(http.StatusOK, f.connection)))
 	return f
 }
 
@@ -112,4 +113,14 @@ type List struct {
 func (f *Function) list(ctx context.Context, p auth.Principal, _ *http.Request) (any, error) {
 	ds, err := f.svc.List(ctx, p)
 	return List{Devices: ds}, err
+}
+
+// connection answers a fresh ticket and the gateway URL, under the host the
+// request came to unless the device context has a gateway URL configured.
+func (f *Function) connection(ctx context.Context, p auth.Principal, r *http.Request) (any, error) {
+	scheme := "ws"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "wss"
+	}
+	return f.svc.Connect(ctx, p, r.PathValue("id"), scheme+"://"+r.Host)
 }

@@ -155,7 +155,8 @@ func TestStateBreakingRequestsAre409AndFittingOnes202(t *testing.T) {
 	}
 	b.run(t, d.ID)
 	var conn device.Connection
-	if code := b.do(t, "GET", base+"/connection", a.Token, "", &conn); code != http.StatusOK || conn.ADB == "" || conn.Ticket == "" {
+	if code := b.do(t, "GET", base+"/connection", a.Token, "", &conn); code != http.StatusOK || conn.Ticket == "" ||
+		!strings.HasPrefix(conn.URL, "ws://") || !strings.Contains(conn.URL, "/api/v1/devices/"+d.ID+"/adb?ticket=") {
 		t.Fatalf("connection: %d %+v", code, conn)
 	}
 	var got device.Device

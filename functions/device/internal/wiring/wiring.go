@@ -75,7 +75,7 @@ func Service(ctx context.Context, r *process.Resources) (*device.Service, error)
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
 			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB,
-			Log: log,
+			GatewayURL: cfg.GatewayURL, Log: log,
 		})
 	})
 	if err != nil {
