@@ -40,13 +40,13 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	read := billing.Access{Permission: billing.PermRead}
-	mux.Handle(RouteBalance, require(billing.Route(read, log,
+	read := auth.Access{Permission: billing.PermRead}
+	mux.Handle(RouteBalance, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 			b, err := svc.Balance(ctx, p.UserID)
 			return http.StatusOK, b, err
 		})))
-	mux.Handle(RouteTransactions, require(billing.Route(read, log,
+	mux.Handle(RouteTransactions, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			limit, err := Limit(r)
 			if err != nil {
@@ -55,7 +55,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			page, err := svc.Transactions(ctx, p.UserID, limit, r.URL.Query().Get("cursor"))
 			return http.StatusOK, page, err
 		})))
-	mux.Handle(RouteCredit, require(billing.Route(billing.Access{Admin: true, Permission: billing.PermAdminCredit}, log,
+	mux.Handle(RouteCredit, require(auth.Route(auth.Access{Role: auth.RoleAdmin, Permission: billing.PermAdminCredit}, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			var req billing.CreditRequest
 			if err := httpjson.Decode(r, &req); err != nil {

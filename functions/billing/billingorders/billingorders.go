@@ -47,8 +47,8 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	read := billing.Access{Permission: billing.PermRead}
-	mux.Handle(RoutePlace, require(billing.Route(billing.Access{Permission: billing.PermOrder}, log,
+	read := auth.Access{Permission: billing.PermRead}
+	mux.Handle(RoutePlace, require(auth.Route(auth.Access{Permission: billing.PermOrder}, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			var req billing.OrderRequest
 			if err := httpjson.Decode(r, &req); err != nil {
@@ -60,7 +60,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			}
 			return http.StatusAccepted, o, err
 		})))
-	mux.Handle(RouteList, require(billing.Route(read, log,
+	mux.Handle(RouteList, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			limit, err := billingbalance.Limit(r)
 			if err != nil {
@@ -69,12 +69,12 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			page, err := svc.Orders(ctx, p.UserID, limit, r.URL.Query().Get("cursor"))
 			return http.StatusOK, page, err
 		})))
-	mux.Handle(RouteGet, require(billing.Route(read, log,
+	mux.Handle(RouteGet, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			o, err := svc.Order(ctx, p.UserID, r.PathValue("id"))
 			return http.StatusOK, o, err
 		})))
-	mux.Handle(RouteSubscriptions, require(billing.Route(read, log,
+	mux.Handle(RouteSubscriptions, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 			list, err := svc.Subscriptions(ctx, p.UserID)
 			return http.StatusOK, map[string]any{"subscriptions": list}, err

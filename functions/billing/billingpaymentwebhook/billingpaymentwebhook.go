@@ -41,7 +41,7 @@ func New(svc *billing.Service, log *slog.Logger) *Function {
 
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
-	billing.Route(billing.Access{Public: true}, f.log, f.handle).ServeHTTP(w, r)
+	auth.Route(auth.Access{Public: true}, f.log, f.handle).ServeHTTP(w, r)
 }
 
 func (f *Function) handle(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {

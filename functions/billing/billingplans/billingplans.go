@@ -40,18 +40,18 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	admin := billing.Access{Admin: true, Permission: billing.PermAdminPlans}
-	mux.Handle(RouteList, billing.Route(billing.Access{Public: true}, log,
+	admin := auth.Access{Role: auth.RoleAdmin, Permission: billing.PermAdminPlans}
+	mux.Handle(RouteList, auth.Route(auth.Access{Public: true}, log,
 		func(ctx context.Context, _ auth.Principal, _ *http.Request) (int, any, error) {
 			list, err := svc.Plans(ctx, false)
 			return http.StatusOK, map[string]any{"plans": list}, err
 		}))
-	mux.Handle(RouteGet, billing.Route(billing.Access{Public: true}, log,
+	mux.Handle(RouteGet, auth.Route(auth.Access{Public: true}, log,
 		func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
 			p, err := svc.Plan(ctx, r.PathValue("id"), false)
 			return http.StatusOK, p, err
 		}))
-	mux.Handle(RouteCreate, require(billing.Route(admin, log,
+	mux.Handle(RouteCreate, require(auth.Route(admin, log,
 		func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
 			var req billing.PlanRequest
 			if err := httpjson.Decode(r, &req); err != nil {
@@ -60,7 +60,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			p, err := svc.CreatePlan(ctx, req)
 			return http.StatusCreated, p, err
 		})))
-	mux.Handle(RouteUpdate, require(billing.Route(admin, log,
+	mux.Handle(RouteUpdate, require(auth.Route(admin, log,
 		func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
 			var req billing.PlanRequest
 			if err := httpjson.Decode(r, &req); err != nil {

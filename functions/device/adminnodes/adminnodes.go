@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -52,25 +51,11 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
+// serve runs handle for an administrator.
 func (f *Function) serve(handle func(ctx context.Context, r *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp any
-		p, ok := auth.PrincipalFrom(r.Context())
-		var err error
-		switch {
-		case !ok:
-			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		case !p.HasRole("admin"):
-			err = apierr.New(apierr.Forbidden, "administrators only")
-		default:
-			resp, err = handle(r.Context(), r)
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		if err != nil {
-			apierr.Write(w, r, f.log, err)
-			return
-		}
-		httpjson.Write(w, http.StatusOK, resp)
+	return auth.Route(auth.Access{Role: auth.RoleAdmin}, f.log, func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
+		resp, err := handle(ctx, r)
+		return http.StatusOK, resp, err
 	})
 }
 

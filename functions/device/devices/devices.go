@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -71,22 +70,11 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeH
 
 type handler func(ctx context.Context, p auth.Principal, r *http.Request) (any, error)
 
-// serve runs handle for the signed-in caller and writes its answer with
-// status, or its error, in one place.
+// serve runs handle for the signed-in caller and answers with status.
 func (f *Function) serve(status int, handle handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp any
-		p, ok := auth.PrincipalFrom(r.Context())
-		var err error = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		if ok {
-			resp, err = handle(r.Context(), p, r)
-		}
-		w.Header().Set("Cache-Control", "private, no-store")
-		if err != nil {
-			apierr.Write(w, r, f.log, err)
-			return
-		}
-		httpjson.Write(w, status, resp)
+	return auth.Route(auth.Access{}, f.log, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+		resp, err := handle(ctx, p, r)
+		return status, resp, err
 	})
 }
 

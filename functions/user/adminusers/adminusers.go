@@ -59,27 +59,11 @@ func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
-// serve checks the caller's role, reads the request and writes the answer of
-// handle in one place.
+// serve runs handle for an administrator holding Permission.
 func (f *Function) serve(handle func(ctx context.Context, p auth.Principal, r *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp any
-		p, ok := auth.PrincipalFrom(r.Context())
-		var err error
-		switch {
-		case !ok:
-			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		case !p.HasRole(user.RoleAdmin) || !p.HasPermission(Permission):
-			err = apierr.New(apierr.Forbidden, "administrators only")
-		default:
-			resp, err = handle(r.Context(), p, r)
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		if err != nil {
-			apierr.Write(w, r, f.log, err)
-			return
-		}
-		httpjson.Write(w, http.StatusOK, resp)
+	return auth.Route(auth.Access{Role: auth.RoleAdmin, Permission: Permission}, f.log, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+		resp, err := handle(ctx, p, r)
+		return http.StatusOK, resp, err
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/user"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -47,22 +46,12 @@ func New(svc *user.Service, v *auth.Verifier, log *slog.Logger) *Function {
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
-// serve runs handle for the signed-in caller and writes its answer; these
-// routes have no body to decode.
+// serve runs handle for the signed-in caller; these routes have no body to
+// decode.
 func (f *Function) serve(handle func(ctx context.Context, p auth.Principal) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp any
-		p, ok := auth.PrincipalFrom(r.Context())
-		var err error = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		if ok {
-			resp, err = handle(r.Context(), p)
-		}
-		w.Header().Set("Cache-Control", "private, no-store")
-		if err != nil {
-			apierr.Write(w, r, f.log, err)
-			return
-		}
-		httpjson.Write(w, http.StatusOK, resp)
+	return auth.Route(auth.Access{}, f.log, func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
+		resp, err := handle(ctx, p)
+		return http.StatusOK, resp, err
 	})
 }
 

@@ -1,4 +1,4 @@
-package billing
+package auth
 
 import (
 	"context"
@@ -6,28 +6,33 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
-	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
+
+// RoleAdmin is the role of the platform's administrators.
+const RoleAdmin = "admin"
 
 // Access is who may call a route.
 type Access struct {
 	Public     bool   // no token needed
-	Admin      bool   // the admin role is required
-	Permission string // required permission ("" = none)
+	Role       string // the role required ("" = none)
+	Permission string // the permission required ("" = none)
 }
 
 // HandlerFunc handles one request for principal p (zero for a public route)
-// and returns the status and body to write, or an error.
-type HandlerFunc func(ctx context.Context, p auth.Principal, r *http.Request) (status int, body any, err error)
+// and returns the status and body to write (a nil body writes the status
+// alone), or an error.
+type HandlerFunc func(ctx context.Context, p Principal, r *http.Request) (status int, body any, err error)
 
-// Route turns h into an http.Handler that checks the caller against a
-// (401 without a valid token, 403 without the role or permission; the token
-// itself is checked by auth.Require in front of it) and writes the answer or
-// the error in one place.
+// Route is the one adapter of the platform's JSON routes: it checks the
+// caller against a (401 unauthorized without a principal, 403 forbidden
+// without the role or permission; the token itself is checked by Require in
+// front of it), runs h, and writes its answer or its error (apierr.Write) in
+// one place. Every answer of a route that is not public carries
+// Cache-Control: no-store.
 func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := auth.PrincipalFrom(r.Context())
+		p, ok := PrincipalFrom(r.Context())
 		var (
 			status int
 			body   any
@@ -38,7 +43,7 @@ func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 			status, body, err = h(r.Context(), p, r)
 		case !ok:
 			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		case a.Admin && !p.HasRole(RoleAdmin), a.Permission != "" && !p.HasPermission(a.Permission):
+		case a.Role != "" && !p.HasRole(a.Role), a.Permission != "" && !p.HasPermission(a.Permission):
 			err = apierr.New(apierr.Forbidden, "not allowed")
 		default:
 			status, body, err = h(r.Context(), p, r)
