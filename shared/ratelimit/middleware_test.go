@@ -192,14 +192,14 @@ func TestRedisDownFallsBackAndRestores(t *testing.T) {
 	srv := startPrivateRedis(t)
 	log, logs := testLogger()
 	newProcess := func() (*stack, *Resilient) {
-		rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 		t.Cleanup(func() { _ = rdb.Close() })
 		shared, err := NewRedis(rdb, RedisOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := metrics.New()
-		res, err := NewResilient(shared, NewLocal(), ResilientOptions{Timeout: 50 * time.Millisecond, Backoff: 100 * time.Millisecond, Log: log, Metrics: m})
+		res, err := NewResilient(shared, NewLocal(), ResilientOptions{Backoff: 100 * time.Millisecond, Log: log, Metrics: m})
 		if err != nil {
 			t.Fatal(err)
 		}
