@@ -171,7 +171,7 @@ var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 // Get returns userID's app id; another user's app, or none, is apierr
 // NotFound.
 func (s *Service) Get(ctx context.Context, userID, id string) (App, error) {
-	if !uuidPattern.MatchString(id) {
+	if !uuidPattern.MatchString(id) || !uuidPattern.MatchString(userID) {
 		return App{}, apierr.New(apierr.NotFound, "app not found")
 	}
 	a, err := scanApp(s.pool.QueryRow(ctx, `SELECT `+appColumns+` FROM apps WHERE id = $1 AND user_id = $2`, id, userID))

@@ -40,7 +40,8 @@ var gatewayHooked atomic.Bool
 func runS3Gateway(dir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	be, err := posix.New(dir, meta.XattrMeta{}, posix.PosixOpts{})
+	// The copy limit has no default in the library: S3's own is 5 GiB.
+	be, err := posix.New(dir, meta.XattrMeta{}, posix.PosixOpts{CopyObjectThreshold: 5 << 30})
 	if err != nil {
 		return fmt.Errorf("posix backend on %s: %w", dir, err)
 	}
