@@ -60,7 +60,6 @@ type Config struct {
 type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error)
 	Head(ctx context.Context, key string) (int64, error)
-	Copy(ctx context.Context, src, dst string) error
 	Delete(ctx context.Context, key string) error
 	ReaderAt(ctx context.Context, key string, size int64) *objectstore.ReaderAt
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)

@@ -37,56 +37,61 @@ const (
 	MaxPageSize     = 100
 )
 
-// Key prefixes in the bucket: finished APKs by digest, uploads in flight by
-// a random id.
-const (
-	apkPrefix    = "apks/"
-	uploadPrefix = "uploads/"
-)
+// apkPrefix is where APKs are kept in the bucket, one object per upload that
+// brought new bytes (apks/<upload id>); the objects table maps each SHA-256 to
+// its one object.
+const apkPrefix = "apks/"
 
-// cleanupTimeout bounds the removal of an upload's temporary object after the
-// request ended.
+// cleanupTimeout bounds the removal of an upload's object after the request
+// ended.
 const cleanupTimeout = 30 * time.Second
 
 // Upload stores the APK that body yields for userID and records it. The bytes
-// are streamed to a temporary object while their SHA-256 is computed (at most
-// two parts of objectstore.PartSize in memory, nothing on local disk); the
-// manifest is then read from the stored object by ranged reads; the object
-// is copied to apks/<sha256> unless those bytes are stored already; the
-// temporary object is always removed. Errors: apierr TooLarge over
-// MaxAPKBytes (the rest of body is not read), Invalid for an empty file or
-// one that is not a valid APK, Conflict when userID already has this package
-// at this version code, Unavailable when the store cannot be reached. On any
-// error nothing is recorded and no object is left for it.
+// are streamed to a new object while their SHA-256 is computed (at most two
+// parts of objectstore.PartSize in memory, nothing on local disk), and the
+// manifest is read from the stored object by ranged reads. Objects are keyed
+// by digest in the objects table: when those bytes were stored before, the
+// app refers to that object and the new one is removed, so the same bytes
+// are kept once; nothing is copied. Errors: apierr TooLarge over MaxAPKBytes
+// (the rest of body is not read), Invalid for an empty file or one that is
+// not a valid APK, Conflict when userID already has this package at this
+// version code, Unavailable when the store cannot be reached. On any error
+// nothing is recorded and the new object is removed.
 func (s *Service) Upload(ctx context.Context, userID, filename string, body io.Reader) (App, error) {
-	tmp := uploadPrefix + events.NewID()
+	key := apkPrefix + events.NewID()
+	keep := false
 	defer func() {
+		if keep {
+			return
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := s.store.Delete(cctx, tmp); err != nil {
-			s.log.Warn("remove an upload's temporary object", "key", tmp, "error", err)
+		if err := s.store.Delete(cctx, key); err != nil {
+			s.log.Warn("remove an upload's object", "key", key, "error", err)
 		}
 	}()
 	h := sha256.New()
-	size, err := s.store.Put(ctx, tmp, io.TeeReader(body, h), s.cfg.MaxAPKBytes)
+	size, err := s.store.Put(ctx, key, io.TeeReader(body, h), s.cfg.MaxAPKBytes)
 	if err != nil {
 		return App{}, s.putError(err)
 	}
 	if size == 0 {
 		return App{}, apierr.New(apierr.Invalid, "file: the file is empty")
 	}
-	m, err := ParseAPK(s.store.ReaderAt(ctx, tmp, size), size, s.limits)
+	m, err := ParseAPK(s.store.ReaderAt(ctx, key, size), size, s.limits)
 	if err != nil {
 		return App{}, storeError(err, "read the uploaded APK")
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
 	a := App{UserID: userID, Manifest: m, Filename: filename, SHA256: digest, Size: size}
-	key := apkPrefix + digest
+	var stored string
 	err = db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		// The object row is locked from here to commit: a concurrent delete
-		// of the last app with these bytes waits, or has finished.
-		if _, err := tx.Exec(ctx, `INSERT INTO objects (sha256, key, size) VALUES ($1, $2, $3)
-ON CONFLICT (sha256) DO UPDATE SET size = EXCLUDED.size`, digest, key, size); err != nil {
+		// of the last app with these bytes waits, or has finished (and then
+		// this upload's object becomes the digest's).
+		if err := tx.QueryRow(ctx, `INSERT INTO objects (sha256, key, size) VALUES ($1, $2, $3)
+ON CONFLICT (sha256) DO UPDATE SET size = objects.size
+RETURNING key`, digest, key, size).Scan(&stored); err != nil {
 			return fmt.Errorf("record object %s: %w", digest, err)
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO apps (user_id, package, version_code, version_name, min_sdk, target_sdk,
@@ -101,9 +106,6 @@ RETURNING id, created_at`, userID, m.Package, m.VersionCode, m.VersionName, m.Mi
 		if err != nil {
 			return fmt.Errorf("record app %s %d of %s: %w", m.Package, m.VersionCode, userID, err)
 		}
-		if err := s.ensureObject(ctx, tmp, key, size); err != nil {
-			return err
-		}
 		e, err := events.New(ctx, EventUploaded, SourceApps, a.ID, Uploaded{
 			AppID: a.ID, UserID: userID, Package: m.Package, VersionCode: m.VersionCode, SHA256: digest, Size: size,
 		})
@@ -115,19 +117,8 @@ RETURNING id, created_at`, userID, m.Package, m.VersionCode, m.VersionName, m.Mi
 	if err != nil {
 		return App{}, err
 	}
+	keep = stored == key
 	return a, nil
-}
-
-// ensureObject copies tmp to key unless key already holds the size bytes.
-func (s *Service) ensureObject(ctx context.Context, tmp, key string, size int64) error {
-	have, err := s.store.Head(ctx, key)
-	if err == nil && have == size {
-		return nil
-	}
-	if err != nil && !errors.Is(err, objectstore.ErrNotFound) {
-		return storeError(err, "look for the stored APK")
-	}
-	return storeError(s.store.Copy(ctx, tmp, key), "store the APK")
 }
 
 // putError maps a failure of streaming the upload to the store.
@@ -290,7 +281,10 @@ func (s *Service) Download(ctx context.Context, userID, id string) (Download, er
 	if err != nil {
 		return Download{}, err
 	}
-	key := apkPrefix + a.SHA256
+	var key string
+	if err := s.pool.QueryRow(ctx, `SELECT key FROM objects WHERE sha256 = $1`, a.SHA256).Scan(&key); err != nil {
+		return Download{}, fmt.Errorf("object of app %s: %w", id, err)
+	}
 	expires := time.Now().Add(s.cfg.DownloadTTL).UTC()
 	url, err := s.store.PresignGet(ctx, key, s.cfg.DownloadTTL)
 	if err != nil {

@@ -63,8 +63,7 @@ type Store struct {
 	partSize int
 }
 
-// PartSize is the size of each part of a streamed write; Put holds at most
-// two parts of one write in memory.
+// PartSize is the size of each part of a streamed write.
 const PartSize = 8 << 20
 
 // New returns a Store on cfg. It does not touch the network; EnsureBucket
@@ -87,6 +86,8 @@ func New(cfg Config) (*Store, error) {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 		RetryMaxAttempts:           3,
+		// No "Expect: 100-continue" round trip before each part.
+		ContinueHeaderThresholdBytes: -1,
 	})
 	return &Store{
 		client:   client,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,10 +35,13 @@ var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPa
 // bufs recycles part buffers between writes.
 var bufs = sync.Pool{New: func() any { b := make([]byte, PartSize); return &b }}
 
+// PutConcurrency is how many parts of one Put are sent at once.
+const PutConcurrency = 2
+
 // Put stores everything r yields at key and returns the number of bytes. It
-// never holds more than two parts (2 × PartSize) of the stream in memory: a
-// stream shorter than one part is one PutObject, a longer one a multipart
-// upload whose next part is read while the previous one is sent. When r
+// never holds more than PutConcurrency+1 parts of PartSize of the stream in
+// memory: a stream shorter than one part is one PutObject, a longer one a
+// multipart upload whose next part is read while earlier ones are sent. When r
 // yields more than limit bytes, Put stops reading, stores nothing and returns
 // ErrTooLarge. A failure to read r is a *ReadError; a failure of the server
 // wraps ErrUnavailable. On any error nothing is left at key (an unfinished
@@ -79,8 +83,8 @@ func (s *Store) putMultipart(ctx context.Context, key string, lr *limitedReader,
 		}
 	}()
 
-	// One sender goroutine uploads parts in order while this one reads the
-	// next: two buffers in use at most.
+	// Senders upload parts while this goroutine reads the next one: at most
+	// PutConcurrency parts in flight plus the one being read.
 	type part struct {
 		num  int32
 		data []byte
@@ -90,37 +94,41 @@ func (s *Store) putMultipart(ctx context.Context, key string, lr *limitedReader,
 	defer cancel()
 	parts := make(chan part)
 	var (
+		mu        sync.Mutex
 		completed []s3types.CompletedPart
 		sendErr   error
-		done      = make(chan struct{})
+		senders   sync.WaitGroup
 	)
-	go func() {
-		defer close(done)
-		for p := range parts {
-			if sendErr == nil {
+	for range PutConcurrency {
+		senders.Go(func() {
+			for p := range parts {
 				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 					Bucket: &s.bucket, Key: &key, UploadId: uploadID, PartNumber: aws.Int32(p.num),
 					Body: bytes.NewReader(p.data), ContentLength: aws.Int64(int64(len(p.data))),
 				}, unsignedPayload)
+				mu.Lock()
 				if err != nil {
-					sendErr = fmt.Errorf("upload part %d of %s: %w", p.num, key, classify(err))
+					if sendErr == nil {
+						sendErr = fmt.Errorf("upload part %d of %s: %w", p.num, key, classify(err))
+					}
 					cancel()
 				} else {
 					completed = append(completed, s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.num)})
 				}
+				mu.Unlock()
+				if p.buf != nil {
+					bufs.Put(p.buf)
+				}
 			}
-			if p.buf != nil {
-				bufs.Put(p.buf)
-			}
-		}
-	}()
+		})
+	}
 
 	var readErr error
 	// The first part's buffer belongs to Put, which recycles it.
 	next := part{num: 1, data: first}
 	total = int64(len(first))
 	for {
-		parts <- next // the sender drains parts until it is closed
+		parts <- next // the senders drain parts until it is closed
 		if len(next.data) < s.partSize || ctx.Err() != nil {
 			break
 		}
@@ -139,7 +147,8 @@ func (s *Store) putMultipart(ctx context.Context, key string, lr *limitedReader,
 		next = part{num: next.num + 1, data: (*buf)[:n], buf: buf}
 	}
 	close(parts)
-	<-done
+	senders.Wait()
+	slices.SortFunc(completed, func(a, b s3types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	switch {
 	case readErr != nil:
 		return 0, readErr

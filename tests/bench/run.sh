@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints every benchmark figure, with the command that gives each. Needs
-# DATABASE_URL and REDIS_URL (make bench starts private servers).
+# DATABASE_URL, REDIS_URL and S3_ENDPOINT (make bench starts private servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -28,3 +28,7 @@ for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/
     go test -count=1 -run '^$' -bench . -benchmem "$pkg"
   fi
 done
+
+echo
+echo "== APK upload, 100 MiB through app-apps vs a straight PutObject: go test -run '^\$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/"
+go test -count=1 -run '^$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/

@@ -1,4 +1,6 @@
-package apptest
+// Package objectstoretest gives tests a bucket of their own on the S3-compatible
+// store of $S3_ENDPOINT (make test starts one).
+package objectstoretest
 
 import (
 	"context"
@@ -11,10 +13,10 @@ import (
 	"github.com/cloudphone/cloudphone/shared/objectstore"
 )
 
-// StoreConfig returns the S3-compatible store of $S3_ENDPOINT (make test
+// Config returns the S3-compatible store of $S3_ENDPOINT (make test
 // starts one) with a fresh bucket of the test's own, so that what a test
 // finds in it is what that test stored.
-func StoreConfig(t testing.TB) objectstore.Config {
+func Config(t testing.TB) objectstore.Config {
 	t.Helper()
 	cfg := objectstore.Config{
 		Endpoint:        os.Getenv("S3_ENDPOINT"),
