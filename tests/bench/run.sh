@@ -30,5 +30,11 @@ for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/
 done
 
 echo
+echo "== ADB straight to a phone stand-in, Client vs Debian's adb: go test -run '^\$' -bench Push50MB -benchtime 3x ./tests/bench/adb/"
+go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/adb/
+echo "== go test -run '^\$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/"
+go test -count=1 -run '^$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/
+
+echo
 echo "== APK upload, 100 MiB through app-apps vs a straight PutObject: go test -run '^\$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/"
 go test -count=1 -run '^$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/
