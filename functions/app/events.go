@@ -32,3 +32,8 @@ type Deleted struct {
 	Package     string `json:"package"`
 	VersionCode int64  `json:"version_code"`
 }
+
+// EventOutboxRedriveRequested asks app-outbox-redrive to put the app
+// context's parked outbox rows back to pending; its PingSource sends it every
+// five minutes.
+const EventOutboxRedriveRequested = "cloudphone.app.outbox.redrive.requested"

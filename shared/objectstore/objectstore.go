@@ -24,7 +24,7 @@ import (
 // Config names the S3-compatible endpoint, its credentials and the bucket.
 type Config struct {
 	// Endpoint is the server's base URL, e.g. http://127.0.0.1:7070.
-	Endpoint string `env:"S3_ENDPOINT"`
+	Endpoint string `env:"S3_ENDPOINT" secret:"s3-endpoint"`
 	// AccessKeyID and SecretAccessKey sign every request (SigV4).
 	AccessKeyID     string `env:"S3_ACCESS_KEY_ID" secret:"s3-access-key-id"`
 	SecretAccessKey string `env:"S3_SECRET_ACCESS_KEY" secret:"s3-secret-access-key"`
