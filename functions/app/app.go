@@ -24,6 +24,9 @@ import (
 	"github.com/cloudphone/cloudphone/shared/objectstore"
 )
 
+// ContextName is the bounded context's name in every function spec.
+const ContextName = "app"
+
 // Database is the name of the context's database.
 const Database = "cloudphone_app"
 
@@ -39,6 +42,14 @@ const (
 	PermUpload = "app:upload"
 	PermRead   = "app:read"
 	PermDelete = "app:delete"
+)
+
+// Secrets of the S3-compatible store that keeps APKs (its bucket and region
+// are S3_BUCKET and S3_REGION, defaults cloudphone and us-east-1).
+const (
+	SecretS3Endpoint        = "s3-endpoint"
+	SecretS3AccessKeyID     = "s3-access-key-id"
+	SecretS3SecretAccessKey = "s3-secret-access-key"
 )
 
 // Config is the app context's configuration, read once at start.

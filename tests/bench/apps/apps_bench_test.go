@@ -27,7 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudphone/cloudphone/functions/app"
-	"github.com/cloudphone/cloudphone/functions/app/apps"
+	"github.com/cloudphone/cloudphone/functions/app/appapps"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -78,7 +78,7 @@ func BenchmarkUpload100MiBAPK(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(apps.New(svc, cfg.MaxAPKBytes, logging.Discard()).Handle))
+	srv := httptest.NewServer(http.HandlerFunc(appapps.New(svc, cfg.MaxAPKBytes, logging.Discard()).Handle))
 	b.Cleanup(srv.Close)
 	client := &http.Client{Transport: &http.Transport{}}
 
