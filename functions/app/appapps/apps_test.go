@@ -55,7 +55,7 @@ func redisClient(t *testing.T) *redis.Client {
 
 type env struct {
 	svc    *app.Service
-	fn     *apps.Function
+	fn     *appapps.Function
 	pool   *pgxpool.Pool
 	store  *objectstore.Store
 	issuer *auth.Issuer
