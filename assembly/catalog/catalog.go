@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/app/appfunctions"
 	"github.com/cloudphone/cloudphone/functions/billing/billingfunctions"
 	"github.com/cloudphone/cloudphone/functions/device/devicefunctions"
 	"github.com/cloudphone/cloudphone/functions/scheduler/deadletter"
@@ -25,11 +26,11 @@ import (
 )
 
 // entries is every function, context by context; a new context adds its list.
-var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries)
+var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries, appfunctions.Entries)
 
 // eventTypes is every event type, context by context; a new context adds its
 // list.
-var eventTypes = slices.Concat(userfunctions.Events, billingfunctions.Events, devicefunctions.Events)
+var eventTypes = slices.Concat(userfunctions.Events, billingfunctions.Events, devicefunctions.Events, appfunctions.Events)
 
 // DeadLetter is the function every Broker and Trigger names as its dead-letter
 // sink (see deadletter.Name).

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -35,10 +36,14 @@ import (
 
 // Config is the local platform's configuration, read from the environment.
 type Config struct {
-	Addr          string `env:"CLOUDPHONE_ADDR" default:"127.0.0.1:8080"`
-	DataDir       string `env:"CLOUDPHONE_DATA_DIR" default:".data/local"`
-	DatabaseURL   string `env:"DATABASE_URL"`
-	RedisURL      string `env:"REDIS_URL"`
+	Addr        string `env:"CLOUDPHONE_ADDR" default:"127.0.0.1:8080"`
+	DataDir     string `env:"CLOUDPHONE_DATA_DIR" default:".data/local"`
+	DatabaseURL string `env:"DATABASE_URL"`
+	RedisURL    string `env:"REDIS_URL"`
+	// S3Endpoint (with S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_BUCKET and
+	// S3_REGION) names an S3-compatible store; unset, a private one is
+	// started with its data in DataDir/s3.
+	S3Endpoint    string `env:"S3_ENDPOINT"`
 	AdminPassword string `env:"CLOUDPHONE_ADMIN_PASSWORD" secret:"admin-password"`
 	TriggersDir   string `env:"CLOUDPHONE_TRIGGERS_DIR" default:"triggers"`
 }
@@ -62,6 +67,7 @@ type Platform struct {
 	log      *slog.Logger
 	pg       *services.Postgres
 	redis    *services.Redis
+	s3       *services.S3
 	res      *process.Resources
 	host     *host.Host
 	broker   *broker.Broker
@@ -236,6 +242,9 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 	if p.brokerDB != nil {
 		p.brokerDB.Close()
 	}
+	if p.s3 != nil {
+		errs = append(errs, p.s3.Stop(ctx))
+	}
 	if p.redis != nil {
 		errs = append(errs, p.redis.Stop(ctx))
 	}
@@ -261,6 +270,25 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 		}
 		p.redis = r
 		cfg.RedisURL = r.URL()
+	}
+	if cfg.S3Endpoint == "" {
+		cfg.S3Endpoint = env["S3_ENDPOINT"]
+	}
+	if cfg.S3Endpoint == "" {
+		// The store is this program re-executed: its main calls
+		// services.RunS3Gateway.
+		s3, err := services.StartS3(ctx, filepath.Join(cfg.DataDir, "s3"), services.S3Options{
+			Bucket: env["S3_BUCKET"], Region: env["S3_REGION"],
+		}, p.log)
+		if err != nil {
+			return fmt.Errorf("private s3: %w", err)
+		}
+		p.s3 = s3
+		cfg.S3Endpoint = s3.Config().Endpoint
+		for _, kv := range s3.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
 	}
 	env["DATABASE_URL"] = cfg.DatabaseURL
 	env["REDIS_URL"] = cfg.RedisURL

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints every benchmark figure, with the command that gives each. Needs
-# DATABASE_URL and REDIS_URL (make bench starts private servers).
+# DATABASE_URL, REDIS_URL and S3_ENDPOINT (make bench starts private servers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -40,3 +40,5 @@ echo "== ADB gateway, through cpctl adb-connect and the gateway vs straight to t
 go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/
 echo "== go test -run '^\$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/"
 go test -count=1 -run '^$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/
+echo "== APK upload, 100 MiB through app-apps vs a straight PutObject: go test -run '^\$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/"
+go test -count=1 -run '^$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/

@@ -131,6 +131,12 @@ func (e env) config() map[string]string {
 		"CLOUDPHONE_REDIS_PREFIX":    e.prefix,
 		"CLOUDPHONE_RATE_LIMITS":     e.limits,
 	}
+	// The S3-compatible store devenv started (make test).
+	for _, k := range []string{"S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET", "S3_REGION"} {
+		if v := os.Getenv(k); v != "" {
+			m[k] = v
+		}
+	}
 	maps.Copy(m, e.extra)
 	return m
 }

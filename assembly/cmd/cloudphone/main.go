@@ -1,6 +1,7 @@
 // Command cloudphone runs the whole platform on one machine: every function
-// behind one port, the embedded broker, and a private Postgres and Redis
-// unless DATABASE_URL and REDIS_URL point elsewhere. Ctrl-C stops it cleanly.
+// behind one port, the embedded broker, and a private Postgres, Redis and
+// S3-compatible store unless DATABASE_URL, REDIS_URL and S3_ENDPOINT point
+// elsewhere. Ctrl-C stops it cleanly.
 package main
 
 import (
@@ -13,11 +14,13 @@ import (
 	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
+	"github.com/cloudphone/cloudphone/infra/local/services"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 func main() {
+	services.RunS3Gateway()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cloudphone:", err)
 		os.Exit(1)

@@ -1,11 +1,13 @@
-// Command devenv runs a command against private Postgres and Redis servers:
+// Command devenv runs a command against private Postgres, Redis and S3 servers:
 //
 //	go run ./infra/cmd/devenv [-dir .data/test] -- go test ./...
 //
 // When DATABASE_URL is unset it starts a private Postgres (fsync off: the
 // data is throwaway) with its data in DIR/postgres; when REDIS_URL is unset,
 // a private Redis with its data in DIR/redis (an embedded in-memory one when
-// the machine has no redis-server). It exports both URLs to the command, runs
+// the machine has no redis-server); when S3_ENDPOINT is unset, a private
+// S3-compatible server (services.StartS3) with its data in DIR/s3. It exports
+// DATABASE_URL, REDIS_URL and the S3_* settings to the command, runs
 // it with stdin, stdout and stderr passed through, stops the servers when the
 // command ends or devenv gets SIGINT or SIGTERM (which it passes on to the
 // command), and exits with the command's exit code.
@@ -31,6 +33,7 @@ import (
 )
 
 func main() {
+	services.RunS3Gateway()
 	os.Exit(run(os.Args[1:], os.Environ()))
 }
 
@@ -134,8 +137,17 @@ func startServers(ctx context.Context, dir string, environ []string, log *slog.L
 		}
 		started = append(started, fmt.Sprintf("redis at %s (%s)", rs.URL(), kind))
 	}
+	if lookup(environ, "S3_ENDPOINT") == "" {
+		s3, err := services.StartS3(ctx, filepath.Join(dir, "s3"), services.S3Options{}, log)
+		if err != nil {
+			return nil, stop, fmt.Errorf("start s3: %w", err)
+		}
+		stops = append(stops, s3.Stop)
+		env = append(env, s3.Env()...)
+		started = append(started, "s3 at "+s3.Config().Endpoint)
+	}
 	if len(started) == 0 {
-		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL and REDIS_URL from the environment, started nothing")
+		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL, REDIS_URL and S3_ENDPOINT from the environment, started nothing")
 	} else {
 		fmt.Fprintf(os.Stderr, "devenv: started %s (data in %s)\n", strings.Join(started, ", "), dir)
 	}

@@ -9,7 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudphone/cloudphone/infra/local/services"
 )
+
+func TestMain(m *testing.M) {
+	services.RunS3Gateway()
+	os.Exit(m.Run())
+}
 
 // environ returns the process environment without the keys in drop.
 func environ(drop ...string) []string {
@@ -45,11 +52,12 @@ func TestDevenvServesTheCommandAndPassesOnItsExitCode(t *testing.T) {
 	}
 	seen := filepath.Join(root, "seen")
 	script := `pg_isready -q -d "$DATABASE_URL" || exit 90
-printf '%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" > "$SEEN"
+test -n "$S3_ACCESS_KEY_ID" -a -n "$S3_SECRET_ACCESS_KEY" -a -n "$S3_BUCKET" -a -n "$S3_REGION" || exit 91
+printf '%s\n%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" > "$SEEN"
 exit 3`
 
 	code := run([]string{"-dir", filepath.Join(root, "data"), "--", "sh", "-c", script},
-		append(environ("DATABASE_URL", "REDIS_URL"), "SEEN="+seen))
+		append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT"), "SEEN="+seen))
 	if code != 3 {
 		t.Fatalf("exit code = %d, want the command's 3", code)
 	}
@@ -58,8 +66,9 @@ exit 3`
 		t.Fatalf("the command did not run: %v", err)
 	}
 	urls := strings.Fields(string(b))
-	if len(urls) != 2 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") {
-		t.Fatalf("the command saw DATABASE_URL, REDIS_URL = %q", urls)
+	if len(urls) != 3 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") ||
+		!strings.HasPrefix(urls[2], "http://127.0.0.1:") {
+		t.Fatalf("the command saw DATABASE_URL, REDIS_URL, S3_ENDPOINT = %q", urls)
 	}
 	for _, u := range urls {
 		if reachable(t, u) {
@@ -71,15 +80,15 @@ exit 3`
 func TestDevenvStartsNothingWhenTheURLsAreGiven(t *testing.T) {
 	t.Parallel()
 	seen := filepath.Join(t.TempDir(), "seen")
-	env := append(environ("DATABASE_URL", "REDIS_URL"),
-		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "SEEN="+seen)
+	env := append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT"),
+		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000", "SEEN="+seen)
 
 	code := run([]string{"-dir", filepath.Join(t.TempDir(), "unused"), "--", "sh", "-c",
-		`printf '%s %s' "$DATABASE_URL" "$REDIS_URL" > "$SEEN"`}, env)
+		`printf '%s %s %s' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" > "$SEEN"`}, env)
 	if code != 0 {
 		t.Fatalf("exit code = %d", code)
 	}
-	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0" {
+	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0 http://given:9000" {
 		t.Fatalf("the command saw %q", b)
 	}
 }
@@ -93,7 +102,7 @@ func TestDevenvWithoutACommandIsAUsageError(t *testing.T) {
 
 func TestDevenvReports127ForAMissingCommand(t *testing.T) {
 	t.Parallel()
-	env := []string{"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0"}
+	env := []string{"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000"}
 	if code := run([]string{"--", "/nonexistent/command"}, env); code != 127 {
 		t.Fatalf("exit code = %d, want 127", code)
 	}

@@ -1,0 +1,184 @@
+// Package appapps is the app-apps function: users upload APKs (multipart, field
+// "file"), list, read and delete their own apps.
+package appapps
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/cloudphone/cloudphone/functions/app"
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
+)
+
+// Name is the function's name in the catalog.
+const Name = "app-apps"
+
+// The function's routes.
+const (
+	RouteUpload = "POST /api/v1/apps"
+	RouteList   = "GET /api/v1/apps"
+	RouteGet    = "GET /api/v1/apps/{id}"
+	RouteDelete = "DELETE /api/v1/apps/{id}"
+)
+
+// Routes lists every route, for the catalog.
+var Routes = []string{RouteUpload, RouteList, RouteGet, RouteDelete}
+
+// FileField is the multipart field that carries the APK.
+const FileField = "file"
+
+// multipartSlack is what a multipart body may carry beyond the APK itself
+// (boundaries, headers, small fields) before it is refused unread.
+const multipartSlack = 1 << 20
+
+// apkTypes are the part content types an APK may come with.
+var apkTypes = map[string]bool{
+	"": true,
+	"application/vnd.android.package-archive": true,
+	"application/octet-stream":                true,
+	"application/zip":                         true,
+	"application/x-zip-compressed":            true,
+	"application/java-archive":                true,
+}
+
+// Function answers Routes for the signed-in caller. RouteUpload (app:upload)
+// takes a multipart/form-data body whose "file" part is the APK and answers
+// 201 {app}; 415 for another content type, 413 over the size limit (a body
+// that says it is larger is refused before it is read), 400 for an invalid
+// APK, 409 for a package and version code the caller already uploaded, 503
+// when the storage is down. RouteList (?limit, ?cursor) and RouteGet
+// (app:read) and RouteDelete (app:delete, 204) see only the caller's own
+// apps; another user's app is 404. Safe for concurrent use.
+type Function struct {
+	svc *app.Service
+	max int64
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the function over svc, checking tokens with svc's verifier.
+// maxAPK is the largest APK accepted (app.Config.MaxAPKBytes). It panics when
+// an argument is missing.
+func New(svc *app.Service, maxAPK int64, log *slog.Logger) *Function {
+	if svc == nil || log == nil || maxAPK <= 0 {
+		panic("appapps: New needs an app.Service, a positive APK limit and a logger")
+	}
+	f := &Function{svc: svc, max: maxAPK, log: log, mux: httpjson.NewMux(log)}
+	require := auth.Require(svc.Verifier(), log)
+	f.mux.Handle(RouteUpload, require(f.route(app.PermUpload, f.upload)))
+	f.mux.Handle(RouteList, require(f.route(app.PermRead, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+		limit := 0
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > app.MaxPageSize {
+				return 0, nil, apierr.New(apierr.Invalid, "limit: must be 1 to %d", app.MaxPageSize)
+			}
+			limit = n
+		}
+		page, err := svc.List(ctx, p.UserID, limit, r.URL.Query().Get("cursor"))
+		return http.StatusOK, page, err
+	})))
+	f.mux.Handle(RouteGet, require(f.route(app.PermRead, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+		a, err := svc.Get(ctx, p.UserID, r.PathValue("id"))
+		return http.StatusOK, map[string]any{"app": a}, err
+	})))
+	f.mux.Handle(RouteDelete, require(f.route(app.PermDelete, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+		return http.StatusNoContent, nil, svc.Delete(ctx, p.UserID, r.PathValue("id"))
+	})))
+	return f
+}
+
+// Handle serves one HTTP request.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error)
+
+// route checks the caller's permission, runs h and writes its answer or
+// error in one place.
+func (f *Function) route(perm string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		p, ok := auth.PrincipalFrom(r.Context())
+		var (
+			status int
+			body   any
+			err    error
+		)
+		switch {
+		case !ok:
+			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
+		case !p.HasPermission(perm):
+			err = apierr.New(apierr.Forbidden, "not allowed")
+		default:
+			status, body, err = h(r.Context(), p, r)
+		}
+		if err != nil {
+			apierr.Write(w, r, f.log, err)
+			return
+		}
+		httpjson.Write(w, status, body)
+	})
+}
+
+// upload streams the "file" part to the service.
+func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return 0, nil, apierr.New(apierr.UnsupportedMediaType, "Content-Type must be multipart/form-data with the APK in the %q field", FileField)
+	}
+	if r.ContentLength > f.max+multipartSlack {
+		return 0, nil, apierr.New(apierr.TooLarge, "file: an APK may be at most %d bytes", f.max)
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, f.max+multipartSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return 0, nil, apierr.Wrap(apierr.Invalid, err, "the body is not multipart/form-data")
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return 0, nil, apierr.New(apierr.Invalid, "file: the %q field with the APK is missing", FileField)
+		}
+		if err != nil {
+			return 0, nil, bodyError(err)
+		}
+		if part.FormName() != FileField {
+			// Other fields are not used; they count toward the body limit.
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return 0, nil, bodyError(err)
+			}
+			continue
+		}
+		ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		if !apkTypes[ct] {
+			return 0, nil, apierr.New(apierr.UnsupportedMediaType, "file: an APK is application/vnd.android.package-archive, not %s", ct)
+		}
+		name := path.Base(strings.ReplaceAll(part.FileName(), `\`, "/"))
+		if name == "." || name == "/" || !httpjson.NoControlChars(name) || len(name) > 255 {
+			name = "app.apk"
+		}
+		a, err := f.svc.Upload(ctx, p.UserID, name, part)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusCreated, map[string]any{"app": a}, nil
+	}
+}
+
+// bodyError maps a failure to read the request body.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return apierr.New(apierr.TooLarge, "the request body is over %d bytes", tooLarge.Limit)
+	}
+	return apierr.Wrap(apierr.Invalid, err, "the multipart body is malformed")
+}

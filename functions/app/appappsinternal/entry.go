@@ -1,0 +1,36 @@
+package appappsinternal
+
+import (
+	"context"
+
+	"github.com/cloudphone/cloudphone/functions/app"
+	"github.com/cloudphone/cloudphone/functions/app/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.HTTPEntry(function.Spec{
+	Name: Name, Context: app.ContextName,
+	Routes:   Routes,
+	MaxScale: 5, Concurrency: 100, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenPublicKey,
+		app.SecretS3Endpoint, app.SecretS3AccessKeyID, app.SecretS3SecretAccessKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, _, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := config.Load(r.Env, &cfg); err != nil {
+		return nil, err
+	}
+	v, err := cfg.Verifier()
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, v, r.Log), nil
+}
