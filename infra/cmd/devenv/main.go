@@ -5,7 +5,9 @@
 // When DATABASE_URL is unset it starts a private Postgres (fsync off: the
 // data is throwaway) with its data in DIR/postgres; when REDIS_URL is unset,
 // a private Redis with its data in DIR/redis (an embedded in-memory one when
-// the machine has no redis-server). It exports both URLs to the command, runs
+// the machine has no redis-server); when SMTP_URL is unset, an SMTP catcher
+// keeping every message in DIR/mail (exported as CLOUDPHONE_MAIL_DIR). It
+// exports the URLs to the command, runs
 // it with stdin, stdout and stderr passed through, stops the servers when the
 // command ends or devenv gets SIGINT or SIGTERM (which it passes on to the
 // command), and exits with the command's exit code.
@@ -134,8 +136,17 @@ func startServers(ctx context.Context, dir string, environ []string, log *slog.L
 		}
 		started = append(started, fmt.Sprintf("redis at %s (%s)", rs.URL(), kind))
 	}
+	if lookup(environ, "SMTP_URL") == "" {
+		mail, err := services.StartSMTPCatcher(ctx, filepath.Join(dir, "mail"), log)
+		if err != nil {
+			return nil, stop, fmt.Errorf("start smtp catcher: %w", err)
+		}
+		stops = append(stops, mail.Stop)
+		env = append(env, "SMTP_URL="+mail.URL(), "CLOUDPHONE_MAIL_DIR="+mail.Dir())
+		started = append(started, "smtp catcher at "+mail.URL())
+	}
 	if len(started) == 0 {
-		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL and REDIS_URL from the environment, started nothing")
+		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL, REDIS_URL and SMTP_URL from the environment, started nothing")
 	} else {
 		fmt.Fprintf(os.Stderr, "devenv: started %s (data in %s)\n", strings.Join(started, ", "), dir)
 	}

@@ -45,11 +45,12 @@ func TestDevenvServesTheCommandAndPassesOnItsExitCode(t *testing.T) {
 	}
 	seen := filepath.Join(root, "seen")
 	script := `pg_isready -q -d "$DATABASE_URL" || exit 90
-printf '%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" > "$SEEN"
+printf '%s\n%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" "$SMTP_URL" > "$SEEN"
+test -d "$CLOUDPHONE_MAIL_DIR" || exit 91
 exit 3`
 
 	code := run([]string{"-dir", filepath.Join(root, "data"), "--", "sh", "-c", script},
-		append(environ("DATABASE_URL", "REDIS_URL"), "SEEN="+seen))
+		append(environ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "CLOUDPHONE_MAIL_DIR"), "SEEN="+seen))
 	if code != 3 {
 		t.Fatalf("exit code = %d, want the command's 3", code)
 	}
@@ -58,8 +59,9 @@ exit 3`
 		t.Fatalf("the command did not run: %v", err)
 	}
 	urls := strings.Fields(string(b))
-	if len(urls) != 2 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") {
-		t.Fatalf("the command saw DATABASE_URL, REDIS_URL = %q", urls)
+	if len(urls) != 3 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") ||
+		!strings.HasPrefix(urls[2], "smtp://") {
+		t.Fatalf("the command saw DATABASE_URL, REDIS_URL, SMTP_URL = %q", urls)
 	}
 	for _, u := range urls {
 		if reachable(t, u) {
@@ -71,15 +73,15 @@ exit 3`
 func TestDevenvStartsNothingWhenTheURLsAreGiven(t *testing.T) {
 	t.Parallel()
 	seen := filepath.Join(t.TempDir(), "seen")
-	env := append(environ("DATABASE_URL", "REDIS_URL"),
-		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "SEEN="+seen)
+	env := append(environ("DATABASE_URL", "REDIS_URL", "SMTP_URL"),
+		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "SMTP_URL=smtp://given:25", "SEEN="+seen)
 
 	code := run([]string{"-dir", filepath.Join(t.TempDir(), "unused"), "--", "sh", "-c",
-		`printf '%s %s' "$DATABASE_URL" "$REDIS_URL" > "$SEEN"`}, env)
+		`printf '%s %s %s' "$DATABASE_URL" "$REDIS_URL" "$SMTP_URL" > "$SEEN"`}, env)
 	if code != 0 {
 		t.Fatalf("exit code = %d", code)
 	}
-	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0" {
+	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0 smtp://given:25" {
 		t.Fatalf("the command saw %q", b)
 	}
 }
