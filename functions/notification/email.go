@@ -190,7 +190,7 @@ func (s *Service) sendDueEmail(ctx context.Context) (bool, error) {
 	}
 	found := false
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		now := s.now().UTC()
+		now := s.nowDB()
 		var e Email
 		var attempts int
 		var eventID string

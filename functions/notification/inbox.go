@@ -90,7 +90,7 @@ func (s *Service) MarkRead(ctx context.Context, userID, id string) (Notification
 	n, err := scanNotification(s.pool.QueryRow(ctx, `
 		UPDATE notifications SET read_at = coalesce(read_at, $3)
 		 WHERE id = $1 AND user_id = $2
-		RETURNING `+notificationColumns, id, userID, s.now().UTC()))
+		RETURNING `+notificationColumns, id, userID, s.nowDB()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Notification{}, apierr.New(apierr.NotFound, "no such notification")
 	}
@@ -108,7 +108,7 @@ type ReadAll struct {
 // MarkAllRead marks every unread notification of userID read.
 func (s *Service) MarkAllRead(ctx context.Context, userID string) (ReadAll, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL`,
-		userID, s.now().UTC())
+		userID, s.nowDB())
 	if err != nil {
 		return ReadAll{}, fmt.Errorf("mark notifications of user %s read: %w", userID, err)
 	}

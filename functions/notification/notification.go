@@ -173,3 +173,7 @@ func (s *Service) Config() Config { return s.cfg }
 
 // Pool returns the database pool (tests).
 func (s *Service) Pool() *pgxpool.Pool { return s.pool }
+
+// nowDB is the clock's time as Postgres keeps it (UTC, microseconds), so a
+// time computed here compares with one read back as it would have before.
+func (s *Service) nowDB() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

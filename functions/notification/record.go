@@ -93,7 +93,7 @@ func (s *Service) Record(ctx context.Context, e event.Event) (Outcome, error) {
 		if err != nil {
 			return err
 		}
-		now := s.now().UTC()
+		now := s.nowDB()
 		if ch.InApp {
 			n, err := insertNotification(ctx, tx, userID, k.Type, r, raw, e.ID(), now)
 			if err != nil {

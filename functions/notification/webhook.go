@@ -174,7 +174,7 @@ func (s *Service) CreateWebhook(ctx context.Context, userID string, req WebhookR
 		if n >= s.cfg.MaxWebhooks {
 			return apierr.New(apierr.QuotaExceeded, "at most %d webhooks per user", s.cfg.MaxWebhooks)
 		}
-		now := s.now().UTC()
+		now := s.nowDB()
 		w, err := scanWebhook(tx.QueryRow(ctx, `
 			INSERT INTO webhooks (id, user_id, url, event_types, secret, active, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING `+webhookColumns,
@@ -249,7 +249,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, userID, id string, req Webh
 	w, err := scanWebhook(s.pool.QueryRow(ctx, `
 		UPDATE webhooks SET url = $3, event_types = $4, active = $5, updated_at = $6
 		 WHERE id = $1 AND user_id = $2 RETURNING `+webhookColumns,
-		id, userID, cur.URL, cur.EventTypes, cur.Active, s.now().UTC()))
+		id, userID, cur.URL, cur.EventTypes, cur.Active, s.nowDB()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Webhook{}, errNoWebhook
 	}
@@ -386,7 +386,7 @@ func (s *Service) Resend(ctx context.Context, userID, id, d string) (Delivery, e
 	if !isUUID(d) {
 		return Delivery{}, apierr.New(apierr.NotFound, "no such delivery")
 	}
-	now := s.now().UTC()
+	now := s.nowDB()
 	out, err := scanDelivery(s.pool.QueryRow(ctx, `
 		UPDATE webhook_deliveries
 		   SET status = 'pending', next_attempt_at = CASE WHEN status = 'pending' THEN next_attempt_at ELSE $3 END,
@@ -417,7 +417,7 @@ const maxResponseBytes = 4 << 10
 func (s *Service) sendDueDelivery(ctx context.Context) (bool, error) {
 	found := false
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		now := s.now().UTC()
+		now := s.nowDB()
 		var (
 			id, typ, target, secret string
 			payload                 []byte
