@@ -41,9 +41,11 @@ const retryMillis = 3000
 // platform's JSON errors (401, 403, 400 for a bad Last-Event-ID, 429 beyond
 // the open streams allowed per user, 503 without Redis).
 //
-// A stream outlives the server's read and write timeouts: each write
-// extends the connection's write deadline with http.ResponseController,
-// and the read deadline is lifted (it would end the request's context).
+// A stream outlives the server's write timeout (write_timeout, 60 s by
+// default), which would otherwise cut it: each write extends the
+// connection's write deadline with http.ResponseController. The read
+// timeout does not matter once the request is read (net/http lifts the read
+// deadline for its background read).
 type Function struct {
 	svc       *notification.Service
 	v         *auth.Verifier
@@ -106,17 +108,12 @@ type sink struct {
 	started  bool
 }
 
-// start sends the headers and lifts the read deadline.
+// start sends the headers.
 func (s *sink) start() error {
 	if s.started {
 		return nil
 	}
 	s.started = true
-	// The server's ReadTimeout would expire during the stream and its
-	// background read would then cancel the request's context.
-	if err := s.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return fmt.Errorf("%w: %v", errWrite, err)
-	}
 	h := s.w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("X-Accel-Buffering", "no")
