@@ -89,14 +89,19 @@ func (c *SMTPCatcher) Dir() string { return c.dir }
 // Received is how many messages were caught since the start.
 func (c *SMTPCatcher) Received() int64 { return c.received.Load() }
 
-// Stop closes the listener and every open session.
+// Stop closes the listener and every open session at once: a message in
+// the middle of its DATA is not kept, and its sender retries it elsewhere or
+// later, as with any server that goes away.
 func (c *SMTPCatcher) Stop(ctx context.Context) error {
-	err := c.srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(err, c.srv.Close())
+	err := c.srv.Close()
+	// Serve may not have registered the listener yet, so Close could miss it.
+	_ = c.ln.Close()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("smtp catcher did not stop: %w", ctx.Err())
 	}
-	<-c.done
-	if errors.Is(err, smtp.ErrServerClosed) {
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
