@@ -1,4 +1,4 @@
-package webhooks_test
+package notificationwebhooks_test
 
 import (
 	"io"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
-	"github.com/cloudphone/cloudphone/functions/notification/webhooks"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationwebhooks"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
@@ -17,7 +17,7 @@ import (
 func TestHandleManagesOwnWebhooksAndTheirDeliveries(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t, func(c *notification.Config) { c.WebhookAllowLoopback = true })
-	f := webhooks.New(env.Service, env.Service.Verifier(), logging.Discard())
+	f := notificationwebhooks.New(env.Service, env.Service.Verifier(), logging.Discard())
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

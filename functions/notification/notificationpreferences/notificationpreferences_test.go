@@ -1,12 +1,12 @@
-package preferences_test
+package notificationpreferences_test
 
 import (
 	"net/http"
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationpreferences"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
-	"github.com/cloudphone/cloudphone/functions/notification/preferences"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
@@ -14,7 +14,7 @@ import (
 func TestHandleShowsDefaultsAndSwitchesChannelsOff(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := preferences.New(env.Service, env.Service.Verifier(), logging.Discard())
+	f := notificationpreferences.New(env.Service, env.Service.Verifier(), logging.Discard())
 	userID := events.NewID()
 	tok := env.Token(t, userID, false)
 	var prefs notification.Preferences

@@ -1,4 +1,4 @@
-package stream_test
+package notificationstream_test
 
 import (
 	"bufio"
@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationstream"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
-	"github.com/cloudphone/cloudphone/functions/notification/stream"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/runtime"
@@ -25,9 +25,9 @@ const serverTimeouts = 500 * time.Millisecond
 
 // serve runs f as the platform serves a function (runtime.Instance behind
 // runtime.NewServer, with short timeouts) and returns its base URL.
-func serve(t *testing.T, f *stream.Function) string {
+func serve(t *testing.T, f *notificationstream.Function) string {
 	t.Helper()
-	in, err := runtime.NewInstance(runtime.Spec{Name: stream.Name, Kind: runtime.KindHTTP, Routes: stream.Routes}, f, logging.Discard(), nil)
+	in, err := runtime.NewInstance(runtime.Spec{Name: notificationstream.Name, Kind: runtime.KindHTTP, Routes: notificationstream.Routes}, f, logging.Discard(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func (s *sse) event(t *testing.T) (id string, n notification.Notification) {
 func TestHandleStreamsLiveNotificationsPastTheServerTimeoutsAndResumes(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t, func(c *notification.Config) { c.StreamHeartbeat = 200 * time.Millisecond })
-	base := serve(t, stream.New(env.Service, env.Service.Verifier(), logging.Discard()))
+	base := serve(t, notificationstream.New(env.Service, env.Service.Verifier(), logging.Discard()))
 	userID := events.NewID()
 	tok := env.Token(t, userID, false)
 
@@ -140,7 +140,7 @@ func TestHandleStreamsLiveNotificationsPastTheServerTimeoutsAndResumes(t *testin
 func TestHandleRefusesBeforeTheStreamStarts(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := stream.New(env.Service, env.Service.Verifier(), logging.Discard())
+	f := notificationstream.New(env.Service, env.Service.Verifier(), logging.Discard())
 	userID := events.NewID()
 	var e notificationtest.ErrorBody
 	if code := notificationtest.Do(t, f, "GET", "/api/v1/notifications/stream", "", nil, &e); code != http.StatusUnauthorized {

@@ -1,6 +1,6 @@
-// Package adminmail is the notification-admin-mail function: the messages
+// Package notificationadminmail is the notification-admin-mail function: the messages
 // the local platform's SMTP catcher caught, for administrators.
-package adminmail
+package notificationadminmail
 
 import (
 	"context"
@@ -50,7 +50,7 @@ type Function struct{ mux *http.ServeMux }
 // is no catcher), checking tokens with v. It panics when v or log is nil.
 func New(dir string, v *auth.Verifier, log *slog.Logger) *Function {
 	if v == nil || log == nil {
-		panic("adminmail: New needs an auth.Verifier and a logger")
+		panic("notificationadminmail: New needs an auth.Verifier and a logger")
 	}
 	mux := httpjson.NewMux(log)
 	mux.Handle(Route, auth.Require(v, log)(notification.Route(notification.Access{Admin: true}, log,

@@ -1,11 +1,11 @@
-package adminmail_test
+package notificationadminmail_test
 
 import (
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/cloudphone/cloudphone/functions/notification/adminmail"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationadminmail"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -14,14 +14,14 @@ import (
 func TestHandleListsCaughtMailForAdministratorsOnly(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := adminmail.New(env.MailDir, env.Service.Verifier(), logging.Discard())
+	f := notificationadminmail.New(env.MailDir, env.Service.Verifier(), logging.Discard())
 	address := notificationtest.Address()
 	env.Record(t, notificationtest.Registered(t, events.NewID(), "ivy", address))
 	if _, err := env.Service.Drain(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	admin := env.Token(t, events.NewID(), true)
-	var got struct{ Items []adminmail.Mail }
+	var got struct{ Items []notificationadminmail.Mail }
 	if code := notificationtest.Do(t, f, "GET", "/api/v1/admin/mail?to="+address, admin, nil, &got); code != http.StatusOK {
 		t.Fatalf("list: %d", code)
 	}
@@ -36,7 +36,7 @@ func TestHandleListsCaughtMailForAdministratorsOnly(t *testing.T) {
 	if code := notificationtest.Do(t, f, "GET", "/api/v1/admin/mail", env.Token(t, events.NewID(), false), nil, nil); code != http.StatusForbidden {
 		t.Fatalf("a user reads the mail: %d", code)
 	}
-	none := adminmail.New("", env.Service.Verifier(), logging.Discard())
+	none := notificationadminmail.New("", env.Service.Verifier(), logging.Discard())
 	if code := notificationtest.Do(t, none, "GET", "/api/v1/admin/mail", admin, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("without a catcher: %d", code)
 	}

@@ -1,6 +1,6 @@
-// Package webhooks is the notification-webhooks function: a user's outgoing
+// Package notificationwebhooks is the notification-webhooks function: a user's outgoing
 // webhook endpoints and their deliveries.
-package webhooks
+package notificationwebhooks
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type Function struct{ mux *http.ServeMux }
 // an argument is nil.
 func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
-		panic("webhooks: New needs a notification.Service, an auth.Verifier and a logger")
+		panic("notificationwebhooks: New needs a notification.Service, an auth.Verifier and a logger")
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)

@@ -1,11 +1,11 @@
-package notifications_test
+package notificationinbox_test
 
 import (
 	"net/http"
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
-	"github.com/cloudphone/cloudphone/functions/notification/notifications"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationinbox"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -14,7 +14,7 @@ import (
 func TestHandleListsReadsAndReadsAllOwnNotificationsOnly(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := notifications.New(env.Service, env.Service.Verifier(), logging.Discard())
+	f := notificationinbox.New(env.Service, env.Service.Verifier(), logging.Discard())
 	alice, bob := events.NewID(), events.NewID()
 	aliceTok, bobTok := env.Token(t, alice, false), env.Token(t, bob, false)
 	for range 3 {

@@ -1,6 +1,6 @@
-// Package recorder is the notification-recorder function: it turns the
+// Package notificationrecorder is the notification-recorder function: it turns the
 // other contexts' facts into notifications (see notification.Kinds).
-package recorder
+package notificationrecorder
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type Function struct {
 // New returns the function over svc. It panics when an argument is nil.
 func New(svc *notification.Service, log *slog.Logger) *Function {
 	if svc == nil || log == nil {
-		panic("recorder: New needs a notification.Service and a logger")
+		panic("notificationrecorder: New needs a notification.Service and a logger")
 	}
 	return &Function{svc: svc, log: log}
 }

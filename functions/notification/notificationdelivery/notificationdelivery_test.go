@@ -1,11 +1,11 @@
-package delivery_test
+package notificationdelivery_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/notification/delivery"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationdelivery"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -14,10 +14,10 @@ import (
 func TestHandleSendsTheQueuedEmail(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := delivery.New(env.Service, logging.Discard())
+	f := notificationdelivery.New(env.Service, logging.Discard())
 	address := notificationtest.Address()
 	env.Record(t, notificationtest.Registered(t, events.NewID(), "gina", address))
-	tick := notificationtest.Event(t, delivery.EventDeliveryRequested, "tick", map[string]any{})
+	tick := notificationtest.Event(t, notificationdelivery.EventDeliveryRequested, "tick", map[string]any{})
 	if _, err := f.Handle(context.Background(), tick); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestHandleSendsTheQueuedEmail(t *testing.T) {
 func TestTheBackgroundWorkerSendsWithoutATick(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := delivery.New(env.Service, logging.Discard())
+	f := notificationdelivery.New(env.Service, logging.Discard())
 	if err := f.Start(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Package notifications is the notification-inbox function: a user's own
+// Package notificationinbox is the notification-inbox function: a user's own
 // in-app notifications.
-package notifications
+package notificationinbox
 
 import (
 	"context"
@@ -37,7 +37,7 @@ type Function struct{ mux *http.ServeMux }
 // an argument is nil.
 func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
-		panic("notifications: New needs a notification.Service, an auth.Verifier and a logger")
+		panic("notificationinbox: New needs a notification.Service, an auth.Verifier and a logger")
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)

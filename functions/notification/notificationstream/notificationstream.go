@@ -1,6 +1,6 @@
-// Package stream is the notification-stream function: a user's new
+// Package notificationstream is the notification-stream function: a user's new
 // notifications, live, as Server-Sent Events.
-package stream
+package notificationstream
 
 import (
 	"context"
@@ -57,7 +57,7 @@ type Function struct {
 // an argument is nil.
 func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
-		panic("stream: New needs a notification.Service, an auth.Verifier and a logger")
+		panic("notificationstream: New needs a notification.Service, an auth.Verifier and a logger")
 	}
 	return &Function{svc: svc, v: v, log: log, heartbeat: svc.Config().StreamHeartbeat}
 }

@@ -1,6 +1,6 @@
-// Package delivery is the notification-delivery function: it sends the
+// Package notificationdelivery is the notification-delivery function: it sends the
 // queued emails and webhook deliveries, with retries and backoff.
-package delivery
+package notificationdelivery
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type Function struct {
 // New returns the function over svc. It panics when an argument is nil.
 func New(svc *notification.Service, log *slog.Logger) *Function {
 	if svc == nil || log == nil {
-		panic("delivery: New needs a notification.Service and a logger")
+		panic("notificationdelivery: New needs a notification.Service and a logger")
 	}
 	return &Function{svc: svc, log: log}
 }
@@ -52,7 +52,7 @@ func (f *Function) Start(_ context.Context, _ map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cancel != nil {
-		return errors.New("delivery: started twice")
+		return errors.New("notificationdelivery: started twice")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})

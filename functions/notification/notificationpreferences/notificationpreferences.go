@@ -1,6 +1,6 @@
-// Package preferences is the notification-preferences function: which
+// Package notificationpreferences is the notification-preferences function: which
 // channels (in-app, email, webhook) a user wants, per notification type.
-package preferences
+package notificationpreferences
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type Function struct{ mux *http.ServeMux }
 // an argument is nil.
 func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	if svc == nil || v == nil || log == nil {
-		panic("preferences: New needs a notification.Service, an auth.Verifier and a logger")
+		panic("notificationpreferences: New needs a notification.Service, an auth.Verifier and a logger")
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)

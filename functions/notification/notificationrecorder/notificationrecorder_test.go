@@ -1,4 +1,4 @@
-package recorder_test
+package notificationrecorder_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationrecorder"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
-	"github.com/cloudphone/cloudphone/functions/notification/recorder"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/runtime"
@@ -16,7 +16,7 @@ import (
 func TestHandleMakesOneNotificationPerEventAcrossRedeliveries(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := recorder.New(env.Service, logging.Discard())
+	f := notificationrecorder.New(env.Service, logging.Discard())
 	ctx := context.Background()
 	userID := events.NewID()
 	ev := notificationtest.Registered(t, userID, "frank", notificationtest.Address())
@@ -41,8 +41,8 @@ func TestHandleMakesOneNotificationPerEventAcrossRedeliveries(t *testing.T) {
 func TestHandleSendsAnUnreadableEventToTheDeadLetterSink(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
-	f := recorder.New(env.Service, logging.Discard())
-	ev := notificationtest.Event(t, recorder.Consumes[0], "x", map[string]any{"user_id": 42})
+	f := notificationrecorder.New(env.Service, logging.Discard())
+	ev := notificationtest.Event(t, notificationrecorder.Consumes[0], "x", map[string]any{"user_id": 42})
 	_, err := f.Handle(context.Background(), ev)
 	if got := runtime.EventStatus(err); got != http.StatusUnprocessableEntity && got != http.StatusBadRequest {
 		t.Fatalf("status = %d (%v), want a permanent 4xx", got, err)
@@ -51,7 +51,7 @@ func TestHandleSendsAnUnreadableEventToTheDeadLetterSink(t *testing.T) {
 
 func TestConsumesEveryKind(t *testing.T) {
 	t.Parallel()
-	if len(recorder.Consumes) != len(notification.Kinds()) {
-		t.Fatalf("consumes %d types for %d kinds", len(recorder.Consumes), len(notification.Kinds()))
+	if len(notificationrecorder.Consumes) != len(notification.Kinds()) {
+		t.Fatalf("consumes %d types for %d kinds", len(notificationrecorder.Consumes), len(notification.Kinds()))
 	}
 }
