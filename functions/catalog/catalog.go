@@ -58,7 +58,7 @@ const (
 )
 
 // specs is every function, context by context; a new context adds its list.
-var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs)
+var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs, notificationSpecs)
 
 // Deployment is what a function needs from its platform beyond runtime.Spec.
 type Deployment struct {
@@ -79,7 +79,7 @@ type Delivery struct {
 }
 
 // deployments is every function's Deployment, context by context.
-var deployments = mergeDeployments(userDeployments, billingDeployments, deviceDeployments)
+var deployments = mergeDeployments(userDeployments, billingDeployments, deviceDeployments, notificationDeployments)
 
 func mergeDeployments(parts ...map[string]Deployment) map[string]Deployment {
 	out := map[string]Deployment{}

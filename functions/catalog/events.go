@@ -16,7 +16,7 @@ type EventType struct {
 }
 
 // eventTypes is every event type, context by context.
-var eventTypes = slices.Concat(userEvents, billingEvents, deviceEvents)
+var eventTypes = slices.Concat(userEvents, billingEvents, deviceEvents, notificationEvents)
 
 // Events returns every event type of the platform.
 func Events() []EventType { return slices.Clone(eventTypes) }
