@@ -1,7 +1,6 @@
 # cloudphone — `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-ADDR ?= 127.0.0.1:8080
 DEVENV := $(GO) run ./infra/cmd/devenv --
 
 .DEFAULT_GOAL := help
@@ -12,7 +11,9 @@ help: ## list the targets
 
 .PHONY: run
 run: ## run the whole platform on one port (private Postgres and Redis unless DATABASE_URL / REDIS_URL are set)
-	$(GO) run ./infra/cmd/cloudphone
+	@echo "building bin/cloudphone (the first build on a new machine takes a few minutes)..."
+	@CGO_ENABLED=0 $(GO) build -trimpath -o bin/cloudphone ./infra/cmd/cloudphone
+	@exec bin/cloudphone
 
 .PHONY: test
 test: ## run every test on real Postgres, Redis (started privately unless DATABASE_URL / REDIS_URL are set) and Docker

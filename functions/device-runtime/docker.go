@@ -2,7 +2,6 @@ package deviceruntime
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/cloudphone/cloudphone/functions/device/adb"
 )
 
 // engines hands out one Docker client per engine (docker_host), made on
@@ -291,53 +292,16 @@ func (f *Function) adbAddr(c *client.Client, port int) string {
 	return net.JoinHostPort(h, strconv.Itoa(port))
 }
 
-// ADB wire constants (the CNXN handshake every adbd answers).
-const (
-	adbCNXN    = 0x4e584e43
-	adbAUTH    = 0x48545541
-	adbVersion = 0x01000000
-	adbMaxData = 256 * 1024
-)
-
 // ADBHandshake opens addr and performs the ADB connection handshake: it
-// sends a CNXN packet and expects a valid ADB packet back (CNXN, or AUTH
-// from a device that wants a key). A plain TCP accept proves nothing, since
-// Docker's port proxy accepts while the container does not listen.
+// sends a CNXN message and expects the device's CNXN back, or AUTH from a
+// device that wants a key (it is up, too). A plain TCP accept proves
+// nothing, since Docker's port proxy accepts while the container does not
+// listen.
 func ADBHandshake(ctx context.Context, addr string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
+	if _, err := adb.Handshake(ctx, addr); err != nil && !errors.Is(err, adb.ErrAuthRequired) {
 		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	payload := []byte("host::\x00")
-	var sum uint32
-	for _, b := range payload {
-		sum += uint32(b)
-	}
-	pkt := make([]byte, 24+len(payload))
-	binary.LittleEndian.PutUint32(pkt[0:], adbCNXN)
-	binary.LittleEndian.PutUint32(pkt[4:], adbVersion)
-	binary.LittleEndian.PutUint32(pkt[8:], adbMaxData)
-	binary.LittleEndian.PutUint32(pkt[12:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(pkt[16:], sum)
-	binary.LittleEndian.PutUint32(pkt[20:], adbCNXN^0xffffffff)
-	copy(pkt[24:], payload)
-	if _, err := conn.Write(pkt); err != nil {
-		return err
-	}
-	var h [24]byte
-	if _, err := io.ReadFull(conn, h[:]); err != nil {
-		return fmt.Errorf("no ADB answer: %w", err)
-	}
-	cmd := binary.LittleEndian.Uint32(h[0:])
-	if (cmd != adbCNXN && cmd != adbAUTH) || binary.LittleEndian.Uint32(h[20:]) != cmd^0xffffffff {
-		return errors.New("the answer is not an ADB packet")
 	}
 	return nil
 }

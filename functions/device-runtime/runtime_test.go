@@ -1,7 +1,6 @@
 package deviceruntime_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
+	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/runtime"
@@ -76,16 +76,16 @@ func TestCreateRunsAContainerWithTheDevicesLimitsLabelsAndPublishedADBPort(t *te
 	if err := deviceruntime.ADBHandshake(context.Background(), addr, 2*time.Second); err != nil {
 		t.Fatalf("the ADB handshake on %s failed: %v", addr, err)
 	}
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	phone, err := adb.Dial(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-	fmt.Fprintln(conn, "host:version")
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "OKAY 0029" {
-		t.Fatalf("the stand-in answered %q, %v", line, err)
+	defer phone.Close()
+	res, err := phone.Shell(ctx, "getprop sys.boot_completed")
+	if err != nil || res.ExitCode != 0 || string(res.Stdout) != "1\n" {
+		t.Fatalf("the phone answered getprop sys.boot_completed with %q (exit %d), %v", res.Stdout, res.ExitCode, err)
 	}
 }
 

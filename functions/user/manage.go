@@ -161,8 +161,9 @@ func (s *Service) updateUser(ctx context.Context, id string, fn func(tx pgx.Tx, 
 // SetRoles replaces the roles of user id with req.Roles (each one of user,
 // admin; at least one; duplicates dropped) on behalf of admin actor. An
 // administrator cannot take the admin role from themselves (apierr
-// Conflict), so the platform always keeps the admin who acts. The change
-// reaches the user's access tokens at their next refresh.
+// Conflict), so the platform always keeps the admin who acts. Every access
+// token of the user issued before the change is refused from the next
+// request on; a refresh issues one with the new roles.
 func (s *Service) SetRoles(ctx context.Context, actor auth.Principal, id string, req RolesRequest) (AccountView, error) {
 	var p httpjson.Problems
 	p.Check(len(req.Roles) > 0, "roles", "must name at least one role")
@@ -175,22 +176,31 @@ func (s *Service) SetRoles(ctx context.Context, actor auth.Principal, id string,
 	roles := slices.Clone(req.Roles)
 	slices.Sort(roles)
 	roles = slices.Compact(roles)
+	var changed bool
 	v, err := s.updateUser(ctx, id, func(tx pgx.Tx, u User) (User, error) {
 		if u.ID == actor.UserID && slices.Contains(u.Roles, RoleAdmin) && !slices.Contains(roles, RoleAdmin) {
 			return User{}, apierr.New(apierr.Conflict, "an administrator cannot remove their own admin role")
 		}
+		before := slices.Clone(u.Roles)
+		slices.Sort(before)
+		changed = !slices.Equal(before, roles)
 		return scanUser(tx.QueryRow(ctx, updateRoles, id, roles))
 	})
-	if err == nil {
-		s.log.InfoContext(ctx, "user roles changed", "user_id", id, "roles", roles, "by", actor.UserID)
+	if err != nil || !changed {
+		return v, err
 	}
-	return v, err
+	if err := s.revoked.EndUser(ctx, id, s.cfg.AccessTokenTTL); err != nil {
+		return AccountView{}, fmt.Errorf("roles of %s changed, but its access tokens could not be ended yet (repeat the request): %w", id, err)
+	}
+	s.log.InfoContext(ctx, "user roles changed", "user_id", id, "roles", roles, "by", actor.UserID)
+	return v, nil
 }
 
 // SetStatus sets the status of user id (active or disabled) on behalf of
 // admin actor. Disabling revokes every refresh family of the user in the same
-// transaction, so no new access token is issued; login refuses a disabled
-// account. An administrator cannot disable themselves (apierr Conflict).
+// transaction, so no new access token is issued, and then refuses every access
+// token issued until then; login refuses a disabled account. An administrator
+// cannot disable themselves (apierr Conflict).
 func (s *Service) SetStatus(ctx context.Context, actor auth.Principal, id string, req StatusRequest) (AccountView, error) {
 	if req.Status != StatusActive && req.Status != StatusDisabled {
 		return AccountView{}, apierr.New(apierr.Invalid, "status: must be active or disabled")
@@ -206,8 +216,14 @@ func (s *Service) SetStatus(ctx context.Context, actor auth.Principal, id string
 		}
 		return scanUser(tx.QueryRow(ctx, updateStatus, id, req.Status))
 	})
-	if err == nil {
-		s.log.InfoContext(ctx, "user status changed", "user_id", id, "status", req.Status, "by", actor.UserID)
+	if err != nil {
+		return v, err
 	}
-	return v, err
+	if req.Status == StatusDisabled {
+		if err := s.revoked.EndUser(ctx, id, s.cfg.AccessTokenTTL); err != nil {
+			return AccountView{}, fmt.Errorf("%s disabled, but its access tokens could not be ended yet (repeat the request): %w", id, err)
+		}
+	}
+	s.log.InfoContext(ctx, "user status changed", "user_id", id, "status", req.Status, "by", actor.UserID)
+	return v, nil
 }

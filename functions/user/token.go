@@ -24,6 +24,8 @@ type RefreshRequest struct {
 // token every refresh family of the user is revoked.
 type LogoutRequest struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
+	// Everywhere ends every session of the user, on every device.
+	Everywhere bool `json:"everywhere,omitempty"`
 }
 
 // refreshTokenBytes is the entropy of a refresh token; the token is its
@@ -57,7 +59,7 @@ func wellFormedRefreshToken(token string) bool {
 const insertRefreshToken = `
 INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at)
 VALUES (coalesce(nullif($1, '')::uuid, gen_random_uuid()), $2, $3, now() + make_interval(secs => $4))
-RETURNING id::text`
+RETURNING id::text, family_id::text`
 
 // issueTokens stores a new refresh token for userID within tx, in family (a
 // new family when empty), and signs an access token carrying roles and the
@@ -71,10 +73,11 @@ func (s *Service) issueTokens(ctx context.Context, tx pgx.Tx, userID, username s
 		return Tokens{}, "", err
 	}
 	var rowID string
-	if err := tx.QueryRow(ctx, insertRefreshToken, family, userID, hash, s.cfg.RefreshTokenTTL.Seconds()).Scan(&rowID); err != nil {
+	if err := tx.QueryRow(ctx, insertRefreshToken, family, userID, hash, s.cfg.RefreshTokenTTL.Seconds()).Scan(&rowID, &family); err != nil {
 		return Tokens{}, "", fmt.Errorf("store refresh token of %s: %w", userID, err)
 	}
-	access, _, err := s.issuer.Issue(auth.Principal{UserID: userID, Username: username, Roles: roles, Permissions: Permissions(roles)})
+	access, _, err := s.issuer.Issue(auth.Principal{UserID: userID, Username: username, Roles: roles,
+		Permissions: Permissions(roles), SessionID: family})
 	if err != nil {
 		return Tokens{}, "", err
 	}
@@ -106,8 +109,8 @@ UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at
 // locked, a valid unused token is marked used and a successor in the same
 // family is issued with a new access token (roles read afresh). A token that
 // was already used or revoked is a sign of theft: its whole family is revoked
-// (so the thief's and the owner's newer tokens die too). Every refusal is apierr
-// Unauthorized.
+// and so are the access tokens issued in it (so the thief's and the owner's
+// newer tokens die at once). Every refusal is apierr Unauthorized.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	if refreshToken == "" {
 		return Tokens{}, apierr.New(apierr.Invalid, "refresh_token: is required")
@@ -118,6 +121,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	var (
 		tokens  Tokens
 		refusal error
+		ended   string // the family whose access tokens must end
 	)
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
@@ -140,7 +144,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 				return fmt.Errorf("revoke refresh family %s: %w", family, err)
 			}
 			s.log.WarnContext(ctx, "refresh token reused: family revoked", "user_id", userID, "family_id", family)
-			refusal = errBadRefreshToken("reused")
+			refusal, ended = errBadRefreshToken("reused"), family
 			return nil
 		case expired:
 			refusal = errBadRefreshToken("expired")
@@ -149,7 +153,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 			if _, err := tx.Exec(ctx, revokeFamily, family); err != nil {
 				return fmt.Errorf("revoke refresh family %s: %w", family, err)
 			}
-			refusal = errBadRefreshToken("account disabled")
+			refusal, ended = errBadRefreshToken("account disabled"), family
 			return nil
 		}
 		var next string
@@ -165,6 +169,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	if err != nil {
 		return Tokens{}, err
 	}
+	if ended != "" {
+		if err := s.revoked.EndSession(ctx, ended, s.cfg.AccessTokenTTL); err != nil {
+			return Tokens{}, err
+		}
+	}
 	if refusal != nil {
 		return Tokens{}, refusal
 	}
@@ -176,26 +185,49 @@ UPDATE refresh_tokens SET revoked_at = now()
 WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)
   AND revoked_at IS NULL`
 
+const familyOfToken = `SELECT family_id::text FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2`
+
 const revokeAllFamilies = `
 UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`
 
-// Logout ends p's session: it revokes the refresh family of refreshToken (only
-// if it belongs to p; an unknown token is ignored) or, when refreshToken is
-// empty, every refresh family of p; then it revokes p's access token until it
-// expires. It is idempotent.
-func (s *Service) Logout(ctx context.Context, p auth.Principal, refreshToken string) error {
+// Logout ends p's session: the refresh family of refreshToken (only if it
+// belongs to p; an unknown token is ignored) and every access token issued in
+// it, every access token of p's own session, and p's access token. With
+// everywhere, or when refreshToken is empty, it ends every session of p: every
+// refresh family and every access token issued until now. It is idempotent.
+func (s *Service) Logout(ctx context.Context, p auth.Principal, refreshToken string, everywhere bool) error {
 	if !isUUID(p.UserID) || p.TokenID == "" {
 		return apierr.New(apierr.Unauthorized, "invalid or expired token")
 	}
-	var err error
-	switch {
-	case refreshToken == "":
-		_, err = s.pool.Exec(ctx, revokeAllFamilies, p.UserID)
-	case wellFormedRefreshToken(refreshToken):
-		_, err = s.pool.Exec(ctx, revokeFamilyOfToken, hashRefreshToken(refreshToken), p.UserID)
+	if everywhere || refreshToken == "" {
+		if _, err := s.pool.Exec(ctx, revokeAllFamilies, p.UserID); err != nil {
+			return fmt.Errorf("revoke refresh tokens of %s: %w", p.UserID, err)
+		}
+		if err := s.revoked.EndUser(ctx, p.UserID, s.cfg.AccessTokenTTL); err != nil {
+			return err
+		}
+		s.log.InfoContext(ctx, "user logged out everywhere", "user_id", p.UserID)
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("revoke refresh tokens of %s: %w", p.UserID, err)
+	sessions := []string{p.SessionID}
+	if wellFormedRefreshToken(refreshToken) {
+		var family string
+		err := s.pool.QueryRow(ctx, familyOfToken, hashRefreshToken(refreshToken), p.UserID).Scan(&family)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("find the session of a refresh token of %s: %w", p.UserID, err)
+		}
+		if _, err := s.pool.Exec(ctx, revokeFamilyOfToken, hashRefreshToken(refreshToken), p.UserID); err != nil {
+			return fmt.Errorf("revoke refresh tokens of %s: %w", p.UserID, err)
+		}
+		sessions = append(sessions, family)
+	}
+	for _, sid := range sessions {
+		if sid == "" {
+			continue
+		}
+		if err := s.revoked.EndSession(ctx, sid, s.cfg.AccessTokenTTL); err != nil {
+			return err
+		}
 	}
 	if err := s.revoked.Revoke(ctx, p.TokenID, p.ExpiresAt); err != nil {
 		return err

@@ -349,7 +349,7 @@ func TestLogoutRevokesAccessTokenAndRefreshFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Service.Logout(ctx, p, a.RefreshToken); err != nil {
+	if err := env.Service.Logout(ctx, p, a.RefreshToken, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Service.Verifier().Verify(ctx, a.AccessToken); !apierr.Is(err, apierr.Unauthorized) {
@@ -367,13 +367,13 @@ func TestLogoutRevokesAccessTokenAndRefreshFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("other session's refresh: %v", err)
 	}
-	if err := env.Service.Logout(ctx, pb, ""); err != nil {
+	if err := env.Service.Logout(ctx, pb, "", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Service.Refresh(ctx, b2.RefreshToken); !apierr.Is(err, apierr.Unauthorized) {
 		t.Fatalf("refresh after logout of all sessions: %v", err)
 	}
-	if err := env.Service.Logout(ctx, pb, ""); err != nil {
+	if err := env.Service.Logout(ctx, pb, "", false); err != nil {
 		t.Fatalf("second logout: %v", err)
 	}
 }
@@ -386,7 +386,7 @@ func TestLogoutIgnoresAnotherUsersRefreshToken(t *testing.T) {
 	nina := env.Login(t, "nina")
 	omar := env.Login(t, "omar")
 	p, _ := env.Service.Verifier().Verify(ctx, nina.AccessToken)
-	if err := env.Service.Logout(ctx, p, omar.RefreshToken); err != nil {
+	if err := env.Service.Logout(ctx, p, omar.RefreshToken, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Service.Refresh(ctx, omar.RefreshToken); err != nil {

@@ -1,369 +1,182 @@
 // Command phone-standin is a STAND-IN for a redroid phone, for tests and local
 // runs only: Android cannot run on the machines the platform is developed on,
-// so this tiny static binary plays the two parts of a phone the platform
-// touches. It is not Android and runs no apps.
+// so this small static binary plays the part of a phone that the platform and
+// its users touch over ADB. It is not Android and runs no apps.
 //
-// As the container's entrypoint (/system/bin/phone-standin) it listens on the
-// ADB port (5555, or $STANDIN_ADDR) and answers:
+// It listens on the ADB port (5555, or $STANDIN_ADDR) and speaks the ADB
+// transport as adbd does (package functions/device/adb): Debian's adb sees
+// it as a `device`. It serves
 //
-//   - the ADB wire handshake: a client that opens with an ADB CNXN packet
-//     (24-byte little-endian header, as adb and the device-runtime's health
-//     check send) gets a CNXN packet back whose banner is
-//     "device::ro.product.name=cloudphone_standin;ro.product.model=phone-standin;";
-//     that is all of ADB it speaks, after which it closes the connection;
-//   - a one-line text protocol otherwise, one request per line, one reply
-//     line each, "OKAY <text>" or "FAIL <reason>":
-//     host:version                → OKAY 0029 (the adb protocol version, hex)
-//     getprop sys.boot_completed  → OKAY 1
-//     getprop ro.product.model    → OKAY phone-standin
-//     install <path>              → OKAY Success <package> (path under /data/local/tmp)
-//     uninstall <package>         → OKAY Success
-//     pm list packages            → OKAY package:<a> package:<b> …
-//     quit                        → closes the connection.
+//   - shell: and shell,v2 (real exit codes), with a small built-in command
+//     interpreter: getprop, pm install/uninstall/list packages/path, cmd
+//     package (what `adb install` streams to), screencap -p, logcat,
+//     input tap/swipe/text/keyevent, wm size/density, md5sum, sha1sum,
+//     sha256sum, ls, cat, echo, rm, mkdir, sleep, sh -c, with ;, &&, ||, |
+//     and redirections; an unknown command fails with 127, as sh does;
+//   - exec: (the same commands, raw bytes, as `adb exec-out` uses);
+//   - sync: (STAT, LIST, SEND, RECV: `adb push` and `adb pull`).
 //
-// Run as /system/bin/pm (the same binary, linked by name in the image) it is a
-// package-manager stand-in for `docker exec`: `pm install <apk>`,
-// `pm uninstall <package>`, `pm list packages`, printing what Android's pm
-// prints ("Success", "package:<name>" lines) and exiting non-zero on failure.
+// Files live under $STANDIN_ROOT ("/" in its container), so a pushed file is
+// in the container's file system. `screencap -p` draws a real PNG: the
+// phone's name, resolution and the time, the typed text, the recent key
+// events and a mark at each recent tap. `logcat` prints and follows the
+// stand-in's own log (connections, installs, input, a heartbeat).
 //
-// "Installing" an APK records its package in /data/system/packages.list, one
-// line per package in Android's format "<package> <uid> 0 /data/user/0/<package>
-// default none". The package name is the package attribute of a plain-text
-// AndroidManifest.xml inside the APK (a zip), or else the file name without
-// its .apk suffix; a file that is not a zip is refused, as pm would.
+// "Installing" an APK reads its package from the binary (or plain-text)
+// AndroidManifest.xml, refuses an APK without any signature (neither a v1
+// signature in META-INF nor an APK Signing Block; the signature itself is
+// not verified), keeps the APK at /data/app/<package>-1/base.apk and records
+// the package in /data/system/packages.list in Android's format.
+//
+// Run as /system/bin/pm (the same binary, linked by name in the image) it is
+// the package manager for `docker exec`: `pm install <apk>`, `pm uninstall
+// <package>`, `pm list packages`.
+//
+// Environment: STANDIN_ADDR (":5555"), STANDIN_NAME (the phone's name, shown
+// as ro.product.model; default the host name), STANDIN_ROOT ("/"),
+// STANDIN_SCREEN ("720x1280"), STANDIN_DENSITY ("320"), STANDIN_ADB_SECURE
+// ("1" requires ADB authentication, as ro.adb.secure=1: only hosts whose
+// key is in /data/misc/adb/adb_keys get in; default "0", no authentication,
+// as redroid runs).
 package main
 
 import (
-	"archive/zip"
-	"bufio"
-	"encoding/binary"
-	"encoding/xml"
-	"errors"
+	"context"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
 
-// Paths inside the image, as on Android.
-const (
-	uploadDir    = "/data/local/tmp"
-	packagesList = "/data/system/packages.list"
-	banner       = "device::ro.product.name=cloudphone_standin;ro.product.model=phone-standin;ro.cloudphone.standin=1;"
-)
-
 func main() {
+	cfg, err := configFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "phone-standin:", err)
+		os.Exit(2)
+	}
+	p := newPhone(cfg.name, cfg.root, cfg.width, cfg.height, cfg.density)
 	if filepath.Base(os.Args[0]) == "pm" || (len(os.Args) > 1 && os.Args[1] == "pm") {
 		args := os.Args[1:]
 		if len(args) > 0 && args[0] == "pm" {
 			args = args[1:]
 		}
-		os.Exit(pmMain(args, os.Stdout, os.Stderr))
+		os.Exit(cmdPm(p, context.Background(), append([]string{"pm"}, args...),
+			stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, cwd: "/"}))
 	}
-	addr := os.Getenv("STANDIN_ADDR")
-	if addr == "" {
-		addr = ":5555"
+	os.Exit(serve(cfg, p))
+}
+
+type config struct {
+	addr, name, root       string
+	width, height, density int
+	secure                 bool
+}
+
+func configFromEnv() (config, error) {
+	c := config{addr: ":5555", root: "/", width: 720, height: 1280, density: 320}
+	if v := os.Getenv("STANDIN_ADDR"); v != "" {
+		c.addr = v
 	}
-	for _, d := range []string{uploadDir, filepath.Dir(packagesList)} {
-		if err := os.MkdirAll(d, 0o777); err != nil {
+	if v := os.Getenv("STANDIN_ROOT"); v != "" {
+		c.root = v
+	}
+	c.name = os.Getenv("STANDIN_NAME")
+	if c.name == "" {
+		c.name, _ = os.Hostname()
+	}
+	if c.name == "" {
+		c.name = "phone-standin"
+	}
+	if v := os.Getenv("STANDIN_SCREEN"); v != "" {
+		w, h, ok := strings.Cut(v, "x")
+		wi, err1 := strconv.Atoi(w)
+		hi, err2 := strconv.Atoi(h)
+		if !ok || err1 != nil || err2 != nil || wi < 64 || hi < 64 || wi > 4096 || hi > 4096 {
+			return c, fmt.Errorf("STANDIN_SCREEN=%q: want WIDTHxHEIGHT, each 64 to 4096", v)
+		}
+		c.width, c.height = wi, hi
+	}
+	switch v := os.Getenv("STANDIN_ADB_SECURE"); v {
+	case "", "0":
+	case "1":
+		c.secure = true
+	default:
+		return c, fmt.Errorf("STANDIN_ADB_SECURE=%q: want 0 or 1", v)
+	}
+	if v := os.Getenv("STANDIN_DENSITY"); v != "" {
+		d, err := strconv.Atoi(v)
+		if err != nil || d < 72 || d > 1000 {
+			return c, fmt.Errorf("STANDIN_DENSITY=%q: want 72 to 1000", v)
+		}
+		c.density = d
+	}
+	return c, nil
+}
+
+func serve(cfg config, p *phone) int {
+	for _, d := range []string{uploadDir, filepath.Dir(packagesList), appDir, "/sdcard"} {
+		if err := os.MkdirAll(p.fs.host(d), 0o777); err != nil {
 			fmt.Fprintln(os.Stderr, "phone-standin:", err)
-			os.Exit(1)
+			return 1
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "phone-standin:", err)
-		os.Exit(1)
+		return 1
 	}
-	fmt.Fprintf(os.Stderr, "phone-standin (a stand-in, not Android) listening on %s\n", ln.Addr())
-	// As PID 1 the process gets no default signal handling: exit on
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log.Info("phone stand-in (not Android) listening", "addr", ln.Addr().String(), "name", cfg.name,
+		"screen", fmt.Sprintf("%dx%d", cfg.width, cfg.height))
+	// As PID 1 the process gets no default signal handling: stop on
 	// SIGTERM/SIGINT ourselves so that `docker stop` is immediate.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		os.Exit(0)
-	}()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	p.log.add('I', "StandIn", "boot completed: %s, %dx%d", cfg.name, cfg.width, cfg.height)
+	go heartbeat(ctx, p)
+	d := p.device()
+	d.Log = log
+	if cfg.secure {
+		d.Keys = p.trustedKeys
+		p.props["ro.adb.secure"] = "1"
+	}
+	if err := d.Serve(ctx, &loggingListener{Listener: ln, p: p}); err != nil {
+		log.Error("serve", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func heartbeat(ctx context.Context, p *phone) {
+	start := time.Now()
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "phone-standin: accept:", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		go serve(c)
-	}
-}
-
-// ADB wire constants (system/core/adb/protocol.txt).
-const (
-	adbCNXN    = 0x4e584e43
-	adbVersion = 0x01000000
-	adbMaxData = 256 * 1024
-)
-
-func serve(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
-	r := bufio.NewReader(c)
-	head, err := r.Peek(4)
-	if err != nil {
-		return
-	}
-	if binary.LittleEndian.Uint32(head) == adbCNXN {
-		serveADB(c, r)
-		return
-	}
-	for {
-		line, err := r.ReadString('\n')
-		line = strings.TrimSpace(line)
-		if line != "" {
-			if line == "quit" {
-				return
-			}
-			fmt.Fprintln(c, answer(line))
-		}
-		if err != nil {
+		select {
+		case <-ctx.Done():
 			return
+		case <-t.C:
+			p.log.add('I', "StandIn", "up %s", time.Since(start).Round(time.Second))
 		}
 	}
 }
 
-// serveADB reads the client's CNXN packet and answers with the device's.
-func serveADB(c net.Conn, r *bufio.Reader) {
-	var h [24]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return
-	}
-	if n := binary.LittleEndian.Uint32(h[12:]); n > 0 && n <= adbMaxData {
-		if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
-			return
-		}
-	}
-	_, _ = c.Write(adbPacket(adbCNXN, adbVersion, adbMaxData, []byte(banner)))
+// loggingListener notes each ADB connection in the phone's log.
+type loggingListener struct {
+	net.Listener
+	p *phone
 }
 
-func adbPacket(cmd, arg0, arg1 uint32, data []byte) []byte {
-	var sum uint32
-	for _, b := range data {
-		sum += uint32(b)
+func (l *loggingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.p.log.add('I', "adbd", "connection from %s", c.RemoteAddr())
 	}
-	p := make([]byte, 24+len(data))
-	binary.LittleEndian.PutUint32(p[0:], cmd)
-	binary.LittleEndian.PutUint32(p[4:], arg0)
-	binary.LittleEndian.PutUint32(p[8:], arg1)
-	binary.LittleEndian.PutUint32(p[12:], uint32(len(data)))
-	binary.LittleEndian.PutUint32(p[16:], sum)
-	binary.LittleEndian.PutUint32(p[20:], cmd^0xffffffff)
-	copy(p[24:], data)
-	return p
-}
-
-// answer serves one request of the text protocol.
-func answer(line string) string {
-	f := strings.Fields(line)
-	switch {
-	case line == "host:version":
-		return "OKAY 0029"
-	case len(f) == 2 && f[0] == "getprop":
-		switch f[1] {
-		case "sys.boot_completed":
-			return "OKAY 1"
-		case "ro.product.model":
-			return "OKAY phone-standin"
-		}
-		return "OKAY "
-	case len(f) == 2 && f[0] == "install":
-		pkg, err := install(f[1])
-		if err != nil {
-			return "FAIL " + err.Error()
-		}
-		return "OKAY Success " + pkg
-	case len(f) == 2 && f[0] == "uninstall":
-		if err := uninstall(f[1]); err != nil {
-			return "FAIL " + err.Error()
-		}
-		return "OKAY Success"
-	case line == "pm list packages":
-		pkgs, err := packages()
-		if err != nil {
-			return "FAIL " + err.Error()
-		}
-		out := make([]string, len(pkgs))
-		for i, p := range pkgs {
-			out[i] = "package:" + p
-		}
-		return strings.TrimSpace("OKAY " + strings.Join(out, " "))
-	}
-	return "FAIL unknown request: " + line
-}
-
-// pmMain is the pm stand-in: pm install <apk> | pm uninstall <pkg> | pm list packages.
-func pmMain(args []string, stdout, stderr io.Writer) int {
-	switch {
-	case len(args) >= 2 && args[0] == "install":
-		if _, err := install(args[len(args)-1]); err != nil {
-			fmt.Fprintf(stderr, "Failure [%v]\n", err)
-			return 1
-		}
-		fmt.Fprintln(stdout, "Success")
-		return 0
-	case len(args) == 2 && args[0] == "uninstall":
-		if err := uninstall(args[1]); err != nil {
-			fmt.Fprintf(stderr, "Failure [%v]\n", err)
-			return 1
-		}
-		fmt.Fprintln(stdout, "Success")
-		return 0
-	case len(args) == 2 && args[0] == "list" && args[1] == "packages":
-		pkgs, err := packages()
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		for _, p := range pkgs {
-			fmt.Fprintf(stdout, "package:%s\n", p)
-		}
-		return 0
-	}
-	fmt.Fprintln(stderr, "usage (phone stand-in): pm install <apk> | pm uninstall <package> | pm list packages")
-	return 2
-}
-
-var (
-	listMu     sync.Mutex
-	validPkg   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$`)
-	errNotAPK  = errors.New("INSTALL_PARSE_FAILED_NOT_APK")
-	errBadName = errors.New("INSTALL_PARSE_FAILED_BAD_PACKAGE_NAME")
-)
-
-// install records the package of the APK at path and returns its name.
-func install(path string) (string, error) {
-	clean := filepath.Clean(path)
-	if !strings.HasPrefix(clean, uploadDir+"/") {
-		return "", fmt.Errorf("INSTALL_FAILED_INVALID_URI: %s is not under %s", path, uploadDir)
-	}
-	pkg, err := packageOf(clean)
-	if err != nil {
-		return "", err
-	}
-	listMu.Lock()
-	defer listMu.Unlock()
-	pkgs, err := readList()
-	if err != nil {
-		return "", err
-	}
-	if _, ok := pkgs[pkg]; !ok {
-		pkgs[pkg] = fmt.Sprintf("%s %d 0 /data/user/0/%s default none", pkg, 10000+len(pkgs), pkg)
-	}
-	return pkg, writeList(pkgs)
-}
-
-func uninstall(pkg string) error {
-	listMu.Lock()
-	defer listMu.Unlock()
-	pkgs, err := readList()
-	if err != nil {
-		return err
-	}
-	if _, ok := pkgs[pkg]; !ok {
-		return errors.New("DELETE_FAILED_INTERNAL_ERROR")
-	}
-	delete(pkgs, pkg)
-	return writeList(pkgs)
-}
-
-func packages() ([]string, error) {
-	listMu.Lock()
-	defer listMu.Unlock()
-	pkgs, err := readList()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(pkgs))
-	for p := range pkgs {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// packageOf reads the package name of the APK at path.
-func packageOf(path string) (string, error) {
-	zr, err := zip.OpenReader(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("INSTALL_FAILED_INVALID_URI: %s does not exist", path)
-		}
-		return "", errNotAPK
-	}
-	defer zr.Close()
-	pkg := strings.TrimSuffix(filepath.Base(path), ".apk")
-	for _, f := range zr.File {
-		if f.Name != "AndroidManifest.xml" {
-			continue
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return "", errNotAPK
-		}
-		var m struct {
-			Package string `xml:"package,attr"`
-		}
-		// A binary (compiled) manifest does not decode as text XML; the
-		// file name then names the package.
-		if xml.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&m) == nil && m.Package != "" {
-			pkg = m.Package
-		}
-		rc.Close()
-	}
-	if !validPkg.MatchString(pkg) {
-		return "", errBadName
-	}
-	return pkg, nil
-}
-
-func readList() (map[string]string, error) {
-	out := map[string]string{}
-	b, err := os.ReadFile(packagesList)
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 0 {
-			out[f[0]] = line
-		}
-	}
-	return out, nil
-}
-
-func writeList(pkgs map[string]string) error {
-	lines := make([]string, 0, len(pkgs))
-	for _, l := range pkgs {
-		lines = append(lines, l)
-	}
-	sort.Strings(lines)
-	if err := os.MkdirAll(filepath.Dir(packagesList), 0o777); err != nil {
-		return err
-	}
-	tmp := packagesList + ".tmp"
-	data := strings.Join(lines, "\n")
-	if data != "" {
-		data += "\n"
-	}
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, packagesList)
+	return c, err
 }

@@ -41,6 +41,12 @@ type Principal struct {
 	Permissions []string
 	TokenID     string    // jti: the handle for revocation
 	ExpiresAt   time.Time // exp
+	// SessionID is the refresh family the token was issued in ("sid"), so
+	// ending the session ends its access tokens; empty for tokens outside one.
+	SessionID string
+	// IssuedAt is when the token was issued, to the millisecond ("ims"):
+	// user and session cutoffs refuse the tokens issued before them.
+	IssuedAt time.Time
 }
 
 // HasRole reports whether p carries role.
@@ -54,6 +60,8 @@ type claims struct {
 	Roles []string `json:"roles"`
 	Perms []string `json:"perms"`
 	Typ   string   `json:"typ"`
+	Sid   string   `json:"sid,omitempty"`
+	Ims   int64    `json:"ims,omitempty"` // issued at, Unix ms (iat has whole seconds)
 	jwt.RegisteredClaims
 }
 
@@ -80,9 +88,9 @@ func NewIssuer(priv ed25519.PrivateKey, ttl time.Duration) *Issuer {
 // TTL returns the lifetime of the tokens i issues.
 func (i *Issuer) TTL() time.Duration { return i.ttl }
 
-// Issue returns a signed access token for p (UserID required; TokenID and
-// ExpiresAt of p are ignored: a fresh jti is drawn and exp is now + ttl) and its
-// expiry.
+// Issue returns a signed access token for p (UserID required; SessionID
+// carried; TokenID, ExpiresAt and IssuedAt of p are ignored: a fresh jti is
+// drawn and exp is now + ttl) and its expiry.
 func (i *Issuer) Issue(p Principal) (string, time.Time, error) {
 	if p.UserID == "" {
 		return "", time.Time{}, errors.New("auth: issue: principal has no user id")
@@ -91,13 +99,16 @@ func (i *Issuer) Issue(p Principal) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	now := i.now().Truncate(time.Second)
+	issued := i.now()
+	now := issued.Truncate(time.Second)
 	exp := now.Add(i.ttl)
 	c := claims{
 		Name:  p.Username,
 		Roles: nonNil(p.Roles),
 		Perms: nonNil(p.Permissions),
 		Typ:   TokenType,
+		Sid:   p.SessionID,
+		Ims:   issued.UnixMilli(),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    TokenIssuer,
 			Subject:   p.UserID,
@@ -186,7 +197,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		}
 		v.cache.put(token, p)
 	}
-	revoked, err := v.revoked.Revoked(ctx, p.TokenID)
+	revoked, err := v.revoked.Refused(ctx, p)
 	if err != nil {
 		return Principal{}, apierr.Wrap(apierr.Unavailable, err, "cannot check the token now, try again")
 	}
@@ -208,8 +219,12 @@ func (v *Verifier) parse(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, errUnauthorized(err)
 	}
-	if c.Typ != TokenType || c.Subject == "" || c.ID == "" || c.NotBefore == nil {
-		return Principal{}, errUnauthorized(errors.New("token lacks typ, sub, jti or nbf"))
+	if c.Typ != TokenType || c.Subject == "" || c.ID == "" || c.NotBefore == nil || c.IssuedAt == nil {
+		return Principal{}, errUnauthorized(errors.New("token lacks typ, sub, jti, nbf or iat"))
+	}
+	issued := c.IssuedAt.Time
+	if c.Ims > 0 {
+		issued = time.UnixMilli(c.Ims)
 	}
 	return Principal{
 		UserID:      c.Subject,
@@ -218,6 +233,8 @@ func (v *Verifier) parse(token string) (Principal, error) {
 		Permissions: c.Perms,
 		TokenID:     c.ID,
 		ExpiresAt:   c.ExpiresAt.Time,
+		SessionID:   c.Sid,
+		IssuedAt:    issued,
 	}, nil
 }
 

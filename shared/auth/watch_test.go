@@ -1,7 +1,11 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,4 +66,48 @@ func TestWatchedRevocationsRememberAndLearnOfRevocationsElsewhere(t *testing.T) 
 		revoked, err := w.Revoked(ctx, id)
 		return err == nil && revoked
 	})
+}
+
+// Closing the Redis client is how a process stops; the watch then ends
+// without warning that it lost its subscription.
+func TestWatchedRevocationsEndQuietlyWhenTheClientCloses(t *testing.T) {
+	t.Parallel()
+	rdb := redisClient(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	w := auth.WatchRevocations(rdb, slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil)))
+	ctx := context.Background()
+	deadline := time.Now().Add(3 * time.Second)
+	for { // wait for the subscription: a second check is answered from memory
+		if _, err := w.Revoked(ctx, "quiet"); err != nil {
+			t.Fatal(err)
+		}
+		if w.Live() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !w.Live() {
+		t.Fatal("the subscription never came up")
+	}
+	if err := rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the watch notices the close at once
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "lost") {
+		t.Fatalf("closing the client logged a warning: %s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -45,9 +45,13 @@
 //
 // # Failure
 //
-// Resilient puts a short timeout on every Redis call and, when Redis fails,
-// decides with a per-process Local limiter (same rules, same algorithm), logs
+// Resilient puts a timeout on every Redis call (long enough that a slow answer
+// is waited for: a call that timed out may have been counted, and deciding it
+// again in process memory would admit it twice) and, when Redis fails, logs
 // the transition once, sets cloudphone_degraded{component="ratelimit"} and
-// probes Redis again after a backoff. A request is never failed by the limiter,
-// and rules such as the login limits stay enforced per process.
+// probes Redis again after a backoff. Meanwhile each rule decides as it is
+// declared: a fail-closed rule (login and registration by default) refuses
+// with 503 unavailable, so it never admits more than its limit; a fail-open
+// rule is decided by a per-process Local limiter (same algorithm), so the
+// platform keeps answering and each process still enforces the limit.
 package ratelimit

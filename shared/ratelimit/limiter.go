@@ -15,10 +15,17 @@ const DefaultBuckets = 10
 
 // Rule is one limit: at most Limit requests in any rolling Window. Name
 // identifies the rule in keys, metrics and the table.
+//
+// FailClosed says what happens while the shared limiter (Redis) cannot
+// decide: a fail-closed rule refuses (503 unavailable), so it never admits
+// more than Limit whatever the outage; a fail-open rule is decided by the
+// per-process fallback, so a request is not failed for the limiter's sake but
+// several processes together may admit up to Limit each.
 type Rule struct {
-	Name   string
-	Limit  int
-	Window time.Duration
+	Name       string
+	Limit      int
+	Window     time.Duration
+	FailClosed bool
 }
 
 // Validate reports a rule that cannot be enforced.
@@ -48,6 +55,9 @@ type Decision struct {
 	// At is the limiter's clock at the decision: Redis server time for the
 	// Redis limiter, the process clock for Local.
 	At time.Time
+	// Unavailable marks a refusal made because the shared limiter could not
+	// decide a fail-closed rule (not because the rule had no room).
+	Unavailable bool
 }
 
 // Request is one rule applied to one key (an IP, a user id, an account).

@@ -72,15 +72,23 @@ func (ls *Limits) Check(ctx context.Context, rule, key string) (Decision, error)
 		return Decision{}, err
 	}
 	if !d.Allowed {
-		ls.refused(d)
+		if !d.Unavailable {
+			ls.refused(d)
+		}
 		return d, Refusal(d)
 	}
 	return d, nil
 }
 
 // Refusal returns the API error for a refused decision: 429 rate_limited with
-// Retry-After.
+// Retry-After, or 503 unavailable when the limiter could not decide a
+// fail-closed rule.
 func Refusal(d Decision) error {
+	if d.Unavailable {
+		e := apierr.New(apierr.Unavailable, "the rate limiter is unavailable, retry later")
+		e.RetryAfter = d.RetryAfter
+		return e
+	}
 	e := apierr.New(apierr.RateLimited, "too many requests, retry later")
 	e.RetryAfter = d.RetryAfter
 	return e

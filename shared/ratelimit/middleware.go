@@ -75,6 +75,10 @@ func Middleware(ls *Limits, opt MiddlewareOptions) func(http.Handler) http.Handl
 				next.ServeHTTP(w, r)
 				return
 			}
+			if ds[0].Unavailable { // not the client's doing: no ban, no refusal count
+				apierr.Write(w, r, log, Refusal(ds[0]))
+				return
+			}
 			var refusing []Decision
 			for _, d := range ds {
 				if d.RetryAfter > 0 {

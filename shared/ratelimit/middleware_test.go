@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,7 @@ func smallTable() Table {
 		{Rule: Rule{Name: RuleUser, Limit: 4, Window: time.Minute}, Scope: ScopeUser},
 		{Rule: Rule{Name: RuleLoginIP, Limit: 2, Window: time.Minute}, Scope: ScopeIP, Route: "POST /api/v1/auth/login"},
 		{Rule: Rule{Name: RuleLoginAccount, Limit: 2, Window: time.Minute}, Scope: ScopeKey, Route: "POST /api/v1/auth/login"},
+		{Rule: Rule{Name: RuleRegisterIP, Limit: 2, Window: time.Minute, FailClosed: true}, Scope: ScopeIP, Route: "POST /api/v1/auth/register"},
 	}
 }
 
@@ -232,6 +235,20 @@ func TestRedisDownFallsBackAndRestores(t *testing.T) {
 	if codes[0] != 204 || codes[1] != 204 || codes[2] != 429 {
 		t.Fatalf("login with Redis down: %v, want [204 204 429]", codes)
 	}
+	// A fail-closed rule refuses while Redis cannot decide: 503 with a
+	// retry hint, not counted against the client (no auto-ban).
+	p1.mu.Lock()
+	refusedBefore := len(p1.refused)
+	p1.mu.Unlock()
+	reg := p1.do("POST", "/api/v1/auth/register", "203.0.113.5", "")
+	if reg.Code != http.StatusServiceUnavailable || reg.Header().Get("Retry-After") == "" || !strings.Contains(reg.Body.String(), `"unavailable"`) {
+		t.Fatalf("register with Redis down: %d %q %s, want 503 unavailable with Retry-After", reg.Code, reg.Header().Get("Retry-After"), reg.Body)
+	}
+	p1.mu.Lock()
+	if len(p1.refused) != refusedBefore {
+		t.Fatal("a refusal for the limiter's outage was counted against the client")
+	}
+	p1.mu.Unlock()
 	time.Sleep(250 * time.Millisecond) // past the backoff: a probe fails again, no new log line
 	login(p1, "203.0.113.3")
 	if code := p2.do("GET", "/api/v1/devices", "203.0.113.9", "").Code; code != 204 {
@@ -359,4 +376,44 @@ func metricValue(c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// slowLimiter answers like its limiter, after a delay: Redis under load.
+type slowLimiter struct {
+	Limiter
+	delay time.Duration
+}
+
+func (s slowLimiter) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error) {
+	time.Sleep(s.delay)
+	return s.Limiter.AllowAll(ctx, reqs)
+}
+
+// A Redis that answers slowly (as at a cold start, when a burst opens its
+// connections) is waited for: the per-process fallback never decides a
+// request Redis also counted, so a burst admits exactly the limit.
+func TestSlowRedisNeverLetsABurstPastTheLimit(t *testing.T) {
+	t.Parallel()
+	shared, err := NewRedis(redisClient(t), RedisOptions{Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := NewResilient(slowLimiter{shared, 120 * time.Millisecond}, NewLocal(), ResilientOptions{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStack(t, res, smallTable())
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			if s.do("POST", "/api/v1/auth/register", "198.51.100.7", "").Code == http.StatusNoContent {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 2 {
+		t.Fatalf("a burst of 40 against a limit of 2 on a slow Redis admitted %d", n)
+	}
 }

@@ -12,7 +12,10 @@ import (
 
 // ResilientOptions configures a Resilient limiter.
 type ResilientOptions struct {
-	// Timeout bounds each call to the shared limiter (default 50ms).
+	// Timeout bounds each call to the shared limiter (default 1s). A call
+	// that times out may still have been counted by Redis, so the timeout is
+	// for a Redis that hangs, not for a slow answer: a short one would let
+	// the fallback admit requests Redis admitted too.
 	Timeout time.Duration
 	// Backoff is how long the fallback decides alone after a failure before
 	// one request probes the shared limiter again (default 1s).
@@ -22,8 +25,9 @@ type ResilientOptions struct {
 }
 
 // Resilient decides with a shared limiter (Redis) and, while that fails or is
-// slower than the timeout, with a per-process fallback. It never returns an
-// error for a valid rule: a request is never failed because of the limiter.
+// slower than the timeout, with a per-process fallback for fail-open rules; a
+// request that names a fail-closed rule is then refused with Unavailable
+// decisions. It never returns an error for a valid rule.
 // While degraded, one request per backoff probes the shared limiter; the first
 // success restores it. Each transition is logged once. Safe for concurrent use.
 type Resilient struct {
@@ -48,7 +52,7 @@ func NewResilient(shared, fallback Limiter, opt ResilientOptions) (*Resilient, e
 		return nil, errors.New("ratelimit: NewResilient needs a logger")
 	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 50 * time.Millisecond
+		opt.Timeout = time.Second
 	}
 	if opt.Backoff <= 0 {
 		opt.Backoff = time.Second
@@ -85,7 +89,7 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 		}
 	}
 	if !r.tryShared() {
-		return r.fallback.AllowAll(ctx, reqs)
+		return r.withoutShared(ctx, reqs)
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	ds, err := r.shared.AllowAll(cctx, reqs)
@@ -96,6 +100,22 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 	}
 	if ctx.Err() == nil {
 		r.down(err)
+	}
+	return r.withoutShared(ctx, reqs)
+}
+
+// withoutShared decides while the shared limiter cannot: refused when any
+// rule fails closed, otherwise by the fallback.
+func (r *Resilient) withoutShared(ctx context.Context, reqs []Request) ([]Decision, error) {
+	for _, q := range reqs {
+		if q.Rule.FailClosed {
+			ds := make([]Decision, len(reqs))
+			for i, q := range reqs {
+				ds[i] = Decision{Rule: q.Rule.Name, Limit: q.Rule.Limit, RetryAfter: r.backoff, ResetAfter: r.backoff,
+					At: time.Now(), Unavailable: true}
+			}
+			return ds, nil
+		}
 	}
 	return r.fallback.AllowAll(ctx, reqs)
 }

@@ -65,9 +65,9 @@ func DefaultTable() Table {
 	return Table{
 		{Rule: Rule{Name: RuleIP, Limit: 120, Window: time.Minute}, Scope: ScopeIP},
 		{Rule: Rule{Name: RuleUser, Limit: 300, Window: time.Minute}, Scope: ScopeUser},
-		{Rule: Rule{Name: RuleLoginIP, Limit: 5, Window: time.Minute}, Scope: ScopeIP, Route: routeLogin},
-		{Rule: Rule{Name: RuleLoginAccount, Limit: 5, Window: time.Minute}, Scope: ScopeKey, Route: routeLogin},
-		{Rule: Rule{Name: RuleRegisterIP, Limit: 3, Window: time.Minute}, Scope: ScopeIP, Route: routeRegister},
+		{Rule: Rule{Name: RuleLoginIP, FailClosed: true, Limit: 5, Window: time.Minute}, Scope: ScopeIP, Route: routeLogin},
+		{Rule: Rule{Name: RuleLoginAccount, FailClosed: true, Limit: 5, Window: time.Minute}, Scope: ScopeKey, Route: routeLogin},
+		{Rule: Rule{Name: RuleRegisterIP, FailClosed: true, Limit: 3, Window: time.Minute}, Scope: ScopeIP, Route: routeRegister},
 		{Rule: Rule{Name: RuleDeviceCreate, Limit: 30, Window: time.Minute}, Scope: ScopeUser, Route: routeDeviceCreate},
 		{Rule: Rule{Name: RuleOrderCreate, Limit: 5, Window: 5 * time.Minute}, Scope: ScopeUser, Route: routeOrderCreate},
 		{Rule: Rule{Name: RuleAppCreate, Limit: 20, Window: 5 * time.Minute}, Scope: ScopeUser, Route: routeAppCreate},
@@ -121,6 +121,9 @@ type fileRule struct {
 	Route  string `json:"route,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 	Window string `json:"window,omitempty"` // Go duration: "1m", "300s"
+	// FailClosed: refuse (503) rather than decide per process while Redis
+	// is unreachable.
+	FailClosed *bool `json:"fail_closed,omitempty"`
 }
 
 type fileTable struct {
@@ -159,6 +162,9 @@ func ParseTable(doc []byte, base Table) (Table, error) {
 		if fr.Limit != 0 {
 			p.Limit = fr.Limit
 		}
+		if fr.FailClosed != nil {
+			p.FailClosed = *fr.FailClosed
+		}
 		if fr.Window != "" {
 			d, err := time.ParseDuration(fr.Window)
 			if err != nil {
@@ -194,5 +200,6 @@ func LoadTable(src config.Source) (Table, error) {
 
 // MarshalJSON writes a policy in the file format (window as a Go duration).
 func (p Policy) MarshalJSON() ([]byte, error) {
-	return json.Marshal(fileRule{Name: p.Name, Scope: p.Scope, Route: p.Route, Limit: p.Limit, Window: p.Window.String()})
+	return json.Marshal(fileRule{Name: p.Name, Scope: p.Scope, Route: p.Route, Limit: p.Limit, Window: p.Window.String(),
+		FailClosed: &p.FailClosed})
 }

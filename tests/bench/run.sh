@@ -28,3 +28,9 @@ for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/
     go test -count=1 -run '^$' -bench . -benchmem "$pkg"
   fi
 done
+
+echo
+echo "== ADB straight to a phone stand-in, Client vs Debian's adb: go test -run '^\$' -bench Push50MB -benchtime 3x ./tests/bench/adb/"
+go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/adb/
+echo "== go test -run '^\$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/"
+go test -count=1 -run '^$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/

@@ -151,6 +151,11 @@ func TestRoleChangesAreValidatedAndAdminsCannotDemoteThemselves(t *testing.T) {
 	if w := b.call("PUT", "/api/v1/admin/users/"+b.adminID+"/roles", b.admin, user.RolesRequest{Roles: []string{"admin"}}); w.Code != 200 {
 		t.Fatalf("an admin keeping admin: %d %s", w.Code, w.Body)
 	}
+	// Changed roles end the admin's own earlier tokens too.
+	if w := b.call("GET", "/api/v1/admin/users", b.admin, nil); w.Code != 401 {
+		t.Fatalf("a token issued before its roles changed: %d, want 401", w.Code)
+	}
+	b.admin = b.env.Login(t, user.AdminUsername).AccessToken
 	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "nope"} {
 		if w := b.call("PUT", "/api/v1/admin/users/"+id+"/roles", b.admin, user.RolesRequest{Roles: []string{"user"}}); w.Code != 404 {
 			t.Errorf("unknown id %s: %d %s", id, w.Code, w.Body)

@@ -21,9 +21,10 @@ const Name = "auth-logout"
 const Route = "POST /api/v1/auth/logout"
 
 // Function answers Route, which needs a bearer access token, with 204 after
-// revoking that token until it expires and the refresh family of the body's
-// refresh_token (every family of the user when the body is empty or has
-// none). Safe for concurrent use.
+// ending the caller's session (that token, the access tokens of its session,
+// and the refresh family of the body's refresh_token), or every session of
+// the user when the body says "everywhere": true or names no refresh token.
+// Safe for concurrent use.
 type Function struct {
 	svc *user.Service
 	log *slog.Logger
@@ -69,5 +70,5 @@ func (f *Function) handle(ctx context.Context, req user.LogoutRequest) error {
 	if !ok {
 		return apierr.New(apierr.Unauthorized, "invalid or expired token")
 	}
-	return f.svc.Logout(ctx, p, req.RefreshToken)
+	return f.svc.Logout(ctx, p, req.RefreshToken, req.Everywhere)
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -100,14 +101,31 @@ func sourceDir(ctx context.Context) (string, error) {
 	return filepath.Join(filepath.Dir(mod), "infra", "phone-standin"), nil
 }
 
+// sourceHash hashes what the image is built from: the stand-in's Go files
+// and Dockerfile, and the ADB package it serves the protocol with.
 func sourceHash(dir string) (string, error) {
 	h := sha256.New()
-	for _, name := range []string{"main.go", "Dockerfile"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+	var names []string
+	for _, d := range []string{dir, filepath.Join(dir, "..", "..", "functions", "device", "adb")} {
+		m, err := filepath.Glob(filepath.Join(d, "*.go"))
+		if err != nil {
+			return "", err
+		}
+		for _, f := range m {
+			if !strings.HasSuffix(f, "_test.go") {
+				names = append(names, f)
+			}
+		}
+	}
+	names = append(names, filepath.Join(dir, "Dockerfile"))
+	sort.Strings(names)
+	for _, name := range names {
+		b, err := os.ReadFile(name)
 		if err != nil {
 			return "", fmt.Errorf("read the stand-in sources: %w", err)
 		}
-		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		rel, _ := filepath.Rel(dir, name)
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil

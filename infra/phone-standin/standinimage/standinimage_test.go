@@ -2,12 +2,10 @@ package standinimage_test
 
 import (
 	"archive/tar"
-	"archive/zip"
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,8 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
-	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
+	"github.com/cloudphone/cloudphone/functions/device/adb"
+	"github.com/cloudphone/cloudphone/functions/device/adb/adbtest"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 )
 
@@ -37,6 +36,7 @@ func standin(t *testing.T) (*client.Client, string, string) {
 	}
 	port := nat.Port("5555/tcp")
 	resp, err := c.ContainerCreate(ctx, &container.Config{Image: standinimage.Tag, ExposedPorts: nat.PortSet{port: {}},
+		Env:    []string{"STANDIN_NAME=image-phone"},
 		Labels: map[string]string{"cloudphone.test": "standinimage"}},
 		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: "0"}}},
 			Resources: container.Resources{Memory: 16 << 20}}, nil, nil, "")
@@ -83,20 +83,6 @@ func exec(t *testing.T, c *client.Client, id string, cmd ...string) (string, int
 	return out.String(), st.ExitCode
 }
 
-func apk(t *testing.T, manifest string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, _ := zw.Create("AndroidManifest.xml")
-	fmt.Fprint(w, manifest)
-	w, _ = zw.Create("classes.dex")
-	fmt.Fprint(w, "dex\n035")
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func copyIn(t *testing.T, c *client.Client, id, dir, name string, data []byte) {
 	t.Helper()
 	var buf bytes.Buffer
@@ -109,61 +95,60 @@ func copyIn(t *testing.T, c *client.Client, id, dir, name string, data []byte) {
 	}
 }
 
-func TestStandInAnswersADBAndTheTextProtocolAndInstallsCopiedAPKs(t *testing.T) {
+func TestStandInImageIsADeviceForRealADBAndSharesPackagesWithDockerExecPm(t *testing.T) {
 	t.Parallel()
+	signed := adbtest.BuildAPK(t, "org.cloudphone.image", true)
+	copied := adbtest.BuildAPK(t, "org.cloudphone.copied", true)
+	server := adbtest.NewServer(t)
 	c, id, addr := standin(t)
 	if err := waitHandshake(addr); err != nil {
 		t.Fatalf("ADB handshake: %v", err)
 	}
-
-	copyIn(t, c, id, "/data/local/tmp", "demo.apk", apk(t, `<manifest package="com.example.demo"/>`))
-	copyIn(t, c, id, "/data/local/tmp", "org.named.byfile.apk", apk(t, "\x03\x00\x08\x00 binary manifest"))
-	copyIn(t, c, id, "/data/local/tmp", "notazip.apk", []byte("plain text"))
-	if out, code := exec(t, c, id, "pm", "install", "/data/local/tmp/demo.apk"); code != 0 || strings.TrimSpace(out) != "Success" {
-		t.Fatalf("pm install: %d %q", code, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	server.Connect(ctx, addr)
+	if out, err := server.Run(ctx, "-s", addr, "shell", "getprop", "ro.product.model"); err != nil || out != "image-phone\n" {
+		t.Fatalf("getprop ro.product.model: %q %v", out, err)
 	}
-	if out, code := exec(t, c, id, "pm", "install", "/data/local/tmp/notazip.apk"); code == 0 || !strings.Contains(out, "INSTALL_PARSE_FAILED_NOT_APK") {
-		t.Fatalf("pm install of a non-APK: %d %q", code, out)
+	if out, err := server.Run(ctx, "-s", addr, "install", signed.Path); err != nil || !strings.Contains(out, "Success") {
+		t.Fatalf("adb install: %q %v", out, err)
 	}
 
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	// The package manager for `docker exec` sees the same packages, and
+	// what it installs is seen over ADB.
+	b, err := os.ReadFile(copied.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(conn)
-	ask := func(line string) string {
-		fmt.Fprintln(conn, line)
-		got, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		return strings.TrimSpace(got)
+	copyIn(t, c, id, "/data/local/tmp", "copied.apk", b)
+	copyIn(t, c, id, "/data/local/tmp", "notazip.apk", []byte("plain text"))
+	if out, code := exec(t, c, id, "pm", "install", "/data/local/tmp/copied.apk"); code != 0 || strings.TrimSpace(out) != "Success" {
+		t.Fatalf("docker exec pm install: %d %q", code, out)
 	}
-	for _, c := range []struct{ ask, want string }{
-		{"host:version", "OKAY 0029"},
-		{"getprop sys.boot_completed", "OKAY 1"},
-		{"install /data/local/tmp/org.named.byfile.apk", "OKAY Success org.named.byfile"},
-		{"install /etc/passwd", "FAIL INSTALL_FAILED_INVALID_URI: /etc/passwd is not under /data/local/tmp"},
-		{"pm list packages", "OKAY package:com.example.demo package:org.named.byfile"},
-		{"uninstall org.named.byfile", "OKAY Success"},
-		{"reboot", "FAIL unknown request: reboot"},
-	} {
-		if got := ask(c.ask); got != c.want {
-			t.Fatalf("%s → %q, want %q", c.ask, got, c.want)
-		}
+	if out, code := exec(t, c, id, "pm", "install", "/data/local/tmp/notazip.apk"); code == 0 || !strings.Contains(out, "INSTALL_PARSE_FAILED_NOT_APK") {
+		t.Fatalf("docker exec pm install of a non-APK: %d %q", code, out)
 	}
-	out, code := exec(t, c, id, "pm", "list", "packages")
-	if code != 0 || out != "package:com.example.demo\n" {
-		t.Fatalf("pm list packages: %d %q", code, out)
+	cl, err := adb.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := cl.Shell(ctx, "pm list packages")
+	if err != nil || res.ExitCode != 0 || string(res.Stdout) != "package:org.cloudphone.copied\npackage:org.cloudphone.image\n" {
+		t.Fatalf("pm list packages over ADB: %q %v", res.Stdout, err)
+	}
+	if out, code := exec(t, c, id, "pm", "list", "packages"); code != 0 || out != string(res.Stdout) {
+		t.Fatalf("docker exec pm list packages: %d %q", code, out)
 	}
 }
 
 func waitHandshake(addr string) error {
 	var err error
-	for range 50 {
-		if err = deviceruntime.ADBHandshake(context.Background(), addr, time.Second); err == nil {
+	for range 100 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = adb.Handshake(ctx, addr)
+		cancel()
+		if err == nil {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)

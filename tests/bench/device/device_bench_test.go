@@ -158,11 +158,23 @@ func (f *fixture) reports(id string) chan event.Event {
 	return ch
 }
 
-func (f *fixture) lastTrace(id string) deviceruntime.Trace {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ts := f.traces[id]
-	return ts[len(ts)-1]
+// lastTrace returns the device's latest trace. The runtime records a trace
+// after the command's outcome committed, so the report of that outcome can
+// come in first: wait a little for it.
+func (f *fixture) lastTrace(id string) (deviceruntime.Trace, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		ts := f.traces[id]
+		f.mu.Unlock()
+		if len(ts) > 0 {
+			return ts[len(ts)-1], true
+		}
+		if time.Now().After(deadline) {
+			return deviceruntime.Trace{}, false
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // await returns the first report of type typ on ch.
@@ -283,7 +295,11 @@ func BenchmarkCreateToRunning(b *testing.B) {
 						acked := time.Now()
 						await(b, ch, id, deviceruntime.EventStarted, time.Minute)
 						total := time.Since(start)
-						tr := f.lastTrace(id)
+						tr, ok := f.lastTrace(id)
+						if !ok {
+							b.Errorf("device %s: started, but its command left no trace", id)
+							return
+						}
 						queue := max(tr.Claimed.Sub(acked), 0)
 						mu.Lock()
 						ss = append(ss, sample{total: total, docker: tr.Docker, adb: tr.ADBWait, queue: queue,
