@@ -51,7 +51,9 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.adminPassword = notifyAdminPassword
-	e.extra = map[string]string{"WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_RETRY_BACKOFF": "1s", "NOTIFICATION_DELIVERY_POLL": "200ms"}
+	e.extra = map[string]string{"WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_RETRY_BACKOFF": "1s", "NOTIFICATION_DELIVERY_POLL": "200ms",
+		// A short server write timeout, which the stream must outlive.
+		"write_timeout": "4s", "NOTIFICATION_STREAM_HEARTBEAT": "1s"}
 	p := start(t, e, &subscriber{})
 	base := p.URL()
 	alice := register(t, base, "alice")
@@ -147,6 +149,8 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 		}
 	}
 	next(": ready")
+	time.Sleep(5 * time.Second) // past the server's write timeout
+	next(": ping")
 	dev := events.NewID()
 	now := time.Now().UTC()
 	postFact(t, base, device.EventRunning, dev, device.Running{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, CPUCores: 2, MemoryMB: 2048, At: now})
