@@ -23,7 +23,8 @@ import (
 // channels are on until the user says otherwise.
 type Kind struct {
 	// Type is the name users see and choose preferences and webhooks by:
-	// the event type without the "cloudphone." prefix.
+	// the event type without "cloudphone." (and, for quota.exceeded,
+	// without its context).
 	Type string
 	// EventType is the CloudEvents type it is made from.
 	EventType string
