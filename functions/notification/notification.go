@@ -29,6 +29,9 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 )
 
+// ContextName is the bounded context's name in every function spec.
+const ContextName = "notification"
+
 // Database is the name of the context's database.
 const Database = "cloudphone_notification"
 
