@@ -9,8 +9,8 @@ import (
 	"github.com/cloudphone/cloudphone/functions/notification/notificationrecorder"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/logging"
-	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
 func TestHandleMakesOneNotificationPerEventAcrossRedeliveries(t *testing.T) {
@@ -44,7 +44,7 @@ func TestHandleSendsAnUnreadableEventToTheDeadLetterSink(t *testing.T) {
 	f := notificationrecorder.New(env.Service, logging.Discard())
 	ev := notificationtest.Event(t, notificationrecorder.Consumes[0], "x", map[string]any{"user_id": 42})
 	_, err := f.Handle(context.Background(), ev)
-	if got := runtime.EventStatus(err); got != http.StatusUnprocessableEntity && got != http.StatusBadRequest {
+	if got := function.EventStatus(err); got != http.StatusUnprocessableEntity && got != http.StatusBadRequest {
 		t.Fatalf("status = %d (%v), want a permanent 4xx", got, err)
 	}
 }

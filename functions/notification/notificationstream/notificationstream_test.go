@@ -15,8 +15,8 @@ import (
 	"github.com/cloudphone/cloudphone/functions/notification/notificationstream"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/logging"
-	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
 // serverTimeouts are far below the stream's life in these tests, to show a
@@ -24,10 +24,10 @@ import (
 const serverTimeouts = 500 * time.Millisecond
 
 // serve runs f as the platform serves a function (runtime.Instance behind
-// runtime.NewServer, with short timeouts) and returns its base URL.
+// function.NewServer, with short timeouts) and returns its base URL.
 func serve(t *testing.T, f *notificationstream.Function) string {
 	t.Helper()
-	in, err := runtime.NewInstance(runtime.Spec{Name: notificationstream.Name, Kind: runtime.KindHTTP, Routes: notificationstream.Routes}, f, logging.Discard(), nil)
+	in, err := function.NewInstance(function.Spec{Name: notificationstream.Name, Kind: function.KindHTTP, Routes: notificationstream.Routes}, f, logging.Discard(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func serve(t *testing.T, f *notificationstream.Function) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := runtime.NewServer(ln.Addr().String(), in, runtime.ServerConfig{ReadTimeout: serverTimeouts, WriteTimeout: serverTimeouts}, logging.Discard())
+	srv := function.NewServer(ln.Addr().String(), in, function.ServerConfig{ReadTimeout: serverTimeouts, WriteTimeout: serverTimeouts}, logging.Discard())
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
