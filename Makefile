@@ -24,7 +24,7 @@ test-race: ## every test with the race detector
 	$(DEVENV) $(GO) test -count=1 -race -timeout 20m ./...
 
 .PHONY: bench
-bench: ## print every benchmark figure (start-up, outbox lag, limiter, edge, tokens, devices, billing) with its command
+bench: ## print every benchmark figure (start-up, outbox lag, limiter, edge, tokens, devices, billing, notification streams) with its command
 	$(DEVENV) bash tests/bench/run.sh
 
 .PHONY: fuzz

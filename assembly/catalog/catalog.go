@@ -19,6 +19,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/app/appfunctions"
 	"github.com/cloudphone/cloudphone/functions/billing/billingfunctions"
 	"github.com/cloudphone/cloudphone/functions/device/devicefunctions"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationfunctions"
 	"github.com/cloudphone/cloudphone/functions/scheduler/deadletter"
 	"github.com/cloudphone/cloudphone/functions/scheduler/schedulerfunctions"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
@@ -26,11 +27,13 @@ import (
 )
 
 // entries is every function, context by context; a new context adds its list.
-var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries, appfunctions.Entries)
+var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries,
+	appfunctions.Entries, notificationfunctions.Entries)
 
 // eventTypes is every event type, context by context; a new context adds its
 // list.
-var eventTypes = slices.Concat(userfunctions.Events, billingfunctions.Events, devicefunctions.Events, appfunctions.Events)
+var eventTypes = slices.Concat(userfunctions.Events, billingfunctions.Events, devicefunctions.Events, appfunctions.Events,
+	notificationfunctions.Events)
 
 // DeadLetter is the function every Broker and Trigger names as its dead-letter
 // sink (see deadletter.Name).

@@ -1,6 +1,7 @@
 // Package local runs the whole platform in one process for a developer: every
 // function behind one HTTP port, the embedded broker routing by the Trigger
-// files in triggers/, and a private Postgres and Redis unless URLs are given.
+// files in triggers/, a private Postgres and Redis unless URLs are given, and
+// an SMTP catcher unless SMTP_URL is.
 package local
 
 import (
@@ -68,6 +69,7 @@ type Platform struct {
 	pg       *services.Postgres
 	redis    *services.Redis
 	s3       *services.S3
+	mail     *services.SMTPCatcher
 	res      *process.Resources
 	host     *host.Host
 	broker   *broker.Broker
@@ -245,6 +247,9 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 	if p.s3 != nil {
 		errs = append(errs, p.s3.Stop(ctx))
 	}
+	if p.mail != nil {
+		errs = append(errs, p.mail.Stop(ctx))
+	}
 	if p.redis != nil {
 		errs = append(errs, p.redis.Stop(ctx))
 	}
@@ -292,6 +297,16 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 	}
 	env["DATABASE_URL"] = cfg.DatabaseURL
 	env["REDIS_URL"] = cfg.RedisURL
+	if env["SMTP_URL"] == "" {
+		// No mail server given: catch every message, for GET /api/v1/admin/mail.
+		m, err := services.StartSMTPCatcher(ctx, filepath.Join(cfg.DataDir, "mail"), p.log)
+		if err != nil {
+			return fmt.Errorf("smtp catcher: %w", err)
+		}
+		p.mail = m
+		env["SMTP_URL"] = m.URL()
+		env["CLOUDPHONE_MAIL_DIR"] = m.Dir()
+	}
 	return nil
 }
 

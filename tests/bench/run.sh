@@ -21,6 +21,10 @@ echo
 echo "== purchases, POST /orders → active: go test -run '^\$' -bench BillingPurchase -benchtime 100x ./tests/e2e/"
 go test -count=1 -run '^$' -bench BillingPurchase -benchtime 100x ./tests/e2e/
 
+echo
+echo "== notifications, Record start → arrival on an open stream, 1,000 streams: go test -run '^\$' -bench StreamDelivery -benchtime 1x ./functions/notification/"
+go test -count=1 -run '^$' -bench StreamDelivery -benchtime 1x ./functions/notification/
+
 for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/servicetoken/ ./tests/bench/device/ ./functions/billing/; do
   if [ -d "$pkg" ] && ls "$pkg"*_test.go >/dev/null 2>&1 && grep -qs '^func Benchmark' "$pkg"*_test.go; then
     echo

@@ -6,8 +6,10 @@
 // data is throwaway) with its data in DIR/postgres; when REDIS_URL is unset,
 // a private Redis with its data in DIR/redis (an embedded in-memory one when
 // the machine has no redis-server); when S3_ENDPOINT is unset, a private
-// S3-compatible server (services.StartS3) with its data in DIR/s3. It exports
-// DATABASE_URL, REDIS_URL and the S3_* settings to the command, runs
+// S3-compatible server (services.StartS3) with its data in DIR/s3; when
+// SMTP_URL is unset, an SMTP catcher keeping every message in DIR/mail
+// (exported as CLOUDPHONE_MAIL_DIR). It exports DATABASE_URL, REDIS_URL, the
+// S3_* settings and SMTP_URL to the command, runs
 // it with stdin, stdout and stderr passed through, stops the servers when the
 // command ends or devenv gets SIGINT or SIGTERM (which it passes on to the
 // command), and exits with the command's exit code.
@@ -146,8 +148,17 @@ func startServers(ctx context.Context, dir string, environ []string, log *slog.L
 		env = append(env, s3.Env()...)
 		started = append(started, "s3 at "+s3.Config().Endpoint)
 	}
+	if lookup(environ, "SMTP_URL") == "" {
+		mail, err := services.StartSMTPCatcher(ctx, filepath.Join(dir, "mail"), log)
+		if err != nil {
+			return nil, stop, fmt.Errorf("start smtp catcher: %w", err)
+		}
+		stops = append(stops, mail.Stop)
+		env = append(env, "SMTP_URL="+mail.URL(), "CLOUDPHONE_MAIL_DIR="+mail.Dir())
+		started = append(started, "smtp catcher at "+mail.URL())
+	}
 	if len(started) == 0 {
-		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL, REDIS_URL and S3_ENDPOINT from the environment, started nothing")
+		fmt.Fprintln(os.Stderr, "devenv: using DATABASE_URL, REDIS_URL, S3_ENDPOINT and SMTP_URL from the environment, started nothing")
 	} else {
 		fmt.Fprintf(os.Stderr, "devenv: started %s (data in %s)\n", strings.Join(started, ", "), dir)
 	}

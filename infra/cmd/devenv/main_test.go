@@ -53,11 +53,12 @@ func TestDevenvServesTheCommandAndPassesOnItsExitCode(t *testing.T) {
 	seen := filepath.Join(root, "seen")
 	script := `pg_isready -q -d "$DATABASE_URL" || exit 90
 test -n "$S3_ACCESS_KEY_ID" -a -n "$S3_SECRET_ACCESS_KEY" -a -n "$S3_BUCKET" -a -n "$S3_REGION" || exit 91
-printf '%s\n%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" > "$SEEN"
+test -d "$CLOUDPHONE_MAIL_DIR" || exit 92
+printf '%s\n%s\n%s\n%s\n' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" "$SMTP_URL" > "$SEEN"
 exit 3`
 
 	code := run([]string{"-dir", filepath.Join(root, "data"), "--", "sh", "-c", script},
-		append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT"), "SEEN="+seen))
+		append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "SMTP_URL", "CLOUDPHONE_MAIL_DIR"), "SEEN="+seen))
 	if code != 3 {
 		t.Fatalf("exit code = %d, want the command's 3", code)
 	}
@@ -66,9 +67,9 @@ exit 3`
 		t.Fatalf("the command did not run: %v", err)
 	}
 	urls := strings.Fields(string(b))
-	if len(urls) != 3 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") ||
-		!strings.HasPrefix(urls[2], "http://127.0.0.1:") {
-		t.Fatalf("the command saw DATABASE_URL, REDIS_URL, S3_ENDPOINT = %q", urls)
+	if len(urls) != 4 || !strings.HasPrefix(urls[0], "postgres://") || !strings.HasPrefix(urls[1], "redis://") ||
+		!strings.HasPrefix(urls[2], "http://127.0.0.1:") || !strings.HasPrefix(urls[3], "smtp://") {
+		t.Fatalf("the command saw DATABASE_URL, REDIS_URL, S3_ENDPOINT, SMTP_URL = %q", urls)
 	}
 	for _, u := range urls {
 		if reachable(t, u) {
@@ -80,15 +81,15 @@ exit 3`
 func TestDevenvStartsNothingWhenTheURLsAreGiven(t *testing.T) {
 	t.Parallel()
 	seen := filepath.Join(t.TempDir(), "seen")
-	env := append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT"),
-		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000", "SEEN="+seen)
+	env := append(environ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "SMTP_URL"),
+		"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000", "SMTP_URL=smtp://given:25", "SEEN="+seen)
 
 	code := run([]string{"-dir", filepath.Join(t.TempDir(), "unused"), "--", "sh", "-c",
-		`printf '%s %s %s' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" > "$SEEN"`}, env)
+		`printf '%s %s %s %s' "$DATABASE_URL" "$REDIS_URL" "$S3_ENDPOINT" "$SMTP_URL" > "$SEEN"`}, env)
 	if code != 0 {
 		t.Fatalf("exit code = %d", code)
 	}
-	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0 http://given:9000" {
+	if b, _ := os.ReadFile(seen); string(b) != "postgres://given/db redis://given/0 http://given:9000 smtp://given:25" {
 		t.Fatalf("the command saw %q", b)
 	}
 }
@@ -102,7 +103,7 @@ func TestDevenvWithoutACommandIsAUsageError(t *testing.T) {
 
 func TestDevenvReports127ForAMissingCommand(t *testing.T) {
 	t.Parallel()
-	env := []string{"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000"}
+	env := []string{"DATABASE_URL=postgres://given/db", "REDIS_URL=redis://given/0", "S3_ENDPOINT=http://given:9000", "SMTP_URL=smtp://given:25"}
 	if code := run([]string{"--", "/nonexistent/command"}, env); code != 127 {
 		t.Fatalf("exit code = %d, want 127", code)
 	}

@@ -1,0 +1,91 @@
+// Package notificationdelivery is the notification-delivery function: it sends the
+// queued emails and webhook deliveries, with retries and backoff.
+package notificationdelivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/cloudphone/cloudphone/functions/notification"
+)
+
+// Name is the function's name in the catalog.
+const Name = "notification-delivery"
+
+// EventDeliveryRequested is the function's scheduled tick (data
+// events.Tick): drain what is due now.
+const EventDeliveryRequested = "cloudphone.notification.delivery.requested"
+
+// Consumes is the tick the function's schedule sends.
+var Consumes = []string{EventDeliveryRequested}
+
+// Schedule drains every minute even where no worker runs between ticks.
+const Schedule = "* * * * *"
+
+// Function drains on every tick (Handle) and, while its process runs, in
+// the background from Start to Stop (notification.Service.RunDelivery:
+// woken at once when an email or delivery is queued). Safe for concurrent
+// use.
+type Function struct {
+	svc *notification.Service
+	log *slog.Logger
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns the function over svc. It panics when an argument is nil.
+func New(svc *notification.Service, log *slog.Logger) *Function {
+	if svc == nil || log == nil {
+		panic("notificationdelivery: New needs a notification.Service and a logger")
+	}
+	return &Function{svc: svc, log: log}
+}
+
+// Start runs the background worker until Stop.
+func (f *Function) Start(_ context.Context, _ map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cancel != nil {
+		return errors.New("notificationdelivery: started twice")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan struct{})
+	go func() {
+		defer close(f.done)
+		_ = f.svc.RunDelivery(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the background worker, waiting for the send in flight.
+func (f *Function) Stop(ctx context.Context) error {
+	f.mu.Lock()
+	cancel, done := f.cancel, f.done
+	f.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handle drains what is due; a database failure is retried.
+func (f *Function) Handle(ctx context.Context, _ event.Event) (*event.Event, error) {
+	d, err := f.svc.Drain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.log.DebugContext(ctx, "deliveries drained", "emails", d.Emails, "webhooks", d.Deliveries)
+	return nil, nil
+}

@@ -1,0 +1,28 @@
+package notificationstream
+
+import (
+	"context"
+
+	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/notification/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.HTTPEntry(function.Spec{
+	Name: Name, Context: notification.ContextName,
+	// A stream lasts until the platform's request timeout (600 s at most on
+	// Knative); the client then resumes with Last-Event-ID.
+	Routes:   Routes,
+	MaxScale: 10, Concurrency: 1000, TimeoutSeconds: 600,
+	Secrets: []string{function.SecretUserTokenPublicKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, svc.Verifier(), r.Log), nil
+}
