@@ -58,7 +58,7 @@ const (
 )
 
 // specs is every function, context by context; a new context adds its list.
-var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs)
+var specs = slices.Concat(userSpecs, schedulerSpecs, billingSpecs, deviceSpecs, deviceRuntimeSpecs, consoleSpecs)
 
 // Deployment is what a function needs from its platform beyond runtime.Spec.
 type Deployment struct {

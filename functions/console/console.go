@@ -20,6 +20,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -48,26 +49,43 @@ var templateFS embed.FS
 //go:embed assets
 var assetFS embed.FS
 
+// Options says what the platform around the console serves.
+type Options struct {
+	// Routes are the HTTP routes of every function of the platform, as
+	// "METHOD /path"; the console leaves out the parts whose API is not
+	// among them (apps, notifications, the phone's screen and shell, the
+	// mail catcher), so that no page calls a route that is not there.
+	Routes []string
+}
+
+// features maps a console feature to the API route it needs.
+var features = []struct{ name, route string }{
+	{"adb", "GET /api/v1/devices/{id}/screenshot"},
+	{"apps", "GET /api/v1/apps"},
+	{"notifications", "GET /api/v1/notifications"},
+	{"mail", "GET /api/v1/admin/mail"},
+}
+
 // page is one console page: its path under /console/, its template and title.
 type page struct {
 	name   string // the template that fills the layout's main block; also the body's data-page
 	title  string
-	public bool // shown without signing in
-	nav    bool // listed in the navigation
-	admin  bool // listed only for administrators (the API refuses others anyway)
+	public bool   // shown without signing in
+	admin  bool   // listed only for administrators (the API refuses others anyway)
+	needs  string // the feature without which the page is not offered
 }
 
 // pages maps a path under /console/ to its page. Phone pages
 // (/console/phones/{id}) are matched separately.
 var pages = map[string]page{
-	"":              {name: "home", title: "Home", nav: true},
+	"":              {name: "home", title: "Home"},
 	"login":         {name: "login", title: "Log in", public: true},
 	"signup":        {name: "signup", title: "Sign up", public: true},
-	"plans":         {name: "plans", title: "Plans", nav: true},
-	"phones":        {name: "phones", title: "Phones", nav: true},
-	"apps":          {name: "apps", title: "Apps", nav: true},
-	"notifications": {name: "notifications", title: "Notifications", nav: true},
-	"admin":         {name: "admin", title: "Admin", nav: true, admin: true},
+	"plans":         {name: "plans", title: "Plans"},
+	"phones":        {name: "phones", title: "Phones"},
+	"apps":          {name: "apps", title: "Apps", needs: "apps"},
+	"notifications": {name: "notifications", title: "Notifications", needs: "notifications"},
+	"admin":         {name: "admin", title: "Admin", admin: true},
 }
 
 // navOrder is the order of the navigation links.
@@ -79,6 +97,7 @@ type Function struct {
 	tmpl    *template.Template
 	assets  map[string]asset // by file name
 	version string           // a digest of every asset, in asset URLs so caches never serve stale ones
+	has     map[string]bool  // the features whose API the platform serves
 	mux     *http.ServeMux
 }
 
@@ -90,11 +109,14 @@ type asset struct {
 
 // New returns the console. It panics when log is nil or an embedded template
 // does not parse (a build defect).
-func New(log *slog.Logger) *Function {
+func New(log *slog.Logger, opt Options) *Function {
 	if log == nil {
 		panic("console: New needs a logger")
 	}
-	f := &Function{log: log, assets: map[string]asset{}, mux: http.NewServeMux()}
+	f := &Function{log: log, assets: map[string]asset{}, has: map[string]bool{}, mux: http.NewServeMux()}
+	for _, ft := range features {
+		f.has[ft.name] = slices.Contains(opt.Routes, ft.route)
+	}
 	all := sha256.New()
 	err := fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -148,12 +170,14 @@ type navLink struct {
 
 // view is what the layout template receives.
 type view struct {
-	Page    string
-	Title   string
-	Public  bool
-	Version string
-	Nav     []navLink
-	PhoneID string
+	Page     string
+	Title    string
+	Public   bool
+	Version  string
+	Nav      []navLink
+	PhoneID  string
+	Features string // space-separated, for the script
+	Has      map[string]bool
 }
 
 func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +188,15 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	p, ok := pages[rest]
-	v := view{Version: f.version}
+	if ok && p.needs != "" && !f.has[p.needs] {
+		ok = false
+	}
+	v := view{Version: f.version, Has: f.has}
+	for _, ft := range features {
+		if f.has[ft.name] {
+			v.Features = strings.TrimSpace(v.Features + " " + ft.name)
+		}
+	}
 	if id, isPhone := strings.CutPrefix(rest, "phones/"); !ok && isPhone && id != "" && !strings.Contains(id, "/") {
 		p, ok = page{name: "phone", title: "Phone"}, true
 		v.PhoneID = id
@@ -175,6 +207,9 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	v.Page, v.Title, v.Public = p.name, p.title, p.public
 	for _, k := range navOrder {
 		n := pages[k]
+		if n.needs != "" && !f.has[n.needs] {
+			continue
+		}
 		v.Nav = append(v.Nav, navLink{Href: "/console/" + k, Title: n.title, Admin: n.admin, Current: n.name == p.name})
 	}
 	var buf bytes.Buffer

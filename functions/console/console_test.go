@@ -24,9 +24,30 @@ func get(t *testing.T, f *console.Function, path string, header ...string) (*htt
 	return w.Result(), string(b)
 }
 
+var allRoutes = []string{"GET /api/v1/devices/{id}/screenshot", "GET /api/v1/apps", "GET /api/v1/notifications", "GET /api/v1/admin/mail"}
+
+func TestPartsWhoseAPIIsMissingAreLeftOut(t *testing.T) {
+	t.Parallel()
+	f := console.New(logging.Discard(), console.Options{Routes: []string{"GET /api/v1/devices"}})
+	_, home := get(t, f, "/console/")
+	if strings.Contains(home, `href="/console/apps"`) || strings.Contains(home, `href="/console/notifications"`) || strings.Contains(home, `id="recent"`) {
+		t.Error("the home page offers apps or notifications that the platform does not serve")
+	}
+	if resp, _ := get(t, f, "/console/apps"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /console/apps without the apps API = %d, want 404", resp.StatusCode)
+	}
+	if _, phone := get(t, f, "/console/phones/x"); strings.Contains(phone, `id="screen"`) {
+		t.Error("the phone page shows a screen without the ADB API")
+	}
+	_, full := get(t, console.New(logging.Discard(), console.Options{Routes: allRoutes}), "/console/")
+	if !strings.Contains(full, `href="/console/apps"`) || !strings.Contains(full, `data-features="adb apps notifications mail"`) {
+		t.Error("the home page leaves out parts whose API the platform serves")
+	}
+}
+
 func TestRootRedirectsToConsole(t *testing.T) {
 	t.Parallel()
-	f := console.New(logging.Discard())
+	f := console.New(logging.Discard(), console.Options{Routes: allRoutes})
 	for _, p := range []string{"/", "/console"} {
 		resp, _ := get(t, f, p)
 		if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/console/" {
@@ -53,7 +74,7 @@ func inline(body string) string {
 
 func TestEveryPageHasTheStrictPolicyAndNoInlineScriptOrStyle(t *testing.T) {
 	t.Parallel()
-	f := console.New(logging.Discard())
+	f := console.New(logging.Discard(), console.Options{Routes: allRoutes})
 	for _, p := range []string{"/console/", "/console/login", "/console/signup", "/console/plans", "/console/phones",
 		"/console/phones/3f0c6a9e-1", "/console/apps", "/console/notifications", "/console/admin"} {
 		resp, body := get(t, f, p)
@@ -79,7 +100,7 @@ func TestEveryPageHasTheStrictPolicyAndNoInlineScriptOrStyle(t *testing.T) {
 
 func TestPhonePageCarriesItsIDEscaped(t *testing.T) {
 	t.Parallel()
-	f := console.New(logging.Discard())
+	f := console.New(logging.Discard(), console.Options{Routes: allRoutes})
 	_, body := get(t, f, `/console/phones/a"b<c`)
 	if strings.Contains(body, `a"b<c`) || !strings.Contains(body, `data-phone="a&#34;b&lt;c"`) {
 		t.Errorf("phone id not escaped in the page: %s", body[:min(len(body), 600)])
@@ -88,7 +109,7 @@ func TestPhonePageCarriesItsIDEscaped(t *testing.T) {
 
 func TestUnknownPageIs404AndUnknownAssetIs404(t *testing.T) {
 	t.Parallel()
-	f := console.New(logging.Discard())
+	f := console.New(logging.Discard(), console.Options{Routes: allRoutes})
 	if resp, _ := get(t, f, "/console/nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /console/nope = %d, want 404", resp.StatusCode)
 	}
@@ -99,7 +120,7 @@ func TestUnknownPageIs404AndUnknownAssetIs404(t *testing.T) {
 
 func TestAssetsAreServedWithTypesAndRevalidate(t *testing.T) {
 	t.Parallel()
-	f := console.New(logging.Discard())
+	f := console.New(logging.Discard(), console.Options{Routes: allRoutes})
 	resp, body := get(t, f, "/console/assets/app.js")
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(body, "use strict") {
 		t.Fatalf("GET app.js = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))

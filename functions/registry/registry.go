@@ -18,7 +18,7 @@ import (
 
 // builders makes each catalog function, context by context; every catalog
 // entry has one.
-var builders = mergeBuilders(userBuilders, schedulerBuilders, billingBuilders, deviceBuilders, deviceRuntimeBuilders)
+var builders = mergeBuilders(userBuilders, schedulerBuilders, billingBuilders, deviceBuilders, deviceRuntimeBuilders, consoleBuilders)
 
 func mergeBuilders(parts ...map[string]platform.Builder) map[string]platform.Builder {
 	out := map[string]platform.Builder{}

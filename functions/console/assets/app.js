@@ -61,6 +61,10 @@
     });
   }
 
+  function has(feature) {
+    return (" " + (document.body.getAttribute("data-features") || "") + " ").indexOf(" " + feature + " ") >= 0;
+  }
+
   // ---- API ----
   function cookie(name) {
     var parts = document.cookie.split(";");
@@ -244,14 +248,13 @@
       ];
       rows.forEach(function (r) { t.appendChild(el("tr", null, el("th", { text: r[0] }), el("td", { text: r[1] + " of " + r[2] }))); });
     }).catch(showError);
-    api("GET", "/api/v1/notifications?limit=5").then(function (p) {
-      var ul = clear($("#recent"));
-      (p.items || []).forEach(function (n) { ul.appendChild(notificationItem(n, false)); });
-      if (!(p.items || []).length) ul.appendChild(el("li", { text: "Nothing yet." }));
-    }).catch(function (e) {
-      var ul = clear($("#recent"));
-      ul.appendChild(el("li", { text: e.status === 404 ? "Notifications are not available on this platform." : e.message }));
-    });
+    if (has("notifications")) {
+      api("GET", "/api/v1/notifications?limit=5").then(function (p) {
+        var ul = clear($("#recent"));
+        (p.items || []).forEach(function (n) { ul.appendChild(notificationItem(n, false)); });
+        if (!(p.items || []).length) ul.appendChild(el("li", { text: "Nothing yet." }));
+      }).catch(showError);
+    }
   };
 
   // ---- plans ----
@@ -404,6 +407,7 @@
         var st = clear($("#phone-state"));
         st.appendChild(stateBadge(d.state));
         $("#phone-error").textContent = d.last_error || "";
+        if (!has("adb")) return;
         $("#connect-cmd").textContent = "cpctl adb-connect " + d.name;
         if (d.state !== "running") {
           img.hidden = true;
@@ -442,6 +446,16 @@
       });
     }
     every(2000, function () { return load().then(packages); });
+    Array.prototype.forEach.call(document.querySelectorAll(".actions button"), function (b) {
+      b.addEventListener("click", function () {
+        var act = b.getAttribute("data-act");
+        phoneAction(id, dev ? dev.name : id, act).then(function (done) {
+          if (done && act === "delete") location.assign("/console/phones");
+          else if (done) load();
+        }).catch(showError);
+      });
+    });
+    if (!has("adb")) return;
     every(1000, screenshot);
     img.addEventListener("click", function (ev) {
       var r = img.getBoundingClientRect();
@@ -469,15 +483,6 @@
       shell(f.elements.command.value).then(function (r) {
         out.textContent = r.stdout + (r.stderr ? "\n" + r.stderr : "") + "\n[exit " + r.exit_code + (r.timed_out ? ", timed out" : "") + (r.truncated ? ", truncated" : "") + "]";
       }).catch(function (e) { out.textContent = ""; showError(e); }).then(function () { busy(f, false); });
-    });
-    Array.prototype.forEach.call(document.querySelectorAll(".actions button"), function (b) {
-      b.addEventListener("click", function () {
-        var act = b.getAttribute("data-act");
-        phoneAction(id, dev ? dev.name : id, act).then(function (done) {
-          if (done && act === "delete") location.assign("/console/phones");
-          else if (done) load();
-        }).catch(showError);
-      });
     });
     var follow = null;
     $("#log-toggle").addEventListener("click", function () {
@@ -688,6 +693,7 @@
         });
         if (!(r.items || []).length) ul.appendChild(el("li", { text: "No mail caught." }));
       }).catch(function (e) {
+        // The catcher answers 404 where a real mail server is used.
         clear($("#mail")).appendChild(el("li", { text: e.status === 404 ? "No mail catcher on this platform." : e.message }));
       });
     }
@@ -697,7 +703,7 @@
       api("PUT", "/api/v1/admin/ip-bans/" + v.entry.trim(), { reason: v.reason }).then(function () { ev.target.reset(); return bans(); }).catch(showError);
     });
     [users, plans, nodes, bans].forEach(function (f) { f().catch(showError); });
-    mail();
+    if (has("mail")) mail();
   };
 
   // ---- start ----
@@ -707,6 +713,9 @@
       if (pages[page]) pages[page]();
       return;
     }
+    // The CSRF cookie lives as long as the session cookie: without it there
+    // is no session to renew.
+    if (!cookie("cp_csrf")) { toLogin(); return; }
     refresh().then(function () { return api("GET", "/api/v1/users/me"); }).then(function (u) {
       me = u;
       $("#who").textContent = u.username;
