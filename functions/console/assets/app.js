@@ -436,7 +436,7 @@
     }
     var packagesShown = false;
     function packages() {
-      if (!dev || dev.state !== "running" || packagesShown) return;
+      if (!has("adb") || !dev || dev.state !== "running" || packagesShown) return;
       packagesShown = true;
       return shell("pm list packages").then(function (r) {
         var ul = clear($("#packages"));
@@ -445,7 +445,14 @@
         });
       });
     }
-    every(2000, function () { return load().then(packages); });
+    var stopLoad = every(2000, function () {
+      return load().then(packages, function (e) {
+        // Not the caller's phone, or deleted: nothing more to show.
+        if (e.status === 404) { stopLoad(); if (stopShots) stopShots(); }
+        throw e;
+      });
+    });
+    var stopShots = null;
     Array.prototype.forEach.call(document.querySelectorAll(".actions button"), function (b) {
       b.addEventListener("click", function () {
         var act = b.getAttribute("data-act");
@@ -456,7 +463,7 @@
       });
     });
     if (!has("adb")) return;
-    every(1000, screenshot);
+    stopShots = every(1000, screenshot);
     img.addEventListener("click", function (ev) {
       var r = img.getBoundingClientRect();
       var x = Math.round((ev.clientX - r.left) * img.naturalWidth / r.width);
