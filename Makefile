@@ -12,7 +12,7 @@ help: ## list the targets
 .PHONY: run
 run: ## run the whole platform on one port (private Postgres and Redis unless DATABASE_URL / REDIS_URL are set)
 	@echo "building bin/cloudphone (the first build on a new machine takes a few minutes)..."
-	@CGO_ENABLED=0 $(GO) build -trimpath -o bin/cloudphone ./infra/cmd/cloudphone
+	@CGO_ENABLED=0 $(GO) build -trimpath -o bin/cloudphone ./assembly/cmd/cloudphone
 	@exec bin/cloudphone
 
 .PHONY: test
@@ -41,8 +41,8 @@ manifests-check: ## fail when the committed manifests differ from the catalog
 
 .PHONY: build
 build: ## build the platform and the single-function binary into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./infra/cmd/cloudphone
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./infra/cmd/function
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./assembly/cmd/cloudphone
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./assembly/cmd/function
 
 .PHONY: images
 images: build ## build one image per function and per OpenFaaS bundle (FROM scratch, the binary only)

@@ -32,6 +32,14 @@ import (
 // Database is the name of the context's database.
 const Database = "cloudphone_billing"
 
+// SecretPaymentWebhook is the secret file of the payment provider's webhook
+// signing key (Config.WebhookSecret).
+const SecretPaymentWebhook = "payment-webhook-secret"
+
+// ContextName is the bounded context's name in every function spec (its
+// OpenFaaS bundle is cloudphone-<name>).
+const ContextName = "billing"
+
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 

@@ -13,9 +13,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/outbox"
-	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
 // The purchase saga (SPEC §2), one row per order in sagas:
@@ -156,7 +156,7 @@ func (s *Service) withSaga(ctx context.Context, e event.Event, orderID string, f
 // saga past this step, or a duplicate, changes nothing.
 func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitRequested) (Outcome, error) {
 	if !isUUID(cmd.OrderID) {
-		return "", runtime.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
+		return "", function.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
 	}
 	out, err := s.withSaga(ctx, e, cmd.OrderID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
 		if sg.status != SagaRunning || sg.step != StepDebit {
@@ -209,7 +209,7 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitReque
 // grant.refused or revoked; data r) to the saga of the order r.GrantID:
 // granted at step grant activates the order, refused at step grant fails it
 // with grant_refused after its compensations; a reply to a saga that has not
-// reached step grant yet is runtime.NotYet (the broker retries it); a reply
+// reached step grant yet is function.NotYet (the broker retries it); a reply
 // for a step the saga has passed, for a grant that is no saga's (a
 // subscription's revoke, say) or a duplicate changes nothing.
 func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ string, r QuotaReply) (Outcome, error) {
@@ -233,7 +233,7 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 			return s.save(ctx, tx, sg)
 		case sg.status == SagaRunning && sg.step == StepDebit:
 			// Rolled back by the caller; the broker delivers it again later.
-			return runtime.NotYet(fmt.Errorf("saga %s is at step debit, not grant", sg.orderID))
+			return function.NotYet(fmt.Errorf("saga %s is at step debit, not grant", sg.orderID))
 		case sg.status != SagaRunning || sg.step != StepGrant:
 			*out = OutcomeIgnored
 			return nil
@@ -250,7 +250,7 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 			}
 			return s.fail(ctx, tx, sg, FailGrantRefused, msg, false)
 		}
-		return runtime.Permanent(fmt.Errorf("%s is not a quota reply", typ))
+		return function.Permanent(fmt.Errorf("%s is not a quota reply", typ))
 	})
 	if err != nil {
 		return "", err

@@ -10,10 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/outbox"
-	"github.com/cloudphone/cloudphone/shared/runtime"
 )
 
 // Kinds of device fact, from the event types.
@@ -30,7 +30,7 @@ var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 // once: a running fact opens a usage interval at f.At, a stopped, error or
 // deleted fact closes it at f.At, whatever order they arrive in (intervals are
 // derived from the facts sorted by time when usage is charged). A fact that
-// cannot be read is runtime.Permanent.
+// cannot be read is function.Permanent.
 func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ string, f DeviceFact) (Outcome, error) {
 	kind, ok := factKinds[typ]
 	var p httpjson.Problems
@@ -43,7 +43,7 @@ func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ strin
 		p.Check(f.MemoryMB > 0 && f.MemoryMB <= 1<<22, "memory_mb", "must be 1 to 4194304")
 	}
 	if err := p.Err(); err != nil {
-		return "", runtime.Permanent(fmt.Errorf("device fact %s: %w", e.ID(), err))
+		return "", function.Permanent(fmt.Errorf("device fact %s: %w", e.ID(), err))
 	}
 	out := OutcomeApplied
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {

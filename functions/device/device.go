@@ -29,6 +29,10 @@ import (
 // Database is the name of the context's database.
 const Database = "cloudphone_device"
 
+// ContextName is the bounded context's name in every function spec (its
+// OpenFaaS bundle is cloudphone-<name>).
+const ContextName = "device"
+
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 

@@ -10,18 +10,17 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
-	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 var bg = context.Background()
 
 // roomy is a grant that lifts every limit far above what a test uses, except
 // the device and running counts given.
-func roomy(devices, running int) user.Limits {
-	return user.Limits{MaxDevices: devices, MaxRunningDevices: running, MaxCPUCores: 1000, MaxMemoryMB: 1 << 20,
+func roomy(devices, running int) devicetest.Limits {
+	return devicetest.Limits{MaxDevices: devices, MaxRunningDevices: running, MaxCPUCores: 1000, MaxMemoryMB: 1 << 20,
 		MaxStorageGB: 10000, DeviceMaxCPUCores: 16, DeviceMaxMemoryMB: 65536}
 }
 
@@ -206,7 +205,7 @@ func TestLifecycleRunsStopsStartsRestartsAndDeleteFreesPortQuotaAndNode(t *testi
 	if got.DeletedAt == nil {
 		t.Fatal("deleted device has no deleted_at")
 	}
-	if q := env.Quota(t, a.ID); q.Usage != (user.Usage{}) {
+	if q := env.Quota(t, a.ID); q.Usage != (devicetest.Usage{}) {
 		t.Fatalf("quota after delete = %+v, want all zero", q.Usage)
 	}
 	if n := count(t, env, `SELECT count(*) FROM device_ports`); n != 0 {
@@ -344,7 +343,7 @@ func TestConcurrentCreatesNeverShareAPortAndAFullPoolReleasesTheQuota(t *testing
 		case err == nil:
 			ok++
 		case apierr.Is(err, apierr.Unavailable):
-			if q := env.Quota(t, accounts[i].ID); q.Usage != (user.Usage{}) {
+			if q := env.Quota(t, accounts[i].ID); q.Usage != (devicetest.Usage{}) {
 				t.Errorf("user refused for a full pool still holds quota %+v", q.Usage)
 			}
 		default:
@@ -444,7 +443,7 @@ func TestDuplicateAndOutOfOrderReportsChangeNothing(t *testing.T) {
 		env.Apply(t, devicetest.Report(t, typ, d.ID, t0.Add(5*time.Hour)))
 	}
 	wantState(t, env, a, d.ID, device.StateDeleted)
-	if q := env.Quota(t, a.ID); q.Usage != (user.Usage{}) {
+	if q := env.Quota(t, a.ID); q.Usage != (devicetest.Usage{}) {
 		t.Fatalf("quota after late reports = %+v", q.Usage)
 	}
 	if n := len(env.Outbox(t, device.EventDeleted, d.ID)); n != 1 {

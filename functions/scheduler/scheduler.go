@@ -18,6 +18,10 @@ import (
 // Database is the context's own database.
 const Database = "cloudphone_scheduler"
 
+// ContextName is the bounded context's name in every function spec (its
+// OpenFaaS bundle is cloudphone-<name>).
+const ContextName = "scheduler"
+
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 

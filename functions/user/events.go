@@ -24,6 +24,10 @@ const (
 	// EventQuotaExceeded says a reservation or start was refused for lack of
 	// quota (data QuotaExceeded; subject the user id).
 	EventQuotaExceeded = "cloudphone.user.quota.exceeded"
+	// EventOutboxRedriveRequested asks user-outbox-redrive to put the user
+	// context's parked outbox rows back to pending (data events.Tick); its
+	// PingSource sends it every five minutes.
+	EventOutboxRedriveRequested = "cloudphone.user.outbox.redrive.requested"
 )
 
 // Sources of the quota events.

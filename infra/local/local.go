@@ -21,15 +21,16 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/cloudphone/cloudphone/assembly/host"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/infra/local/services"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
-	"github.com/cloudphone/cloudphone/shared/platform"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/shared/process"
 )
 
 // Config is the local platform's configuration, read from the environment.
@@ -46,11 +47,11 @@ type Config struct {
 type Options struct {
 	Config  Config
 	Env     config.Source    // passed to every function (keys and URLs are added)
-	Entries []platform.Entry // the functions to host
+	Entries []function.Entry // the functions to host
 	Extra   []broker.Trigger // triggers beyond those in TriggersDir (tests)
 	Log     *slog.Logger
 	// Bootstrap runs once every function is ready (e.g. create the admin account).
-	Bootstrap func(ctx context.Context, res *platform.Resources, adminPassword string) error
+	Bootstrap func(ctx context.Context, res *process.Resources, adminPassword string) error
 	// Listening, when set, is called with the base URL once requests are served.
 	Listening func(baseURL string)
 }
@@ -61,8 +62,8 @@ type Platform struct {
 	log      *slog.Logger
 	pg       *services.Postgres
 	redis    *services.Redis
-	res      *platform.Resources
-	host     *platform.Host
+	res      *process.Resources
+	host     *host.Host
 	broker   *broker.Broker
 	brokerDB interface{ Close() }
 	srv      *http.Server
@@ -138,11 +139,11 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 
 	src := config.FromMap(env)
-	p.res, err = platform.New(src, log, m, p.broker)
+	p.res, err = process.New(src, log, m, p.broker)
 	if err != nil {
 		return nil, err
 	}
-	p.host, err = platform.NewHost(p.res, opts.Entries)
+	p.host, err = host.NewHost(p.res, opts.Entries)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 
 	mux := http.NewServeMux()
-	runtime.MountHealth(mux, p.host)
+	function.MountHealth(mux, p.host)
 	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -181,9 +182,9 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 		}
 		p.host.ServeHTTP(w, r)
 	}))
-	var scfg runtime.ServerConfig
+	var scfg function.ServerConfig
 	_ = config.Load(src, &scfg)
-	p.srv = runtime.NewServer(p.ln.Addr().String(), mux, scfg, log)
+	p.srv = function.NewServer(p.ln.Addr().String(), mux, scfg, log)
 	go func() {
 		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("server stopped", "err", err)
@@ -200,7 +201,7 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 func (p *Platform) URL() string { return "http://" + p.ln.Addr().String() }
 
 // Resources are the shared resources of the hosted functions.
-func (p *Platform) Resources() *platform.Resources { return p.res }
+func (p *Platform) Resources() *process.Resources { return p.res }
 
 // Broker is the embedded broker.
 func (p *Platform) Broker() *broker.Broker { return p.broker }
@@ -267,7 +268,7 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 }
 
 // hostDeliverer lets the broker exist before the host it delivers to.
-type hostDeliverer struct{ host *platform.Host }
+type hostDeliverer struct{ host *host.Host }
 
 func (d *hostDeliverer) Deliver(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error) {
 	return d.host.Deliver(ctx, subscriber, e)
@@ -276,9 +277,9 @@ func (d *hostDeliverer) Deliver(ctx context.Context, subscriber string, e event.
 // runSchedules plays the part of Knative's PingSources and OpenFaaS'
 // cron-connector: at each scheduled minute it sends the function's first
 // consumed event type to the broker.
-func (p *Platform) runSchedules(ctx context.Context, entries []platform.Entry) {
+func (p *Platform) runSchedules(ctx context.Context, entries []function.Entry) {
 	type job struct {
-		spec runtime.Spec
+		spec function.Spec
 		s    schedule
 	}
 	var jobs []job

@@ -8,8 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // Broker mirrors eventing.knative.dev/v1 Broker (knative.dev/eventing is not
@@ -115,7 +115,7 @@ func TriggerName(typ, subscriber string) string {
 
 // triggers renders one Trigger per (consumed type, subscriber), plus one per
 // scheduled function for its PingSource's events, sorted by name.
-func triggers(specs []runtime.Spec, o Options) []*Trigger {
+func triggers(specs []function.Spec, o Options) []*Trigger {
 	var out []*Trigger
 	for _, s := range specs {
 		for _, t := range s.Consumes {
@@ -133,7 +133,7 @@ func triggers(specs []runtime.Spec, o Options) []*Trigger {
 	return out
 }
 
-func trigger(s runtime.Spec, name string, filters []Filter, o Options) *Trigger {
+func trigger(s function.Spec, name string, filters []Filter, o Options) *Trigger {
 	retry, delay := catalog.DefaultRetry, catalog.DefaultBackoffDelay
 	if d := o.Deployment(s.Name).Delivery; d != nil {
 		retry, delay = d.Retry, d.BackoffDelay
@@ -165,7 +165,7 @@ func PingSourceName(name string) string { return "pingsource-" + name }
 // pingSource renders the PingSource of a scheduled function. It sends into
 // the Broker, so the ping is durable and retried like any event, and marks
 // the event with PingTypeExtension = the function's first consumed type.
-func pingSource(s runtime.Spec, o Options) *PingSource {
+func pingSource(s function.Spec, o Options) *PingSource {
 	data, _ := json.Marshal(map[string]string{"function": s.Name, "schedule": s.Schedule})
 	return &PingSource{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "sources.knative.dev/v1", Kind: "PingSource"},

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // SecretsDir is where a Knative Service mounts its secret files; the runtime
@@ -23,11 +23,11 @@ const (
 )
 
 // DefaultConcurrencyTarget is the soft concurrency target of a function that
-// leaves runtime.Spec.Concurrency zero (Knative's own default).
+// leaves function.Spec.Concurrency zero (Knative's own default).
 const DefaultConcurrencyTarget = 100
 
 // labels are the identifying labels of a function's objects.
-func labels(s runtime.Spec) map[string]string {
+func labels(s function.Spec) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/name":    s.Name,
 		"app.kubernetes.io/part-of": "cloudphone",
@@ -41,7 +41,7 @@ func labels(s runtime.Spec) map[string]string {
 // runs as non-root with a read-only root filesystem (an emptyDir holds /tmp),
 // no capabilities and the runtime seccomp profile; functions without public
 // routes are visible inside the cluster only.
-func service(s runtime.Spec, o Options) *servingv1.Service {
+func service(s function.Spec, o Options) *servingv1.Service {
 	target := s.Concurrency
 	if target == 0 {
 		target = DefaultConcurrencyTarget

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // Stack mirrors the OpenFaaS stack.yml schema (openfaas/go-sdk stack.Services)
@@ -50,7 +50,7 @@ const OpenFaaSDefaultMaxScale = 20
 // functions named in FUNCTIONS (comma-separated, catalog order). A cron bundle
 // carries the cron-connector annotations (topic cron-function + schedule).
 // OpenFaaS CE cannot scale to zero, so every bundle keeps at least one replica.
-func stack(specs []runtime.Spec, o Options) *Stack {
+func stack(specs []function.Spec, o Options) *Stack {
 	st := &Stack{
 		Version:   "1.0",
 		Provider:  StackProvider{Name: "openfaas", Gateway: "http://127.0.0.1:8080"},

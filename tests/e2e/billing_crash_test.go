@@ -38,7 +38,7 @@ func buildPlatform(t testing.TB) string {
 			return
 		}
 		platformBin = filepath.Join(dir, "cloudphone")
-		cmd := exec.Command("go", "build", "-o", platformBin, "./infra/cmd/cloudphone")
+		cmd := exec.Command("go", "build", "-o", platformBin, "./assembly/cmd/cloudphone")
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			platformBinErr = errors.New(string(out))
@@ -50,9 +50,9 @@ func buildPlatform(t testing.TB) string {
 	return platformBin
 }
 
-// process is the whole platform run as a child process, so that it can be
+// platformProcess is the whole platform run as a child process, so that it can be
 // killed where it stands.
-type process struct {
+type platformProcess struct {
 	bin, addr string
 	env       []string
 	cmd       *exec.Cmd
@@ -60,7 +60,7 @@ type process struct {
 	done      chan error
 }
 
-func newProcess(t *testing.T, e env) *process {
+func newProcess(t *testing.T, e env) *platformProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +83,7 @@ func newProcess(t *testing.T, e env) *process {
 	}
 	base = append(base, "CLOUDPHONE_ADDR="+addr, "CLOUDPHONE_DATA_DIR="+e.dataDir, "CLOUDPHONE_TRIGGERS_DIR="+triggers,
 		"CLOUDPHONE_ADMIN_PASSWORD="+e.adminPassword, "SAGA_DEADLINE=8s", "LOG_LEVEL=warn")
-	p := &process{bin: buildPlatform(t), addr: addr, env: base}
+	p := &platformProcess{bin: buildPlatform(t), addr: addr, env: base}
 	t.Cleanup(func() {
 		if p.cmd != nil && p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
@@ -95,7 +95,7 @@ func newProcess(t *testing.T, e env) *process {
 
 // start runs the platform, dying at faultPoint when one is named, and waits
 // until it is ready.
-func (p *process) start(t *testing.T, faultPoint string) {
+func (p *platformProcess) start(t *testing.T, faultPoint string) {
 	t.Helper()
 	p.cmd = exec.Command(p.bin)
 	p.cmd.Env = append(p.env, fault.Env+"="+faultPoint)
@@ -116,7 +116,7 @@ func (p *process) start(t *testing.T, faultPoint string) {
 }
 
 // died waits for the process to die at its fault point.
-func (p *process) died(t *testing.T) {
+func (p *platformProcess) died(t *testing.T) {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -128,7 +128,7 @@ func (p *process) died(t *testing.T) {
 	}
 }
 
-func (p *process) stop(t *testing.T) {
+func (p *platformProcess) stop(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {

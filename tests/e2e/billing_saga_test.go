@@ -14,12 +14,13 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 const (
@@ -48,7 +49,7 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 	for k, v := range o.extra {
 		e.extra[k] = v
 	}
-	entries := slices.DeleteFunc(registry.Entries(), func(en platform.Entry) bool { return slices.Contains(o.without, en.Spec.Name) })
+	entries := slices.DeleteFunc(catalog.Entries(), func(en function.Entry) bool { return slices.Contains(o.without, en.Spec.Name) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := local.Start(ctx, local.Options{
@@ -57,7 +58,7 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
 )
 
@@ -35,8 +35,8 @@ func chromiumPath(t *testing.T) string {
 
 // servesRoute reports whether some catalog function serves route.
 func servesRoute(route string) bool {
-	for _, s := range catalog.All() {
-		if slices.Contains(s.Routes, route) {
+	for _, e := range catalog.Entries() {
+		if slices.Contains(e.Spec.Routes, route) {
 			return true
 		}
 	}

@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/registry"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 const deviceAdminPassword = "admin password for the device e2e"
@@ -45,8 +46,8 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 	for k, v := range extra {
 		e.extra[k] = v
 	}
-	var entries []platform.Entry
-	for _, en := range registry.Entries() {
+	var entries []function.Entry
+	for _, en := range catalog.Entries() {
 		if en.Spec.Name != "device-runtime" {
 			entries = append(entries, en)
 		}
@@ -61,7 +62,7 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudphone/cloudphone/functions/registry"
-	"github.com/cloudphone/cloudphone/shared/platform"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // fuzzRoutes are the public routes that take a JSON body; {user} is replaced
@@ -41,7 +41,7 @@ func FuzzPublicRoutes(f *testing.F) {
 	e := newEnv(f)
 	e.adminPassword = "admin password for fuzzing"
 	// Phones are not created on Docker here: the device commands just wait.
-	entries := slices.DeleteFunc(registry.Entries(), func(en platform.Entry) bool { return en.Spec.Name == "device-runtime" })
+	entries := slices.DeleteFunc(catalog.Entries(), func(en function.Entry) bool { return en.Spec.Name == "device-runtime" })
 	p := startEntries(f, e, &subscriber{}, entries)
 	admin := login(f, p.URL(), "admin", e.adminPassword)
 	victim := register(f, p.URL(), "fuzzvictim")

@@ -24,16 +24,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/inbox"
-	"github.com/cloudphone/cloudphone/shared/platform"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/shared/process"
 )
 
 // subscriberName is a test-only event function subscribed to
@@ -73,11 +73,11 @@ func (s *subscriber) Handle(ctx context.Context, e event.Event) (*event.Event, e
 	})
 }
 
-func (s *subscriber) entry() platform.Entry {
-	return platform.Entry{
-		Spec: runtime.Spec{Name: subscriberName, Context: "e2e", Kind: runtime.KindEvent,
+func (s *subscriber) entry() function.Entry {
+	return function.Entry{
+		Spec: function.Spec{Name: subscriberName, Context: "e2e", Kind: function.KindEvent,
 			Consumes: []string{user.EventRegistered}},
-		Build: func(ctx context.Context, r *platform.Resources) (any, error) {
+		Build: func(ctx context.Context, r *process.Resources) (any, error) {
 			pool, err := r.Postgres(ctx, "e2e_subscriber", inbox.Migrations, subscriberMigrations)
 			if err != nil {
 				return nil, err
@@ -167,7 +167,7 @@ func start(t testing.TB, e env, sub *subscriber) *running {
 }
 
 // startEntries is start hosting entries (and sub) instead of every function.
-func startEntries(t testing.TB, e env, sub *subscriber, entries []platform.Entry) *running {
+func startEntries(t testing.TB, e env, sub *subscriber, entries []function.Entry) *running {
 	t.Helper()
 	return startOn(t, e, sub, mustEnv(t, "DATABASE_URL"), entries)
 }
@@ -175,10 +175,10 @@ func startEntries(t testing.TB, e env, sub *subscriber, entries []platform.Entry
 // startWith is start on the Postgres server at databaseURL.
 func startWith(t testing.TB, e env, sub *subscriber, databaseURL string) *running {
 	t.Helper()
-	return startOn(t, e, sub, databaseURL, registry.Entries())
+	return startOn(t, e, sub, databaseURL, catalog.Entries())
 }
 
-func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries []platform.Entry) *running {
+func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries []function.Entry) *running {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -201,7 +201,7 @@ func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries [
 				BackoffDelay: 200 * time.Millisecond, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter},
 		}},
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

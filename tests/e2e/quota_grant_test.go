@@ -12,8 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -52,9 +53,9 @@ func startWithAdmin(t *testing.T) quotaPlatform {
 			AdminPassword: quotaAdminPassword,
 		},
 		Env:       config.FromMap(e.config()),
-		Entries:   registry.Entries(),
+		Entries:   catalog.Entries(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

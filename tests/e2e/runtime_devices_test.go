@@ -14,9 +14,10 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/device"
-	deviceruntime "github.com/cloudphone/cloudphone/functions/device-runtime"
-	"github.com/cloudphone/cloudphone/functions/registry"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
+	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -63,9 +64,9 @@ func startRuntimePlatform(t *testing.T, extra map[string]string) (devicePlatform
 			TriggersDir: "../../triggers", AdminPassword: deviceAdminPassword,
 		},
 		Env:       config.FromMap(e.config()),
-		Entries:   registry.Entries(),
+		Entries:   catalog.Entries(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Bootstrap: registry.Bootstrap(io.Discard),
+		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
 	if err != nil {
 		t.Fatalf("start platform: %v", err)

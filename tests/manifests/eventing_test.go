@@ -15,10 +15,11 @@ import (
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/useroutboxredrive"
 	"github.com/cloudphone/cloudphone/infra/manifests"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // The Eventing v1 types, mirrored here field for field from knative/eventing
@@ -214,7 +215,7 @@ func filterErrors(field string, f filter) []string {
 // subscriber (and dead-letter sink) is a rendered Knative Service, it routes a
 // type its subscriber consumes, and it never routes back a type the
 // subscriber replies with (a loop through the broker).
-func projectErrors(tr *trigger, services map[string]bool, specOf func(string) (runtime.Spec, bool)) []string {
+func projectErrors(tr *trigger, services map[string]bool, specOf func(string) (function.Spec, bool)) []string {
 	var errs []string
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
 	if tr.Spec.Broker != "cloudphone" {
@@ -361,7 +362,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 	o := decodeEventing(t, r)
 	validTrigger := func() *trigger {
 		tr := &trigger{}
-		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(catalog.TypeUserOutboxRedriveRequested, "user-outbox-redrive")+".yaml"]
+		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(user.EventOutboxRedriveRequested, useroutboxredrive.Name)+".yaml"]
 		if err := yaml.UnmarshalStrict(b, tr); err != nil {
 			t.Fatal(err)
 		}
@@ -459,7 +460,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 			specOf := catalog.ByName
 			if tc.name == "reply loop" {
 				// The subscriber is made to reply with the type it consumes.
-				specOf = func(name string) (runtime.Spec, bool) {
+				specOf = func(name string) (function.Spec, bool) {
 					s, ok := catalog.ByName(name)
 					s.Replies = append(s.Replies, s.Consumes...)
 					return s, ok

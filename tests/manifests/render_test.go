@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/infra/manifests"
-	"github.com/cloudphone/cloudphone/shared/runtime"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 func TestCommittedManifestsEqualRenderedCatalog(t *testing.T) {
@@ -20,7 +20,7 @@ func TestCommittedManifestsEqualRenderedCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(diffs) > 0 {
-		t.Fatalf("committed manifests differ from functions/catalog; run `make manifests`:\n  %s", strings.Join(diffs, "\n  "))
+		t.Fatalf("committed manifests differ from assembly/catalog; run `make manifests`:\n  %s", strings.Join(diffs, "\n  "))
 	}
 }
 
@@ -54,23 +54,23 @@ func TestRenderIsDeterministic(t *testing.T) {
 func TestRenderRefusesAnInvalidCatalog(t *testing.T) {
 	t.Parallel()
 	base := catalog.All()
-	many := append([]runtime.Spec(nil), base...)
+	many := append([]function.Spec(nil), base...)
 	for _, c := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10", "c11", "c12", "c13", "c14"} {
-		many = append(many, runtime.Spec{Name: "fn-" + c, Context: "ctx" + c, Kind: runtime.KindHTTP, Routes: []string{"GET /x"}})
+		many = append(many, function.Spec{Name: "fn-" + c, Context: "ctx" + c, Kind: function.KindHTTP, Routes: []string{"GET /x"}})
 	}
 	cases := []struct {
 		name  string
-		specs []runtime.Spec
+		specs []function.Spec
 		want  string
 	}{
 		{"more than 15 OpenFaaS functions", many, "more than the 15 allowed"},
-		{"reply loop", with(base, "user-outbox-redrive", func(s *runtime.Spec) { s.Replies = s.Consumes }), "loop"},
+		{"reply loop", with(base, "user-outbox-redrive", func(s *function.Spec) { s.Replies = s.Consumes }), "loop"},
 		{"no dead-letter sink", without(base, catalog.DeadLetter), "dead-letter sink"},
-		{"name not DNS-1035", with(base, "auth-login", func(s *runtime.Spec) { s.Name = "1auth" }), "DNS-1035"},
-		{"duplicate name", append(append([]runtime.Spec(nil), base...), base[0]), "listed twice"},
-		{"bad schedule", with(base, "user-outbox-redrive", func(s *runtime.Spec) { s.Schedule = "*/5 * * *" }), "want 5 fields"},
-		{"event function without types", with(base, "user-outbox-redrive", func(s *runtime.Spec) { s.Consumes = nil; s.Schedule = "" }), "at least one type"},
-		{"timeout over Knative's cap", with(base, "auth-login", func(s *runtime.Spec) { s.TimeoutSeconds = 601 }), "outside 0..600"},
+		{"name not DNS-1035", with(base, "auth-login", func(s *function.Spec) { s.Name = "1auth" }), "DNS-1035"},
+		{"duplicate name", append(append([]function.Spec(nil), base...), base[0]), "listed twice"},
+		{"bad schedule", with(base, "user-outbox-redrive", func(s *function.Spec) { s.Schedule = "*/5 * * *" }), "want 5 fields"},
+		{"event function without types", with(base, "user-outbox-redrive", func(s *function.Spec) { s.Consumes = nil; s.Schedule = "" }), "at least one type"},
+		{"timeout over Knative's cap", with(base, "auth-login", func(s *function.Spec) { s.TimeoutSeconds = 601 }), "outside 0..600"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,8 +129,8 @@ func TestWriteReplacesAndDeletesOnlyGeneratedFiles(t *testing.T) {
 	}
 }
 
-func with(specs []runtime.Spec, name string, change func(*runtime.Spec)) []runtime.Spec {
-	out := make([]runtime.Spec, len(specs))
+func with(specs []function.Spec, name string, change func(*function.Spec)) []function.Spec {
+	out := make([]function.Spec, len(specs))
 	copy(out, specs)
 	for i := range out {
 		if out[i].Name == name {
@@ -140,8 +140,8 @@ func with(specs []runtime.Spec, name string, change func(*runtime.Spec)) []runti
 	return out
 }
 
-func without(specs []runtime.Spec, name string) []runtime.Spec {
-	var out []runtime.Spec
+func without(specs []function.Spec, name string) []function.Spec {
+	var out []function.Spec
 	for _, s := range specs {
 		if s.Name != name {
 			out = append(out, s)

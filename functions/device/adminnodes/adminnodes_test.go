@@ -9,9 +9,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
-	"github.com/cloudphone/cloudphone/functions/device/devicetest"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
 
 func TestOnlyAdminsSeeAndChangeNodes(t *testing.T) {

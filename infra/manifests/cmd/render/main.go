@@ -15,7 +15,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/cloudphone/cloudphone/functions/catalog"
+	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/infra/manifests"
 )
 

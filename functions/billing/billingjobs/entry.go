@@ -1,0 +1,30 @@
+package billingjobs
+
+import (
+	"context"
+	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/internal/wiring"
+	"time"
+
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.EventEntry(function.Spec{
+	Name: Name, Context: billing.ContextName,
+	Consumes: Consumes,
+	Emits:    Emits,
+	Schedule: Schedule,
+	MaxScale: 1, Concurrency: 1, TimeoutSeconds: 120,
+	Secrets:  []string{function.SecretUserTokenPublicKey},
+	Delivery: &function.Delivery{Retry: 1, BackoffDelay: 10 * time.Second},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, r.Relay(billing.Database), r.Log), nil
+}

@@ -1,0 +1,25 @@
+package billingmetering
+
+import (
+	"context"
+	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.EventEntry(function.Spec{
+	Name: Name, Context: billing.ContextName,
+	Consumes: Consumes,
+	MaxScale: 5, Concurrency: 50, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretUserTokenPublicKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, r.Log), nil
+}

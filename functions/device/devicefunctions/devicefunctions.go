@@ -1,0 +1,57 @@
+// Package devicefunctions lists the device context's functions (device-runtime
+// among them) and the event types it produces: the one place the context
+// declares what it deploys. The catalog concatenates every context's lists.
+package devicefunctions
+
+import (
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
+	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
+	"github.com/cloudphone/cloudphone/functions/device/deviceoutboxredrive"
+	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
+	"github.com/cloudphone/cloudphone/functions/device/devicereports"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
+	"github.com/cloudphone/cloudphone/functions/device/devices"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
+)
+
+// Entries are the functions of the device context (cloud phones), in catalog
+// order; device-runtime, the long-running owner of the phone containers,
+// comes last.
+var Entries = []function.Entry{
+	devices.Entry,
+	adminnodes.Entry,
+	devicereports.Entry,
+	devicebalancestop.Entry,
+	devicequotastop.Entry,
+	deviceoutboxredrive.Entry,
+	deviceruntime.Entry,
+}
+
+// Events are the event types of the device context: the commands to
+// device-runtime, its reports, and the facts the context publishes.
+var Events = []function.EventType{
+	{Type: device.EventCreateRequested, Payload: device.Command{}, Doc: "command to device-runtime: create and start the device's container; subject is the device id"},
+	{Type: device.EventStartRequested, Payload: device.Command{}, Doc: "command to device-runtime: start the device's container; subject is the device id"},
+	{Type: device.EventStopRequested, Payload: device.Command{}, Doc: "command to device-runtime: stop the device's container (reason); subject is the device id"},
+	{Type: device.EventRestartRequested, Payload: device.Command{}, Doc: "command to device-runtime: restart the device's container; subject is the device id"},
+	{Type: device.EventDeleteRequested, Payload: device.Command{}, Doc: "command to device-runtime: remove the device's container; subject is the device id"},
+	deviceReport(device.EventRuntimeCreated, "device-runtime made the device's container"),
+	deviceReport(device.EventRuntimeStarted, "device-runtime saw the device's container running (at)"),
+	deviceReport(device.EventRuntimeStopped, "device-runtime saw the device's container stopped"),
+	deviceReport(device.EventRuntimeRestarted, "device-runtime restarted the device's container"),
+	deviceReport(device.EventRuntimeRemoved, "device-runtime removed the device's container"),
+	deviceReport(device.EventRuntimeFailed, "device-runtime could not carry out a command (op, reason)"),
+	deviceReport(device.EventRuntimeCrashed, "the device's container died or vanished behind the platform's back"),
+	{Type: device.EventRunning, Payload: device.Running{}, Doc: "a device's billed running interval began (at); subject is the device id"},
+	{Type: device.EventStopped, Payload: device.Stopped{}, Doc: "a device's running interval ended by a stop (at, reason); subject is the device id"},
+	{Type: device.EventError, Payload: device.Failed{}, Doc: "a device failed (at, reason), ending its running interval if one was open; subject is the device id"},
+	{Type: device.EventDeleted, Payload: device.Deleted{}, Doc: "a device was deleted and its port and quota freed; subject is the device id"},
+	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
+}
+
+// deviceReport is the event type of a device-runtime report.
+func deviceReport(typ, doc string) function.EventType {
+	return function.EventType{Type: typ, Payload: device.RuntimeReport{}, Doc: doc + "; subject is the device id"}
+}

@@ -1,0 +1,26 @@
+package devicequotastop
+
+import (
+	"context"
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.EventEntry(function.Spec{
+	Name: Name, Context: device.ContextName,
+	Consumes: Consumes,
+	Emits:    Emits,
+	MaxScale: 3, Concurrency: 20, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretServiceTokenKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, r.Log), nil
+}

@@ -1,0 +1,57 @@
+// Package devicereports is the device-reports function: it turns device-runtime's
+// reports (cloudphone.device.runtime.*) into device state and facts.
+package devicereports
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/function"
+)
+
+// Name is the function's name in the catalog.
+const Name = "device-reports"
+
+// Consumes are the report types the function handles.
+var Consumes = device.RuntimeReports
+
+// Emits are the facts and commands it may write to the outbox.
+var Emits = []string{device.EventRunning, device.EventStopped, device.EventError, device.EventDeleted, device.EventStopRequested}
+
+// Function applies one runtime report with device.Service.ApplyReport: a
+// duplicate, stale or out-of-place report is acknowledged and changes
+// nothing; undecodable data is refused permanently; a database or quota
+// failure is retried. Safe for concurrent use.
+type Function struct {
+	svc *device.Service
+	log *slog.Logger
+}
+
+// New returns the function over svc. It panics when an argument is nil.
+func New(svc *device.Service, log *slog.Logger) *Function {
+	if svc == nil || log == nil {
+		panic("reports: New needs a device.Service and a logger")
+	}
+	return &Function{svc: svc, log: log}
+}
+
+// Handle applies one report.
+func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	var r device.RuntimeReport
+	if err := e.DataAs(&r); err != nil {
+		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
+	}
+	if r.DeviceID == "" {
+		r.DeviceID = e.Subject()
+	}
+	err := f.svc.ApplyReport(ctx, e, r)
+	if apierr.Is(err, apierr.Invalid) {
+		return nil, function.Permanent(err)
+	}
+	return nil, err
+}

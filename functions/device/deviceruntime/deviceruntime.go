@@ -1,0 +1,276 @@
+// Package deviceruntime is the device-runtime function: the long-running
+// process that owns the Docker engines of the device hosts and turns device
+// commands into phone containers.
+//
+// It consumes the device context's commands (cloudphone.device.<op>.requested,
+// op ∈ create|start|stop|restart|delete), acknowledges each at once after
+// recording it durably in its own queue (table runtime_commands in the device
+// context's database), and works through that queue with a few workers: one
+// command per device at a time, in the order received, each in a transaction
+// that holds the command's row lock while the Docker calls run and commits
+// the command's completion, the device's runtime state (table
+// runtime_devices) and the outcome reports (outbox) together. A process that
+// dies mid-command leaves the command pending; the next one redoes it, and
+// every Docker step is idempotent (the container's name is the device's).
+//
+// Every outcome is reported as cloudphone.device.runtime.<what> (created,
+// started, stopped, restarted, removed, failed, crashed) through the outbox.
+// A Docker events watch reports a container that dies without being told to
+// as crashed within seconds, and a reconcile loop (every 30 s) compares the
+// desired state in runtime_devices with the engines' containers: a device
+// that should run but whose container is missing, stopped or not answering
+// on its ADB port is reported crashed and recreated once; a managed container
+// with no device (or a deleted one) is removed.
+//
+// Desired state is the runtime's own: runtime_devices is fed only by the
+// commands received (the last command of a device says what it should be), so
+// the runtime reads no table of another function and works the same whether
+// it shares a process with the device context or not.
+package deviceruntime
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime/migrations"
+)
+
+// Name is the function's name in the catalog; Source is the source of the
+// events it emits.
+const (
+	Name   = "device-runtime"
+	Source = "/cloudphone/device/device-runtime"
+)
+
+// Database is the database the runtime's tables live in: the device
+// context's, to which device-runtime belongs.
+const Database = "cloudphone_device"
+
+// The device commands the runtime consumes (device context → device-runtime).
+const (
+	EventCreateRequested  = "cloudphone.device.create.requested"
+	EventStartRequested   = "cloudphone.device.start.requested"
+	EventStopRequested    = "cloudphone.device.stop.requested"
+	EventRestartRequested = "cloudphone.device.restart.requested"
+	EventDeleteRequested  = "cloudphone.device.delete.requested"
+)
+
+// The reports the runtime emits (device-runtime → device context).
+const (
+	EventCreated   = "cloudphone.device.runtime.created"
+	EventStarted   = "cloudphone.device.runtime.started"
+	EventStopped   = "cloudphone.device.runtime.stopped"
+	EventRestarted = "cloudphone.device.runtime.restarted"
+	EventRemoved   = "cloudphone.device.runtime.removed"
+	EventFailed    = "cloudphone.device.runtime.failed"
+	EventCrashed   = "cloudphone.device.runtime.crashed"
+)
+
+// Consumes are the command types, in the order of the ops.
+var Consumes = []string{EventCreateRequested, EventStartRequested, EventStopRequested, EventRestartRequested, EventDeleteRequested}
+
+// Emits are the report types.
+var Emits = []string{EventCreated, EventStarted, EventStopped, EventRestarted, EventRemoved, EventFailed, EventCrashed}
+
+// Ops of the commands.
+const (
+	OpCreate  = "create"
+	OpStart   = "start"
+	OpStop    = "stop"
+	OpRestart = "restart"
+	OpDelete  = "delete"
+	// OpRecreate names, in reports, the reconcile loop's recreation of a
+	// crashed device's container; OpReconcile its other actions; OpWatch
+	// the events watch.
+	OpRecreate  = "recreate"
+	OpReconcile = "reconcile"
+	OpWatch     = "watch"
+)
+
+// SchemaVersion is the version of the command and report payloads.
+const SchemaVersion = 1
+
+// Command is the data of every device command. Create carries all fields;
+// the other ops may carry only DeviceID, NodeID and DockerHost (the runtime
+// remembers the rest from the create).
+type Command struct {
+	SchemaVersion int    `json:"schema_version"`
+	DeviceID      string `json:"device_id"`
+	UserID        string `json:"user_id,omitempty"`
+	NodeID        string `json:"node_id,omitempty"`
+	// DockerHost is the node's engine, e.g. tcp://10.0.0.5:2376; empty means
+	// the runtime's default engine (DEVICE_DOCKER_HOST, DOCKER_HOST or the
+	// local socket).
+	DockerHost string `json:"docker_host,omitempty"`
+	// Image is the container image; empty means CLOUDPHONE_DEVICE_IMAGE.
+	Image     string  `json:"image,omitempty"`
+	CPUCores  float64 `json:"cpu_cores,omitempty"`
+	MemoryMB  int64   `json:"memory_mb,omitempty"`
+	StorageGB int64   `json:"storage_gb,omitempty"`
+	// ADBPort is the host port the container's ADB port 5555/tcp is
+	// published on.
+	ADBPort int    `json:"adb_port,omitempty"`
+	Name    string `json:"name,omitempty"`
+	// Seq grows with every command of a device; reports echo the Seq of the
+	// last command the runtime processed for the device, so the device
+	// context can drop stale ones.
+	Seq int64 `json:"seq,omitempty"`
+}
+
+// Report is the data of every runtime report; its type says what happened.
+// Op names the command (or the loop) the report answers; Reason explains a
+// failure, a crash or a removal; ExitCode is the container's, when it exited;
+// Seq is the Seq of the last command processed for the device.
+type Report struct {
+	SchemaVersion int       `json:"schema_version"`
+	DeviceID      string    `json:"device_id"`
+	NodeID        string    `json:"node_id"`
+	ContainerID   string    `json:"container_id"`
+	At            time.Time `json:"at"`
+	Op            string    `json:"op,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	ExitCode      *int      `json:"exit_code,omitempty"`
+	Seq           int64     `json:"seq,omitempty"`
+}
+
+// Labels put on every phone container.
+const (
+	LabelManaged  = "cloudphone.managed"
+	LabelDeviceID = "cloudphone.device_id"
+	LabelUserID   = "cloudphone.user_id"
+	LabelNodeID   = "cloudphone.node_id"
+	// LabelInstance names the platform instance whose runtime made the
+	// container (Config.Instance); absent for the default instance.
+	LabelInstance = "cloudphone.instance"
+)
+
+// ContainerName is the name of device's container on its engine; it makes
+// creation idempotent (an engine refuses a second container of that name).
+func ContainerName(deviceID string) string { return "cloudphone-" + deviceID }
+
+// ADBContainerPort is the port adbd (or the stand-in) listens on inside the
+// container.
+const ADBContainerPort = "5555/tcp"
+
+// Migrations creates runtime_commands and runtime_devices (set
+// "deviceruntime"), in the device context's database next to its outbox.
+var Migrations = migrations.Set
+
+// Config is device-runtime's configuration, read once from the environment.
+type Config struct {
+	// DockerHost is the default engine (for commands without docker_host);
+	// empty means DOCKER_HOST or the local socket.
+	DockerHost string `env:"DEVICE_DOCKER_HOST"`
+	// TLS client files for tcp:// engines. A node-specific directory
+	// <TLSCertDir>/<node_id>/ holding ca.pem, cert.pem and key.pem wins over
+	// the three files.
+	TLSCA      string `env:"DEVICE_DOCKER_TLS_CA"`
+	TLSCert    string `env:"DEVICE_DOCKER_TLS_CERT"`
+	TLSKey     string `env:"DEVICE_DOCKER_TLS_KEY"`
+	TLSCertDir string `env:"DEVICE_DOCKER_CERT_DIR"`
+	// Image is the phone image used when a command names none.
+	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
+	// PullImages pulls a missing image; off, a missing image fails the create.
+	PullImages bool `env:"DEVICE_PULL_IMAGES" default:"false"`
+	// Privileged runs phones privileged: true, false, or auto (privileged
+	// when the image is a redroid image, which needs it).
+	Privileged string `env:"DEVICE_PRIVILEGED" default:"auto"`
+	// Instance names this platform among others sharing an engine: its
+	// containers carry it (LabelInstance) and it manages no container of
+	// another instance. Empty means CLOUDPHONE_DATABASE_PREFIX, the name that
+	// already keeps such platforms' databases apart.
+	Instance       string `env:"DEVICE_RUNTIME_INSTANCE"`
+	DatabasePrefix string `env:"CLOUDPHONE_DATABASE_PREFIX"`
+	// Labels are extra labels "k=v,k2=v2" put on every phone container and
+	// required of every container the runtime manages, so that several
+	// platforms (or test runs) can share one engine without touching each
+	// other's phones.
+	Labels string `env:"DEVICE_CONTAINER_LABELS"`
+	// BindAddress is the host address ADB ports are published on.
+	BindAddress string `env:"DEVICE_ADB_BIND_ADDRESS" default:"127.0.0.1"`
+	// Workers is how many commands run at once (one per device at a time).
+	Workers int `env:"DEVICE_RUNTIME_WORKERS" default:"4"`
+	// PollInterval bounds how long a queued command waits when no wake-up
+	// reaches the workers (commands queued by another process).
+	PollInterval time.Duration `env:"DEVICE_QUEUE_POLL_INTERVAL" default:"500ms"`
+	// ReconcileInterval is the period of the reconcile loop.
+	ReconcileInterval time.Duration `env:"DEVICE_RECONCILE_INTERVAL" default:"30s"`
+	// StopTimeout is how long a stop or restart waits before killing.
+	StopTimeout time.Duration `env:"DEVICE_STOP_TIMEOUT" default:"10s"`
+	// ReadyTimeout is how long a started container has to answer the ADB
+	// handshake on its published port before the start is reported failed.
+	ReadyTimeout time.Duration `env:"DEVICE_ADB_READY_TIMEOUT" default:"60s"`
+	// MaxAttempts bounds the tries of a command whose failure may pass
+	// (engine unreachable, timeout); it is then reported failed.
+	MaxAttempts int `env:"DEVICE_COMMAND_MAX_ATTEMPTS" default:"5"`
+	// RetryBackoff is the wait after a command's first transient failure,
+	// doubling per failure.
+	RetryBackoff time.Duration `env:"DEVICE_COMMAND_RETRY_BACKOFF" default:"1s"`
+	// MaxRecreations is how often the reconcile loop recreates a crashed
+	// device before leaving it in error until the next start command.
+	MaxRecreations int `env:"DEVICE_MAX_RECREATIONS" default:"1"`
+	// HealthFailures is how many reconcile passes in a row a running
+	// container may fail the ADB handshake before it counts as crashed.
+	HealthFailures int `env:"DEVICE_HEALTH_FAILURES" default:"3"`
+}
+
+// extraLabels parses Labels.
+func (c Config) extraLabels() (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(c.Labels, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.HasPrefix(k, "cloudphone.managed") {
+			return nil, fmt.Errorf("DEVICE_CONTAINER_LABELS: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Instance == "" {
+		c.Instance = c.DatabasePrefix
+	}
+	if c.Image == "" {
+		c.Image = "redroid/redroid:14.0.0-latest"
+	}
+	if c.Privileged == "" {
+		c.Privileged = "auto"
+	}
+	if c.BindAddress == "" {
+		c.BindAddress = "127.0.0.1"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 60 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.MaxRecreations < 0 {
+		c.MaxRecreations = 0
+	}
+	if c.HealthFailures <= 0 {
+		c.HealthFailures = 3
+	}
+	return c
+}

@@ -1,0 +1,27 @@
+package devices
+
+import (
+	"context"
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.HTTPEntry(function.Spec{
+	Name: Name, Context: device.ContextName,
+	Routes: Routes,
+	Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
+		device.EventRestartRequested, device.EventDeleteRequested},
+	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, v, err := wiring.ServiceAndVerifier(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, v, r.Log), nil
+}

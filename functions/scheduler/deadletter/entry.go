@@ -1,0 +1,30 @@
+package deadletter
+
+import (
+	"context"
+
+	"github.com/cloudphone/cloudphone/functions/scheduler"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Name is the function every Broker and Trigger names as its dead-letter
+// sink. It receives every event whose delivery failed permanently or ran out
+// of retries, whatever its type, directly from the broker: it has no
+// Consumes and no Trigger.
+const Name = "dead-letter"
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.EventEntry(function.Spec{
+	Name: Name, Context: scheduler.ContextName,
+	MaxScale: 3, Concurrency: 50, TimeoutSeconds: 30,
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	pool, err := r.Postgres(ctx, scheduler.Database, inbox.Migrations, scheduler.Migrations)
+	if err != nil {
+		return nil, err
+	}
+	return New(scheduler.NewDeadLetters(pool), r.Log), nil
+}

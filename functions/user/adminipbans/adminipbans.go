@@ -1,0 +1,121 @@
+// Package adminipbans is the admin-ip-bans function: admins list, add and lift
+// entries of the IP deny list that the edge checks before anything else.
+package adminipbans
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/ipban"
+)
+
+// Name is the function's name in the catalog.
+const Name = "admin-ip-bans"
+
+// Routes of the function. An entry is an address or a CIDR range, so it may
+// hold a slash: "/api/v1/admin/ip-bans/10.0.0.0/8".
+const (
+	RouteList   = "GET /api/v1/admin/ip-bans"
+	RoutePut    = "PUT /api/v1/admin/ip-bans/{entry...}"
+	RouteDelete = "DELETE /api/v1/admin/ip-bans/{entry...}"
+)
+
+// Permission is what the caller's token must carry, besides the admin role.
+const Permission = "admin:ip-bans"
+
+// MaxTTL bounds a ban given with a ttl (a ban without one lasts until lifted).
+const MaxTTL = 365 * 24 * time.Hour
+
+// Function serves the routes. Safe for concurrent use.
+type Function struct {
+	bans *ipban.Denylist
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// PutRequest is the body of RoutePut.
+type PutRequest struct {
+	Reason     string `json:"reason"`
+	TTLSeconds int64  `json:"ttl_seconds"`
+}
+
+// New returns the function over bans, checking tokens with v.
+func New(bans *ipban.Denylist, v *auth.Verifier, log *slog.Logger) *Function {
+	if bans == nil || v == nil || log == nil {
+		panic("ipbans: New needs a deny list, a verifier and a logger")
+	}
+	f := &Function{bans: bans, log: log, mux: httpjson.NewMux(log)}
+	admin := func(h http.HandlerFunc) http.Handler { return auth.Require(v, log)(f.adminOnly(h)) }
+	f.mux.Handle(RouteList, admin(f.list))
+	f.mux.Handle(RoutePut, admin(f.put))
+	f.mux.Handle(RouteDelete, admin(f.remove))
+	return f
+}
+
+// Handle serves one HTTP request.
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+
+func (f *Function) adminOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.PrincipalFrom(r.Context())
+		if !ok || !p.HasRole("admin") || !p.HasPermission(Permission) {
+			apierr.Write(w, r, f.log, apierr.New(apierr.Forbidden, "admins only"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (f *Function) list(w http.ResponseWriter, r *http.Request) {
+	entries, err := f.bans.List(r.Context())
+	if err != nil {
+		apierr.Write(w, r, f.log, err)
+		return
+	}
+	if entries == nil {
+		entries = []ipban.Entry{}
+	}
+	httpjson.Write(w, http.StatusOK, map[string]any{"entries": entries})
+}
+
+func (f *Function) put(w http.ResponseWriter, r *http.Request) {
+	var req PutRequest
+	if err := httpjson.Decode(r, &req); err != nil {
+		apierr.Write(w, r, f.log, err)
+		return
+	}
+	var p httpjson.Problems
+	p.Check(len(req.Reason) <= 200 && httpjson.NoControlChars(req.Reason), "reason", "at most 200 characters, no control characters")
+	p.Check(req.TTLSeconds >= 0 && time.Duration(req.TTLSeconds)*time.Second <= MaxTTL, "ttl_seconds", "between 0 (until lifted) and one year")
+	if err := p.Err(); err != nil {
+		apierr.Write(w, r, f.log, err)
+		return
+	}
+	entry, err := f.bans.Add(r.Context(), r.PathValue("entry"), req.Reason, time.Duration(req.TTLSeconds)*time.Second)
+	if err != nil {
+		apierr.Write(w, r, f.log, err)
+		return
+	}
+	admin, _ := auth.PrincipalFrom(r.Context())
+	f.log.InfoContext(r.Context(), "ip ban added", "entry", entry.Range.String(), "by", admin.UserID, "ttl_seconds", req.TTLSeconds)
+	httpjson.Write(w, http.StatusOK, entry)
+}
+
+func (f *Function) remove(w http.ResponseWriter, r *http.Request) {
+	removed, err := f.bans.Remove(r.Context(), r.PathValue("entry"))
+	if err != nil {
+		apierr.Write(w, r, f.log, err)
+		return
+	}
+	if !removed {
+		apierr.Write(w, r, f.log, apierr.New(apierr.NotFound, "no ban for %s", r.PathValue("entry")))
+		return
+	}
+	admin, _ := auth.PrincipalFrom(r.Context())
+	f.log.InfoContext(r.Context(), "ip ban lifted", "entry", r.PathValue("entry"), "by", admin.UserID)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,25 @@
+package authrefresh
+
+import (
+	"context"
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.HTTPEntry(function.Spec{
+	Name: Name, Context: user.ContextName,
+	Routes:   []string{Route},
+	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretUserTokenKey, function.SecretUserTokenPublicKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, r.Log), nil
+}

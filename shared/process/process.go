@@ -1,0 +1,240 @@
+// Package process holds what one process gives every function it hosts:
+// configuration, logger, metrics, and Postgres pools, Redis and the event
+// sender opened lazily and once. On Knative a process hosts one function; on
+// OpenFaaS one context's bundle; locally, all of them.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/outbox"
+)
+
+// Base is the configuration every process reads.
+type Base struct {
+	DatabaseURL string `env:"DATABASE_URL" secret:"database-url" default:"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"`
+	RedisURL    string `env:"REDIS_URL" secret:"redis-url" default:"redis://127.0.0.1:6379/0"`
+	// BrokerURL is where events are sent; Knative's SinkBinding sets K_SINK.
+	BrokerURL string `env:"BROKER_URL"`
+	KSink     string `env:"K_SINK"`
+	// DatabasePrefix is put before every context's database name, so that
+	// several platforms (tests, say) can share one Postgres server.
+	DatabasePrefix string `env:"CLOUDPHONE_DATABASE_PREFIX"`
+}
+
+// Resources is the process-wide set of shared resources. Safe for concurrent
+// use; every accessor opens its resource at most once.
+type Resources struct {
+	Env     config.Source
+	Base    Base
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Sender  events.Sender
+
+	mu      sync.Mutex
+	once    map[string]*onceValue
+	pools   []*pgxpool.Pool
+	relays  map[string]*outbox.Relay
+	rdb     *redis.Client
+	bg      context.Context
+	stopBg  context.CancelFunc
+	bgDone  sync.WaitGroup
+	closing bool
+}
+
+type onceValue struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// New reads Base from env. A nil sender means "POST to K_SINK or BROKER_URL".
+func New(env config.Source, log *slog.Logger, m *metrics.Metrics, sender events.Sender) (*Resources, error) {
+	var base Base
+	if err := config.Load(env, &base); err != nil {
+		return nil, err
+	}
+	if sender == nil {
+		url := base.KSink
+		if url == "" {
+			url = base.BrokerURL
+		}
+		if url == "" {
+			sender = events.SenderFunc(func(context.Context, event.Event) error {
+				return errors.New("no broker configured: set K_SINK or BROKER_URL")
+			})
+		} else {
+			sender = events.NewHTTPPublisher(url)
+		}
+	}
+	if m == nil {
+		m = metrics.New()
+	}
+	bg, stop := context.WithCancel(context.Background())
+	return &Resources{Env: env, Base: base, Log: log, Metrics: m, Sender: sender,
+		once: map[string]*onceValue{}, relays: map[string]*outbox.Relay{}, bg: bg, stopBg: stop}, nil
+}
+
+// Once returns the value open produced for key, calling open only the first
+// time (concurrent callers wait for it). An error is remembered too.
+func (r *Resources) Once(key string, open func() (any, error)) (any, error) {
+	r.mu.Lock()
+	ov, ok := r.once[key]
+	if !ok {
+		ov = &onceValue{}
+		r.once[key] = ov
+	}
+	r.mu.Unlock()
+	ov.once.Do(func() { ov.v, ov.err = open() })
+	return ov.v, ov.err
+}
+
+// Postgres returns the pool for database (after DatabasePrefix), creating the database and applying
+// sets on first use. When sets include the outbox, a relay publishing that
+// database's outbox to Sender runs until Close.
+func (r *Resources) Postgres(ctx context.Context, database string, sets ...db.Migrations) (*pgxpool.Pool, error) {
+	database = r.Base.DatabasePrefix + database
+	v, err := r.Once("postgres:"+database, func() (any, error) {
+		pool, err := db.Open(ctx, r.Base.DatabaseURL, database, sets...)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", database, err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.closing {
+			pool.Close()
+			return nil, errors.New("resources are closing")
+		}
+		r.pools = append(r.pools, pool)
+		if slices.ContainsFunc(sets, func(s db.Migrations) bool { return s.Set == outbox.Migrations.Set }) {
+			relay := outbox.NewRelay(pool, r.Sender, outbox.Options{Log: r.Log.With("outbox", database), Metrics: r.Metrics, Context: database})
+			r.relays[database] = relay
+			r.bgDone.Add(1)
+			go func() {
+				defer r.bgDone.Done()
+				if err := relay.Run(r.bg); err != nil && !errors.Is(err, context.Canceled) {
+					r.Log.Error("outbox relay stopped", "database", database, "err", err)
+				}
+			}()
+		}
+		return pool, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*pgxpool.Pool), nil
+}
+
+// Relay returns the outbox relay of database (before DatabasePrefix), or nil
+// when this process has not opened that database with the outbox.
+func (r *Resources) Relay(database string) *outbox.Relay {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.relays[r.Base.DatabasePrefix+database]
+}
+
+// Redis returns the process's Redis client, created on first use.
+func (r *Resources) Redis(ctx context.Context) (*redis.Client, error) {
+	v, err := r.Once("redis", func() (any, error) {
+		opt, err := redis.ParseURL(r.Base.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb := redis.NewClient(opt)
+		r.mu.Lock()
+		r.rdb = rdb
+		r.mu.Unlock()
+		return rdb, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*redis.Client), nil
+}
+
+// Revocations returns the process's record of revoked access tokens: it
+// remembers answers and learns of revocations elsewhere over Redis pub/sub,
+// and a logout made in this process is refused here at once.
+func (r *Resources) Revocations(ctx context.Context) (*auth.Watched, error) {
+	v, err := r.Once("revocations", func() (any, error) {
+		rdb, err := r.Redis(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return auth.WatchRevocations(rdb, r.Log.With("component", "revocations")), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*auth.Watched), nil
+}
+
+// Edge returns the protection of public functions (rate limits, deny list,
+// security headers …), made once per process on the process's Redis.
+func (r *Resources) Edge() (*edge.Edge, error) {
+	v, err := r.Once("edge", func() (any, error) {
+		rdb, err := r.Redis(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		revoked, err := r.Revocations(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return edge.New(r.Env, rdb, revoked, r.Log.With("component", "edge"), r.Metrics)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*edge.Edge), nil
+}
+
+// Ping checks every pool and Redis client opened so far.
+func (r *Resources) Ping(ctx context.Context) error {
+	r.mu.Lock()
+	pools := slices.Clone(r.pools)
+	rdb := r.rdb
+	r.mu.Unlock()
+	var errs []error
+	for _, p := range pools {
+		errs = append(errs, p.Ping(ctx))
+	}
+	if rdb != nil {
+		errs = append(errs, rdb.Ping(ctx).Err())
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the relays and closes every pool and client.
+func (r *Resources) Close() error {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	r.stopBg()
+	r.bgDone.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pools {
+		p.Close()
+	}
+	r.pools = nil
+	if r.rdb != nil {
+		return r.rdb.Close()
+	}
+	return nil
+}

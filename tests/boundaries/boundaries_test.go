@@ -1,0 +1,130 @@
+// Package boundaries checks the import rules the layout stands on, for
+// production and test files alike:
+//   - a context (functions/<context>/...) imports no other context;
+//   - shared/ imports nothing of functions/, assembly/, infra/ or tests/;
+//   - functions/ imports nothing of assembly/, infra/ or tests/, but for the
+//     test harnesses its test files use (devicetest, standinimage).
+//
+// Where the compiler can keep a boundary itself it does: each context's
+// internal/wiring can be imported by that context alone.
+package boundaries
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cloudphone/cloudphone/"
+
+// harnesses are the packages outside functions/ that a context's test files
+// may import: devicetest composes the device context with the user context it
+// calls; standinimage builds the phone stand-in image device-runtime's tests
+// run.
+var harnesses = map[string]string{
+	"tests/devicetest":                 "device",
+	"infra/phone-standin/standinimage": "device",
+}
+
+func TestContextsImportNoOtherContextAndSharedImportsNoFunction(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	var checked int
+	for _, top := range []string{"functions", "shared"} {
+		err := filepath.WalkDir(filepath.Join(root, top), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			rel = filepath.ToSlash(rel)
+			for _, imp := range f.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				target, ok := strings.CutPrefix(p, module)
+				if !ok {
+					continue
+				}
+				checked++
+				if why := forbidden(rel, target); why != "" {
+					t.Errorf("%s imports %s: %s", rel, target, why)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no import of the module was checked: is the walk rooted at the repository?")
+	}
+}
+
+func TestTheRulesRefuseWhatTheyShould(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file, target string
+		refused            bool
+	}{
+		{"a context imports its own packages", "functions/device/devices/devices.go", "functions/device", false},
+		{"a context imports another context", "functions/billing/saga.go", "functions/user", true},
+		{"a context's test-support imports another context", "functions/device/devicetest/devicetest.go", "functions/user/usertest", true},
+		{"a context imports the composition root", "functions/user/user.go", "assembly/catalog", true},
+		{"shared imports a context", "shared/edge/edge.go", "functions/user", true},
+		{"shared imports the composition root", "shared/function/entry.go", "assembly/host", true},
+		{"shared imports shared", "shared/function/entry.go", "shared/process", false},
+		{"a context's test uses its harness", "functions/device/device_test.go", "tests/devicetest", false},
+		{"a context's code uses a harness", "functions/device/device.go", "tests/devicetest", true},
+		{"another context's test uses the device harness", "functions/billing/billing_test.go", "tests/devicetest", true},
+	}
+	for _, c := range cases {
+		if got := forbidden(c.file, c.target) != ""; got != c.refused {
+			t.Errorf("%s: refused = %v, want %v", c.name, got, c.refused)
+		}
+	}
+}
+
+// forbidden says why file (a path from the repository root) may not import
+// target (a package path below the module), or "" when it may.
+func forbidden(file, target string) string {
+	top, _, _ := strings.Cut(file, "/")
+	switch top {
+	case "shared":
+		for _, p := range []string{"functions/", "assembly/", "infra/", "tests/"} {
+			if strings.HasPrefix(target+"/", p) {
+				return "shared/ serves every context and imports none of them"
+			}
+		}
+	case "functions":
+		from := contextOf(file)
+		switch {
+		case strings.HasPrefix(target, "functions/"):
+			if to := contextOf(target); to != from {
+				return "contexts never import each other (import the producer's event contract through the catalog, or call its API)"
+			}
+		case harnesses[target] != "":
+			if harnesses[target] != from || !strings.HasSuffix(file, "_test.go") {
+				return "only a context's test files may use its test harness"
+			}
+		case strings.HasPrefix(target, "assembly/"), strings.HasPrefix(target, "infra/"), strings.HasPrefix(target, "tests/"):
+			return "a context does not know how it is assembled, deployed or tested from outside"
+		}
+	}
+	return ""
+}
+
+// contextOf returns the context of a path under functions/.
+func contextOf(path string) string {
+	parts := strings.Split(path, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
+}
