@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/app/appfunctions"
 	"github.com/cloudphone/cloudphone/functions/billing/billingfunctions"
+	"github.com/cloudphone/cloudphone/functions/console"
 	"github.com/cloudphone/cloudphone/functions/device/devicefunctions"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationfunctions"
 	"github.com/cloudphone/cloudphone/functions/scheduler/deadletter"
@@ -26,9 +27,13 @@ import (
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
-// entries is every function, context by context; a new context adds its list.
-var entries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries,
+// contextEntries is every function of the contexts, context by context; a new
+// context adds its list.
+var contextEntries = slices.Concat(userfunctions.Entries, schedulerfunctions.Entries, billingfunctions.Entries, devicefunctions.Entries,
 	appfunctions.Entries, notificationfunctions.Entries)
+
+// entries adds the web console, which shows the parts whose API the contexts serve.
+var entries = append(slices.Clip(contextEntries), console.EntryOver(contextEntries))
 
 // eventTypes is every event type, context by context; a new context adds its
 // list.
