@@ -1,4 +1,4 @@
-// Package billing is the billing context (SPEC §2) on the database
+// Package billing is the billing context on the database
 // cloudphone_billing: plans, balances with an append-only ledger, admin
 // credits and signed payment top-ups, orders and the purchase saga that turns
 // money into quota across the broker, subscriptions and their expiry, and

@@ -18,7 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
-// Order statuses (SPEC §2): pending → paid → active, or failed.
+// Order statuses: pending → paid → active, or failed.
 const (
 	OrderPending   = "pending"
 	OrderPaid      = "paid"

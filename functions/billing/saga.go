@@ -18,7 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
-// The purchase saga (SPEC §2), one row per order in sagas:
+// The purchase saga, one row per order in sagas:
 //
 //	step debit   (running)  ── debit.requested: balance covers the price ──► step grant (compensations: refund, revoke)
 //	                        ── balance does not cover it ─────────────────► failed insufficient_funds (nothing moved)

@@ -1,4 +1,4 @@
-// Package device is the cloud-phone context (SPEC §3) on the database
+// Package device is the cloud-phone context on the database
 // cloudphone_device: devices and their state machine, placement on nodes
 // (device hosts), the ADB host-port pool, quota through the user context's
 // internal API, connection tickets, the commands sent to device-runtime and

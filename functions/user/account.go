@@ -66,7 +66,7 @@ type User struct {
 	UpdatedAt    time.Time
 }
 
-// Validation limits (SPEC §1).
+// Validation limits.
 const (
 	UsernameMin = 3
 	UsernameMax = 32

@@ -37,7 +37,7 @@ func (l Limits) Plus(grant Limits) Limits {
 	}
 }
 
-// FreeTier is the quota every new account starts with (SPEC §1).
+// FreeTier is the quota every new account starts with.
 var FreeTier = Limits{
 	MaxDevices: 1, MaxRunningDevices: 1, MaxCPUCores: 2, MaxMemoryMB: 2048, MaxStorageGB: 16,
 	DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048,

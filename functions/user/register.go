@@ -23,7 +23,7 @@ type RegisterRequest struct {
 	Password string `json:"password"`
 }
 
-// Validate returns an apierr Invalid listing every rule req breaks (SPEC §1):
+// Validate returns an apierr Invalid listing every rule req breaks:
 // username 3–32 of [a-z0-9_.-] (any case; stored lower-case) and not reserved,
 // email a bare address of at most 254 characters, password 10–128 characters,
 // no control characters anywhere.

@@ -1,4 +1,4 @@
-// Package user is the accounts context (SPEC §1): registration, login with
+// Package user is the accounts context: registration, login with
 // lock-out, rotating refresh tokens with reuse detection, logout, profiles,
 // quotas (reservations per device, plan grants by command event) and user
 // administration, on the database cloudphone_user. Its functions (register,

@@ -20,7 +20,9 @@ import (
 // Code is a stable, machine-readable error code. Clients branch on it.
 type Code string
 
-// The codes of ../SPEC.md, plus the two that HTTP hygiene needs.
+// The stable error codes of the public API (README), plus the two that HTTP
+// hygiene needs (method_not_allowed, unprocessable, too_large,
+// unsupported_media_type).
 const (
 	Invalid              Code = "invalid"
 	Unauthorized         Code = "unauthorized"

@@ -1,5 +1,5 @@
 // Package edge is the protection every public function gets from its host
-// without code of its own (SPEC §7): security headers, the IP deny list,
+// without code of its own: security headers, the IP deny list,
 // refusal of service tokens, the caller's identity, CSRF double-submit for
 // cookie sessions, rate limits at IP, user, endpoint and account level, body
 // size limits, and the auto-ban's count of failed logins.
@@ -44,7 +44,7 @@ type Config struct {
 	UserTokenPublicKey string `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
 }
 
-// Cookie names of the web console's session (SPEC §7): the refresh token
+// Cookie names of the web console's session: the refresh token
 // lives in an HttpOnly cookie; the CSRF token is readable by the page and
 // must come back in the CSRFHeader of every cookie-authenticated call.
 const (

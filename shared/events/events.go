@@ -22,7 +22,7 @@ const (
 	ExtCausation   = "causationid"
 )
 
-// MaxDataBytes is the largest payload sent in an event (SPEC §8): bigger blobs
+// MaxDataBytes is the largest payload sent in an event: bigger blobs
 // are stored and referenced.
 const MaxDataBytes = 64 << 10
 

@@ -62,7 +62,7 @@ type Entry struct {
 	ExpiresAt time.Time    `json:"expires_at,omitzero"` // zero: never
 }
 
-// Options configures a Denylist. Zero fields take the defaults of SPEC §7.
+// Options configures a Denylist. Zero fields take the defaults written beside them.
 type Options struct {
 	Static       []string      // configured entries (CLOUDPHONE_IP_DENYLIST)
 	Prefix       string        // Redis key prefix (default "ipban:")

@@ -284,7 +284,7 @@ func TestRedisDownFallsBackAndRestores(t *testing.T) {
 	}
 }
 
-// TestDefaultTableIsSpec pins the defaults of SPEC §7.
+// TestDefaultTableIsSpec pins the default limits the README documents.
 func TestDefaultTableIsSpec(t *testing.T) {
 	t.Parallel()
 	want := map[string]string{

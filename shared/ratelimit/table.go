@@ -60,7 +60,7 @@ type Policy struct {
 // Table is the declarative list of policies, in the order they are checked.
 type Table []Policy
 
-// DefaultTable returns the limits of SPEC §7.
+// DefaultTable returns the platform's default limits (README, Configuration).
 func DefaultTable() Table {
 	return Table{
 		{Rule: Rule{Name: RuleIP, Limit: 120, Window: time.Minute}, Scope: ScopeIP},

@@ -47,13 +47,13 @@ func send(t *testing.T, method, url, body string, header map[string]string) (*ht
 	return resp, e
 }
 
-// The SPEC's limits, on the real platform: the fourth registration from one
+// The default limits, on the real platform: the fourth registration from one
 // address in a minute is refused with 429 and the rate-limit headers; every
 // public answer carries the security headers.
 func TestEdgeLimitsRegistrationsPerAddressWithHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.limits = "" // the SPEC's table: register 3/min per IP
+	e.limits = "" // the default table: register 3/min per IP
 	p := start(t, e, &subscriber{})
 	for i, name := range []string{"erin", "frank", "grace"} {
 		resp, _ := send(t, "POST", p.URL()+"/api/v1/auth/register",

@@ -107,7 +107,7 @@ type env struct {
 	prefix  string
 	dataDir string
 	// limits is the rate-limit override file: generous by default, so that
-	// tests of other things are not refused; "" keeps the SPEC's table.
+	// tests of other things are not refused; "" keeps the default table.
 	limits string
 	// extra is more configuration for the platform.
 	extra map[string]string

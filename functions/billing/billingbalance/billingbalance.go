@@ -1,5 +1,5 @@
 // Package billingbalance is the billing-balance function: a user's balance and
-// ledger, and the administrators' credit (SPEC §2).
+// ledger, and the administrators' credit.
 package billingbalance
 
 import (

@@ -1,6 +1,6 @@
 // Package billingmetering is the billing-metering function: it records the device
 // context's running, stopped, error and deleted facts, from which usage is
-// charged (SPEC §2 "Usage metering").
+// charged.
 package billingmetering
 
 import (

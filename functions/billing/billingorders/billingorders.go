@@ -1,6 +1,6 @@
 // Package billingorders is the billing-orders function: placing an order starts the
 // purchase saga; users read their orders (with the saga's steps) and
-// subscriptions (SPEC §2).
+// subscriptions.
 package billingorders
 
 import (

@@ -1,5 +1,5 @@
 // Package billingpaymentwebhook is the billing-payment-webhook function: the payment
-// provider's signed top-up notifications (SPEC §2).
+// provider's signed top-up notifications.
 package billingpaymentwebhook
 
 import (

@@ -1,5 +1,5 @@
 // Package billingplans is the billing-plans function: the public list of active
-// plans and the administrators' plan management (SPEC §2).
+// plans and the administrators' plan management.
 package billingplans
 
 import (

@@ -1,6 +1,6 @@
 // Package billingpurchasesaga is the billing-purchase-saga function: it moves each
 // purchase saga on by the debit command and the user context's quota
-// replies (SPEC §2).
+// replies.
 package billingpurchasesaga
 
 import (

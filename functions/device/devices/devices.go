@@ -1,5 +1,5 @@
-// Package devices is the devices function: the public device routes of SPEC
-// §3 for the signed-in user (create, list, read, start, stop, restart,
+// Package devices is the devices function: the public device routes for the
+// signed-in user (create, list, read, start, stop, restart,
 // delete, connection).
 package devices
 

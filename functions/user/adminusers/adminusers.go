@@ -1,5 +1,5 @@
 // Package adminusers is the admin-users function: administrators list users
-// and change their roles and status (SPEC §1).
+// and change their roles and status.
 package adminusers
 
 import (

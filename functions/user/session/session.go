@@ -1,5 +1,5 @@
-// Package session keeps the web console's refresh token in a cookie (SPEC
-// §7): HttpOnly and SameSite=Strict, so page scripts never see it, with a
+// Package session keeps the web console's refresh token in a cookie:
+// HttpOnly and SameSite=Strict, so page scripts never see it, with a
 // CSRF token beside it that the page sends back in a header on every
 // cookie-authenticated call (the edge checks the double submit).
 package session

@@ -1,5 +1,5 @@
 // Package userquotainternal is the user-quota-internal function: the quota
-// service other contexts call with a service token (SPEC §1). Device creation
+// service other contexts call with a service token. Device creation
 // reserves and deletion releases a device's quota; device start and stop
 // count running devices; billing reads a user's quota.
 package userquotainternal
