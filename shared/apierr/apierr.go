@@ -20,7 +20,7 @@ import (
 // Code is a stable, machine-readable error code. Clients branch on it.
 type Code string
 
-// The stable error codes of the public API (README), plus the two that HTTP
+// The stable error codes of the public API (README), plus those that HTTP
 // hygiene needs (method_not_allowed, unprocessable, too_large,
 // unsupported_media_type).
 const (
