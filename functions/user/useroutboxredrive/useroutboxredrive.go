@@ -4,14 +4,9 @@
 package useroutboxredrive
 
 import (
-	"context"
-	"time"
-
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
-	"github.com/cloudphone/cloudphone/shared/outbox"
-	"github.com/cloudphone/cloudphone/shared/process"
 )
 
 // Name is the function's name in the catalog.
@@ -19,17 +14,4 @@ const Name = "user-outbox-redrive"
 
 // Entry declares the function: every five minutes its PingSource sends
 // user.EventOutboxRedriveRequested.
-var Entry = function.EventEntry(function.Spec{
-	Name: Name, Context: user.ContextName,
-	Consumes: []string{user.EventOutboxRedriveRequested},
-	Schedule: "*/5 * * * *",
-	MaxScale: 1, Concurrency: 1, TimeoutSeconds: 60,
-	Delivery: &function.Delivery{Retry: 1, BackoffDelay: 10 * time.Second},
-}, build)
-
-func build(ctx context.Context, r *process.Resources) (*outbox.RedriveFunction, error) {
-	if _, err := wiring.Pool(ctx, r); err != nil {
-		return nil, err
-	}
-	return outbox.NewRedriveFunction(r.Relay(user.Database), r.Log), nil
-}
+var Entry = function.OutboxRedriveEntry(Name, user.ContextName, user.Database, user.EventOutboxRedriveRequested, wiring.Pool)
