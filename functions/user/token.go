@@ -180,12 +180,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	return tokens, nil
 }
 
+// revokeFamilyOfToken revokes the refresh family of a user's token and
+// returns the family (no row for a token that is not theirs).
 const revokeFamilyOfToken = `
-UPDATE refresh_tokens SET revoked_at = now()
-WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)
-  AND revoked_at IS NULL`
-
-const familyOfToken = `SELECT family_id::text FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2`
+WITH f AS (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2),
+     revoked AS (UPDATE refresh_tokens SET revoked_at = now()
+                 WHERE family_id = (SELECT family_id FROM f) AND revoked_at IS NULL)
+SELECT family_id::text FROM f`
 
 const revokeAllFamilies = `
 UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL`
@@ -212,11 +213,8 @@ func (s *Service) Logout(ctx context.Context, p auth.Principal, refreshToken str
 	sessions := []string{p.SessionID}
 	if wellFormedRefreshToken(refreshToken) {
 		var family string
-		err := s.pool.QueryRow(ctx, familyOfToken, hashRefreshToken(refreshToken), p.UserID).Scan(&family)
+		err := s.pool.QueryRow(ctx, revokeFamilyOfToken, hashRefreshToken(refreshToken), p.UserID).Scan(&family)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("find the session of a refresh token of %s: %w", p.UserID, err)
-		}
-		if _, err := s.pool.Exec(ctx, revokeFamilyOfToken, hashRefreshToken(refreshToken), p.UserID); err != nil {
 			return fmt.Errorf("revoke refresh tokens of %s: %w", p.UserID, err)
 		}
 		sessions = append(sessions, family)
