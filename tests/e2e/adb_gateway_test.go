@@ -138,12 +138,7 @@ func TestRealADBReachesAPhoneOnlyThroughTheGatewayWithCpctl(t *testing.T) {
 	p, _ := startRuntimePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26200-26299"})
 	aliceID, aliceToken := p.deviceToken(t, "alice")
 	_, bobToken := p.deviceToken(t, "bob")
-	// A running phone is charged: without money billing stops it.
-	_, admin := p.deviceToken(t, "admin")
-	if st := call(t, "POST", p.base+"/api/v1/admin/users/"+aliceID+"/credit", map[string]any{"amount": 100000, "reason": "e2e"},
-		nil, deviceBearer(admin)...); st != http.StatusCreated {
-		t.Fatalf("credit alice: %d", st)
-	}
+	p.fund(t, aliceID, 100000)
 
 	alice := newCLI(t)
 	if out, code := alice.run("correct horse battery\n", "login", "--url", p.base, "--username", "alice", "--password-stdin"); code != 0 {

@@ -94,6 +94,17 @@ func (p devicePlatform) deviceToken(t *testing.T, username string) (id, token st
 	return id, tok.AccessToken
 }
 
+// fund credits userID with amount through the admin API: a running phone is
+// charged, and without money billing stops it.
+func (p devicePlatform) fund(t *testing.T, userID string, amount int64) {
+	t.Helper()
+	_, admin := p.deviceToken(t, "admin")
+	if st := call(t, "POST", p.base+"/api/v1/admin/users/"+userID+"/credit", map[string]any{"amount": amount, "reason": "e2e"},
+		nil, deviceBearer(admin)...); st != http.StatusCreated {
+		t.Fatalf("credit %s: %d", userID, st)
+	}
+}
+
 // publish posts an event to the broker's ingress.
 func (p devicePlatform) publish(t *testing.T, typ, source, subject string, data any) {
 	t.Helper()

@@ -114,7 +114,8 @@ func phone(t *testing.T, docker *client.Client, id string) (container.InspectRes
 func TestRuntimeRunsADeviceOnDockerThroughThePublicAPI(t *testing.T) {
 	t.Parallel()
 	p, docker := startRuntimePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26000-26099"})
-	_, alice := p.deviceToken(t, "alice")
+	aliceID, alice := p.deviceToken(t, "alice")
+	p.fund(t, aliceID, 100000)
 
 	var d device.Device
 	if status := call(t, "POST", p.base+"/api/v1/devices", map[string]any{"name": "pixel", "cpu_cores": 1, "memory_mb": 512},
