@@ -35,7 +35,7 @@ const (
 )
 
 // Routes lists every route, for the catalog.
-var Routes = []string{RouteRoot, RouteBare, RouteConsole}
+var Routes = []string{RouteRoot, RouteBare, RouteConsole, RouteAPIDocument}
 
 // ContentSecurityPolicy is sent with every page and asset: scripts, styles,
 // fetches and images come from the platform's own origin only (images also
@@ -86,10 +86,11 @@ var pages = map[string]page{
 	"apps":          {name: "apps", title: "Apps", needs: "apps"},
 	"notifications": {name: "notifications", title: "Notifications", needs: "notifications"},
 	"admin":         {name: "admin", title: "Admin", admin: true},
+	"api":           {name: "api", title: "API reference", public: true},
 }
 
 // navOrder is the order of the navigation links.
-var navOrder = []string{"", "plans", "phones", "apps", "notifications", "admin"}
+var navOrder = []string{"", "plans", "phones", "apps", "notifications", "admin", "api"}
 
 // Function serves the console. Safe for concurrent use.
 type Function struct {
@@ -98,6 +99,7 @@ type Function struct {
 	assets  map[string]asset // by file name
 	version string           // a digest of every asset, in asset URLs so caches never serve stale ones
 	has     map[string]bool  // the features whose API the platform serves
+	api     *apiRef          // the API reference, for its page
 	mux     *http.ServeMux
 }
 
@@ -139,6 +141,9 @@ func New(log *slog.Logger, opt Options) *Function {
 		panic(fmt.Sprintf("console: embedded assets: %v", err))
 	}
 	f.version = hex.EncodeToString(all.Sum(nil)[:6])
+	if f.api, err = parseAPIRef(f.assets[apiDocument].body); err != nil {
+		panic(fmt.Sprintf("console: %v", err))
+	}
 	f.tmpl = template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
 	f.mux.HandleFunc(RouteRoot, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/console/", http.StatusFound)
@@ -147,6 +152,7 @@ func New(log *slog.Logger, opt Options) *Function {
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	})
 	f.mux.HandleFunc(RouteConsole, f.serve)
+	f.mux.HandleFunc(RouteAPIDocument, f.serveAPIDocument)
 	return f
 }
 
@@ -178,6 +184,7 @@ type view struct {
 	PhoneID  string
 	Features string // space-separated, for the script
 	Has      map[string]bool
+	API      *apiRef // the API reference page's content
 }
 
 func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +198,7 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	if ok && p.needs != "" && !f.has[p.needs] {
 		ok = false
 	}
-	v := view{Version: f.version, Has: f.has}
+	v := view{Version: f.version, Has: f.has, API: f.api}
 	for _, ft := range features {
 		if f.has[ft.name] {
 			v.Features = strings.TrimSpace(v.Features + " " + ft.name)

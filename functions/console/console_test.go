@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -144,5 +145,34 @@ func TestAssetsAreServedWithTypesAndRevalidate(t *testing.T) {
 	versioned, _ := get(t, f, "/console/assets/app.css?v="+v[1])
 	if !strings.Contains(versioned.Header.Get("Cache-Control"), "immutable") {
 		t.Errorf("a versioned asset is not cached for good: %q", versioned.Header.Get("Cache-Control"))
+	}
+}
+
+func TestAPIDocumentIsServedAsJSONAndShownAsAPage(t *testing.T) {
+	f := console.New(logging.Discard(), console.Options{})
+	resp, body := get(t, f, "/api/v1/openapi.json")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("document: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.OpenAPI != "3.1.0" || doc.Paths["/api/v1/devices"]["post"] == nil {
+		t.Fatalf("document: %v, openapi %q, %d paths", err, doc.OpenAPI, len(doc.Paths))
+	}
+	again, _ := get(t, f, "/api/v1/openapi.json", "If-None-Match", resp.Header.Get("ETag"))
+	if again.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %d", again.StatusCode)
+	}
+
+	resp, page := get(t, f, "/console/api")
+	if resp.StatusCode != 200 {
+		t.Fatalf("page: %d", resp.StatusCode)
+	}
+	for _, want := range []string{`data-route="POST /api/v1/devices"`, `id="type-device.Device"`, `href="#type-device.CreateRequest"`, "Rent a phone"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
 	}
 }

@@ -19,7 +19,7 @@ func EntryOver(others []function.Entry) function.Entry {
 		routes = append(routes, e.Spec.Routes...)
 	}
 	return function.HTTPEntry(function.Spec{
-		Name: Name, Context: ContextName, Routes: Routes,
+		Name: Name, Context: ContextName, Routes: Routes, API: API,
 		MaxScale: 5, Concurrency: 200, TimeoutSeconds: 30,
 	}, func(_ context.Context, r *process.Resources) (*Function, error) {
 		return New(r.Log, Options{Routes: routes}), nil

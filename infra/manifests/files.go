@@ -22,7 +22,7 @@ func IsGenerated(data []byte) bool {
 
 // Owned lists the generated files present under root that the renderer owns:
 // files directly in KnativeDir and TriggerDir that carry the marker, and
-// StackFile whatever its content. Paths are relative to root, slash
+// the Whole files whatever their content. Paths are relative to root, slash
 // separated and sorted.
 func Owned(root string) ([]string, error) {
 	var out []string
@@ -48,10 +48,12 @@ func Owned(root string) ([]string, error) {
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, StackFile)); err == nil {
-		out = append(out, StackFile)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	for _, rel := range Whole {
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel))); err == nil {
+			out = append(out, rel)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
 	sort.Strings(out)
 	return out, nil

@@ -64,6 +64,9 @@ func (e Entry) Check() error {
 	case s.Schedule != "" && len(s.Consumes) == 0:
 		return fmt.Errorf("function %s: a schedule without the event it sends", s.Name)
 	}
+	if err := s.checkAPI(); err != nil {
+		return err
+	}
 	if i := slices.IndexFunc(s.Secrets, func(x string) bool { return x == "" }); i >= 0 {
 		return fmt.Errorf("function %s: empty secret name", s.Name)
 	}

@@ -81,6 +81,9 @@ type Spec struct {
 	// Delivery overrides the Trigger delivery of the function's
 	// subscriptions; nil means the platform default.
 	Delivery *Delivery
+	// API documents the routes of an HTTP function, one operation each, for
+	// the API reference.
+	API []Operation
 }
 
 // Delivery is the retry policy of the Triggers that feed one function. The

@@ -273,6 +273,7 @@ func call(t testing.TB, method, url string, body any, out any, header ...string)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAgainstReference(t, req, resp, raw)
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)

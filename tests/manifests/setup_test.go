@@ -79,7 +79,7 @@ func kind(b []byte) string {
 
 func rendered(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := manifests.Render(catalog.All(), manifests.Options{})
+	files, err := manifests.Render(catalog.All(), manifests.Options{Source: "../.."})
 	if err != nil {
 		t.Fatalf("render the catalog: %v", err)
 	}

@@ -170,7 +170,7 @@ func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusCreated, map[string]any{"app": a}, nil
+		return http.StatusCreated, Uploaded{App: a}, nil
 	}
 }
 
@@ -181,4 +181,9 @@ func bodyError(err error) error {
 		return apierr.New(apierr.TooLarge, "the request body is over %d bytes", tooLarge.Limit)
 	}
 	return apierr.Wrap(apierr.Invalid, err, "the multipart body is malformed")
+}
+
+// Uploaded is the answer of RouteUpload.
+type Uploaded struct {
+	App app.App `json:"app"`
 }

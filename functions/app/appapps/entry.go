@@ -13,7 +13,7 @@ import (
 // 200 MB over a slow link takes minutes, hence the timeout.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: app.ContextName,
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	Emits:    []string{app.EventUploaded, app.EventDeleted},
 	MaxScale: 5, Concurrency: 20, TimeoutSeconds: 600,
 	Secrets: []string{function.SecretUserTokenPublicKey, app.SecretS3Endpoint, app.SecretS3AccessKeyID, app.SecretS3SecretAccessKey},

@@ -77,9 +77,14 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	mux.Handle(RouteSubscriptions, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 			list, err := svc.Subscriptions(ctx, p.UserID)
-			return http.StatusOK, map[string]any{"subscriptions": list}, err
+			return http.StatusOK, Subscriptions{Subscriptions: list}, err
 		})))
 	return &Function{mux: mux}
+}
+
+// Subscriptions is the answer of RouteSubscriptions.
+type Subscriptions struct {
+	Subscriptions []billing.Subscription `json:"subscriptions"`
 }
 
 // Handle serves one HTTP request.

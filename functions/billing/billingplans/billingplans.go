@@ -44,7 +44,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	mux.Handle(RouteList, auth.Route(auth.Access{Public: true}, log,
 		func(ctx context.Context, _ auth.Principal, _ *http.Request) (int, any, error) {
 			list, err := svc.Plans(ctx, false)
-			return http.StatusOK, map[string]any{"plans": list}, err
+			return http.StatusOK, List{Plans: list}, err
 		}))
 	mux.Handle(RouteGet, auth.Route(auth.Access{Public: true}, log,
 		func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
@@ -70,6 +70,11 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 			return http.StatusOK, p, err
 		})))
 	return &Function{mux: mux}
+}
+
+// List is the answer of RouteList.
+type List struct {
+	Plans []billing.Plan `json:"plans"`
 }
 
 // Handle serves one HTTP request.

@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	MaxScale: 5, Concurrency: 100, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)

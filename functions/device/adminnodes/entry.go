@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	MaxScale: 3, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
 }, build)

@@ -13,7 +13,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 600,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
 }, build)

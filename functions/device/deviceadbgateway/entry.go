@@ -15,7 +15,7 @@ import (
 // gateway watches the devices of its sessions.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	Emits:    Emits,
 	MinScale: 1, MaxScale: 10, Concurrency: 1000, TimeoutSeconds: 600,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},

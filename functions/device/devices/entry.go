@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
-	Routes: Routes,
+	Routes: Routes, API: API,
 	Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
 		device.EventRestartRequested, device.EventDeleteRequested},
 	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,

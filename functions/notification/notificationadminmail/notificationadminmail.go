@@ -84,9 +84,14 @@ func New(dir string, v *auth.Verifier, log *slog.Logger) *Function {
 				}
 				items = append(items, Mail{ID: m.ID, Envelope: Envelope{From: m.From, To: m.To}, ReceivedAt: m.ReceivedAt, Parsed: p})
 			}
-			return http.StatusOK, map[string]any{"items": items}, nil
+			return http.StatusOK, List{Items: items}, nil
 		})))
 	return &Function{mux: mux}
+}
+
+// List is the answer of Route, newest first.
+type List struct {
+	Items []Mail `json:"items"`
 }
 
 // Handle serves one HTTP request.

@@ -14,7 +14,7 @@ var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: notification.ContextName,
 	// A stream lasts until the platform's request timeout (600 s at most on
 	// Knative); the client then resumes with Last-Event-ID.
-	Routes:   Routes,
+	Routes: Routes, API: API,
 	MaxScale: 10, Concurrency: 1000, TimeoutSeconds: 600,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)

@@ -51,7 +51,7 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 	}
 	handle(RouteList, func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 		items, err := svc.Webhooks(ctx, p.UserID)
-		return http.StatusOK, map[string]any{"items": items}, err
+		return http.StatusOK, List{Items: items}, err
 	})
 	handle(RouteCreate, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 		var req notification.WebhookRequest
@@ -93,3 +93,8 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+
+// List is the answer of RouteList.
+type List struct {
+	Items []notification.Webhook `json:"items"`
+}

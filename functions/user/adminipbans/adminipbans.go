@@ -70,6 +70,11 @@ func (f *Function) adminOnly(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// List is the answer of RouteList.
+type List struct {
+	Entries []ipban.Entry `json:"entries"`
+}
+
 func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 	entries, err := f.bans.List(r.Context())
 	if err != nil {
@@ -79,7 +84,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 	if entries == nil {
 		entries = []ipban.Entry{}
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"entries": entries})
+	httpjson.Write(w, http.StatusOK, List{Entries: entries})
 }
 
 func (f *Function) put(w http.ResponseWriter, r *http.Request) {

@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: user.ContextName,
-	Routes:   []string{RouteList, RoutePut, RouteDelete},
+	Routes: []string{RouteList, RoutePut, RouteDelete}, API: API,
 	MaxScale: 2, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)

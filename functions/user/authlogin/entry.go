@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: user.ContextName,
-	Routes:   []string{Route},
+	Routes: []string{Route}, API: API,
 	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenKey, function.SecretUserTokenPublicKey},
 }, build)

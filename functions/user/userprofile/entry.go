@@ -11,7 +11,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: user.ContextName,
-	Routes:   []string{RouteMe, RouteQuota},
+	Routes: []string{RouteMe, RouteQuota}, API: API,
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)

@@ -1,5 +1,6 @@
 // Command render writes the deployment descriptors rendered from the function
-// catalog (infra/knative/*.yaml, triggers/*.yaml, stack.yml) and deletes the
+// catalog (infra/knative/*.yaml, triggers/*.yaml, stack.yml) and the API
+// reference (manifests.APIFile) and deletes the
 // generated files that are no longer rendered. With -check it changes nothing
 // and exits 1, listing every difference, when the files are out of date.
 // With -list it prints the catalog's function names, one a line, and renders
@@ -41,7 +42,7 @@ func main() {
 }
 
 func run(root string, check bool) int {
-	files, err := manifests.Render(catalog.All(), manifests.Options{})
+	files, err := manifests.Render(catalog.All(), manifests.Options{Source: root})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "render:", err)
 		return 2
