@@ -262,8 +262,9 @@ func (s *Service) InstallApp(ctx context.Context, p auth.Principal, id string, r
 }
 
 // UninstallApp asks for package pkg to be removed from p's running device id
-// and answers the installation (state uninstalling); repeating it while the
-// uninstall is under way sends nothing more. A package the device does not
+// and answers the installation (state uninstalling). Asking again sends the
+// command again (removing what is gone is done already), so an uninstall
+// whose command failed can be retried. A package the device does not
 // have is apierr NotFound, like another user's device; a device that is not
 // running is apierr Conflict.
 func (s *Service) UninstallApp(ctx context.Context, p auth.Principal, id, pkg string) (Installation, error) {
@@ -281,10 +282,6 @@ func (s *Service) UninstallApp(ctx context.Context, p auth.Principal, id, pkg st
 		}
 		if d.State != StateRunning {
 			return conflict(d, "uninstall an app from")
-		}
-		out = in
-		if in.State == InstallUninstalling {
-			return nil
 		}
 		in.State, in.Reason, in.RequestedAt = InstallUninstalling, "", s.now().UTC()
 		if err := in.save(ctx, tx); err != nil {
