@@ -212,9 +212,6 @@ func (s *Service) ownDevice(ctx context.Context, p auth.Principal, id string) (D
 // is not running is apierr Conflict; an app context that cannot be reached
 // is apierr Unavailable.
 func (s *Service) InstallApp(ctx context.Context, p auth.Principal, id string, req InstallRequest) (Installation, error) {
-	if s.apps == nil {
-		return Installation{}, apierr.New(apierr.Unavailable, "app installs are not available on this platform")
-	}
 	if !p.HasPermission("device:operate") {
 		return Installation{}, apierr.New(apierr.Forbidden, "you may not install apps on devices")
 	}
@@ -227,6 +224,9 @@ func (s *Service) InstallApp(ctx context.Context, p auth.Principal, id string, r
 	}
 	if d.State != StateRunning {
 		return Installation{}, conflict(&d, "install an app on")
+	}
+	if s.apps == nil {
+		return Installation{}, apierr.New(apierr.Unavailable, "app installs are not available on this platform")
 	}
 	dl, err := s.apps.Download(ctx, d.UserID, strings.ToLower(req.AppID))
 	if err != nil {
