@@ -58,9 +58,8 @@ func (b *bundle) runningPhone(name string) (id, addr string) {
 	return id, net.JoinHostPort("127.0.0.1", strconv.Itoa(cmd.ADBPort))
 }
 
-// appCommand builds an app command event for device id.
-func appCommand(t *testing.T, typ, id string, c devicecontext.AppCommand) devicecontext.AppCommand {
-	t.Helper()
+// appCommand is c as the device context sends it for device id.
+func appCommand(id string, c devicecontext.AppCommand) devicecontext.AppCommand {
 	c.SchemaVersion, c.DeviceID, c.UserID, c.AppID = 1, id, "user-"+id, "00000000-0000-4000-8000-0000000000a1"
 	if c.VersionCode == 0 {
 		c.VersionCode = 1
@@ -81,7 +80,7 @@ func (b *bundle) sendApp(rt *deviceruntime.Function, typ string, c devicecontext
 // installOf is the install command of apk, served at url.
 func installOf(t *testing.T, id, pkg, url string, apk []byte) devicecontext.AppCommand {
 	sum := sha256.Sum256(apk)
-	return appCommand(t, devicecontext.EventAppInstallRequested, id, devicecontext.AppCommand{
+	return appCommand(id, devicecontext.AppCommand{
 		Package: pkg, URL: url, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(apk))})
 }
 
@@ -141,7 +140,7 @@ func TestInstallDownloadsChecksAndInstallsOverADBAndUninstallRemovesIt(t *testin
 		t.Fatalf("the phone lists %v", pkgs)
 	}
 
-	un := appCommand(t, devicecontext.EventAppUninstallRequested, id, devicecontext.AppCommand{Package: "org.example.runtime"})
+	un := appCommand(id, devicecontext.AppCommand{Package: "org.example.runtime"})
 	b.sendApp(b.rt, devicecontext.EventAppUninstallRequested, un)
 	b.waitFact(id, devicecontext.EventAppUninstalled, 1, 30*time.Second)
 	if pkgs := packages(t, addr); slices.Contains(pkgs, "org.example.runtime") {
