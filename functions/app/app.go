@@ -70,6 +70,7 @@ type Config struct {
 // the real one.
 type Store interface {
 	Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error)
+	PutSized(ctx context.Context, key string, r io.Reader, size, limit int64) (int64, error)
 	Head(ctx context.Context, key string) (int64, error)
 	Delete(ctx context.Context, key string) error
 	ReaderAt(ctx context.Context, key string, size int64) *objectstore.ReaderAt

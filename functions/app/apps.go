@@ -47,8 +47,10 @@ const apkPrefix = "apks/"
 const cleanupTimeout = 30 * time.Second
 
 // Upload stores the APK that body yields for userID and records it. The bytes
-// are streamed to a new object while their SHA-256 is computed (at most two
-// parts of objectstore.PartSize in memory, nothing on local disk), and the
+// are streamed to a new object while their SHA-256 is computed (nothing on
+// local disk): when size (the length the request announced; ≤ 0 unknown) is
+// known, in one PutObject with no buffer; otherwise in parts of
+// objectstore.PartSize, at most three in memory. The
 // manifest is read from the stored object by ranged reads. Objects are keyed
 // by digest in the objects table: when those bytes were stored before, the
 // app refers to that object and the new one is removed, so the same bytes
@@ -57,7 +59,7 @@ const cleanupTimeout = 30 * time.Second
 // not a valid APK, Conflict when userID already has this package at this
 // version code, Unavailable when the store cannot be reached. On any error
 // nothing is recorded and the new object is removed.
-func (s *Service) Upload(ctx context.Context, userID, filename string, body io.Reader) (App, error) {
+func (s *Service) Upload(ctx context.Context, userID, filename string, body io.Reader, size int64) (App, error) {
 	key := apkPrefix + events.NewID()
 	keep := false
 	defer func() {
@@ -71,7 +73,7 @@ func (s *Service) Upload(ctx context.Context, userID, filename string, body io.R
 		}
 	}()
 	h := sha256.New()
-	size, err := s.store.Put(ctx, key, io.TeeReader(body, h), s.cfg.MaxAPKBytes)
+	size, err := s.store.PutSized(ctx, key, io.TeeReader(body, h), size, s.cfg.MaxAPKBytes)
 	if err != nil {
 		return App{}, s.putError(err)
 	}

@@ -62,6 +62,7 @@ type Options struct {
 var features = []struct{ name, route string }{
 	{"adb", "GET /api/v1/devices/{id}/screenshot"},
 	{"apps", "GET /api/v1/apps"},
+	{"install", "POST /api/v1/devices/{id}/apps"},
 	{"notifications", "GET /api/v1/notifications"},
 	{"mail", "GET /api/v1/admin/mail"},
 }

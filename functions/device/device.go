@@ -36,7 +36,7 @@ const ContextName = "device"
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates the nodes, devices and device_ports tables. Open the
+// Migrations creates the nodes, devices, device_ports and device_apps tables. Open the
 // database with outbox.Migrations, inbox.Migrations and these.
 var Migrations = db.Embedded("device", migrationFiles, "migrations")
 
@@ -48,6 +48,9 @@ type Config struct {
 	// UserURL is the base URL of the user context's internal quota API
 	// (/internal/v1/quotas/...).
 	UserURL string `env:"CLOUDPHONE_USER_URL" default:"http://127.0.0.1:8080"`
+	// AppURL is the base URL of the app context's internal API
+	// (/internal/v1/users/{user_id}/apps/{app_id}/download).
+	AppURL string `env:"CLOUDPHONE_APP_URL" default:"http://127.0.0.1:8080"`
 	// Image is the phone image a device gets when its request names none.
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
 	// Images lists further images (comma-separated) a request may name.
@@ -100,7 +103,10 @@ type NodeConfig struct {
 
 // Options are what Open needs beyond the pool.
 type Options struct {
-	Quota            Quota
+	Quota Quota
+	// Apps answers the downloads of users' apps for installs; nil leaves
+	// installs unavailable (apierr Unavailable) and the rest working.
+	Apps             Apps
 	Tickets          *Tickets
 	Ports            PortRange
 	Node             NodeConfig
@@ -120,6 +126,7 @@ type Options struct {
 type Service struct {
 	pool    *pgxpool.Pool
 	quota   Quota
+	apps    Apps
 	tickets *Tickets
 	ports   PortRange
 	image   string
@@ -165,7 +172,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 			images[im] = true
 		}
 	}
-	s := &Service{pool: pool, quota: opt.Quota, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
+	s := &Service{pool: pool, quota: opt.Quota, apps: opt.Apps, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
 		images: images, storage: opt.DefaultStorageGB, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
 	if opt.Node.Name != "" {
 		if err := s.RegisterNode(ctx, opt.Node); err != nil {

@@ -69,6 +69,11 @@ func service(s function.Spec, o Options) *servingv1.Service {
 		secretEnv("DATABASE_URL", o.SecretName, SecretKeyDatabaseURL),
 		secretEnv("REDIS_URL", o.SecretName, SecretKeyRedisURL),
 	}
+	if s.Context == "device" {
+		// The app context's internal download API, which the device context
+		// calls for installs.
+		env = append(env, corev1.EnvVar{Name: "CLOUDPHONE_APP_URL", Value: "http://app-apps-internal." + o.Namespace + ".svc.cluster.local"})
+	}
 	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 	sizeLimit := resource.MustParse("16Mi")
 	volumes := []corev1.Volume{{

@@ -74,6 +74,10 @@ func New(cfg Config) (*Store, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 16
+	// Bodies of megabytes go out and come in through these buffers: at the
+	// default 4 KiB a streamed write costs a system call per 4 KiB.
+	transport.WriteBufferSize = 256 << 10
+	transport.ReadBufferSize = 256 << 10
 	client := s3.New(s3.Options{
 		BaseEndpoint: aws.String(cfg.Endpoint),
 		Region:       cfg.Region,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -203,4 +204,181 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 		return 0, ErrTooLarge
 	}
 	return n, err
+}
+
+// PutSized is Put for a stream announced to hold size bytes (the length of
+// a request body less its framing, say). When r yields exactly size bytes,
+// as it nearly always does, they are streamed straight into one PutObject:
+// no part buffers here, no multipart assembly on the server, which on
+// S3-compatible stores costs a second pass over the bytes. When r yields
+// fewer bytes the PutObject is completed with zeros and the object then cut
+// to what r yielded; when it yields up to MaxOverrun more, they are
+// appended; either fix-up is done on the server (ranged part copies), or
+// here for objects under MinPartSize. So the outcome is Put's: everything r
+// yields is at key, or, on error, nothing. size ≤ 0 or over limit is Put.
+// A stream that runs more than MaxOverrun past size is a *ReadError.
+func (s *Store) PutSized(ctx context.Context, key string, r io.Reader, size, limit int64) (int64, error) {
+	if size <= 0 || size > limit {
+		return s.Put(ctx, key, r, limit)
+	}
+	lr := &limitedReader{r: r, left: limit}
+	body := &paddedReader{r: lr, left: size}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+	}, unsignedPayload)
+	if body.err == nil && err == nil && body.n == size {
+		// Anything left beyond the announced size?
+		var extra []byte
+		extra, body.err = io.ReadAll(io.LimitReader(lr, MaxOverrun+1))
+		switch {
+		case body.err != nil:
+		case len(extra) > MaxOverrun:
+			body.err = fmt.Errorf("the stream runs more than %d bytes past its announced size %d", MaxOverrun, size)
+		case len(extra) == 0:
+			return size, nil
+		default:
+			return s.fixUp(ctx, key, size, extra)
+		}
+	}
+	if body.err != nil {
+		s.discard(ctx, key)
+		if errors.Is(body.err, ErrTooLarge) {
+			return 0, ErrTooLarge
+		}
+		return 0, &ReadError{Err: body.err}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, classify(err))
+	}
+	return s.fixUp(ctx, key, body.n, nil)
+}
+
+// MaxOverrun is how far a stream given to PutSized may run past its
+// announced size (kept in memory to be appended).
+const MaxOverrun = 64 << 10
+
+// MinPartSize is S3's smallest part but the last.
+const MinPartSize = 5 << 20
+
+// fixUp rewrites the object at key as its first keep bytes followed by
+// extra, and returns its new size. On error nothing is left at key.
+func (s *Store) fixUp(ctx context.Context, key string, keep int64, extra []byte) (n int64, err error) {
+	defer func() {
+		if err != nil {
+			s.discard(ctx, key)
+		}
+	}()
+	total := keep + int64(len(extra))
+	if keep < MinPartSize {
+		data := make([]byte, 0, total)
+		if keep > 0 {
+			out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key,
+				Range: aws.String(fmt.Sprintf("bytes=0-%d", keep-1))})
+			if err != nil {
+				return 0, fmt.Errorf("read back %s: %w", key, classify(err))
+			}
+			data, err = io.ReadAll(io.LimitReader(out.Body, keep))
+			out.Body.Close()
+			if err != nil || int64(len(data)) != keep {
+				return 0, fmt.Errorf("read back %s: %d of %d bytes: %w", key, len(data), keep, classify(err))
+			}
+		}
+		data = append(data, extra...)
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key,
+			Body: bytes.NewReader(data), ContentLength: aws.Int64(total)}, unsignedPayload)
+		if err != nil {
+			return 0, fmt.Errorf("put %s: %w", key, classify(err))
+		}
+		return total, nil
+	}
+	// Parts copy from a copy of the object, so that completing the upload
+	// at key never races its own source.
+	src := key + ".fixup"
+	if err := s.Copy(ctx, key, src); err != nil {
+		return 0, err
+	}
+	defer s.discard(ctx, src)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return 0, fmt.Errorf("start multipart upload of %s: %w", key, classify(err))
+	}
+	completed, err := func() ([]s3types.CompletedPart, error) {
+		cp, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &s.bucket, Key: &key,
+			UploadId: created.UploadId, PartNumber: aws.Int32(1), CopySource: aws.String(s.bucket + "/" + url.PathEscape(src)),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=0-%d", keep-1))})
+		if err != nil {
+			return nil, fmt.Errorf("copy part of %s: %w", key, classify(err))
+		}
+		parts := []s3types.CompletedPart{{ETag: cp.CopyPartResult.ETag, PartNumber: aws.Int32(1)}}
+		if len(extra) > 0 {
+			up, err := s.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.bucket, Key: &key, UploadId: created.UploadId,
+				PartNumber: aws.Int32(2), Body: bytes.NewReader(extra), ContentLength: aws.Int64(int64(len(extra)))}, unsignedPayload)
+			if err != nil {
+				return nil, fmt.Errorf("upload part of %s: %w", key, classify(err))
+			}
+			parts = append(parts, s3types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(2)})
+		}
+		return parts, nil
+	}()
+	if err == nil {
+		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.bucket, Key: &key,
+			UploadId: created.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: completed}})
+		if err != nil {
+			err = fmt.Errorf("complete multipart upload of %s: %w", key, classify(err))
+		}
+	}
+	if err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: created.UploadId})
+		return 0, err
+	}
+	return total, nil
+}
+
+// discard removes key after a failed write, with a fresh context (the
+// caller's may be what failed).
+func (s *Store) discard(ctx context.Context, key string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, _ = s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
+}
+
+// paddedReader yields exactly left bytes: r's, then zeros once r ends. n
+// counts r's bytes; err keeps r's first failure (other than io.EOF), after
+// which it fails too.
+type paddedReader struct {
+	r    io.Reader
+	left int64
+	n    int64
+	eof  bool
+	err  error
+}
+
+func (p *paddedReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	if p.eof {
+		clear(b)
+		p.left -= int64(len(b))
+		return len(b), nil
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	p.left -= int64(n)
+	switch {
+	case errors.Is(err, io.EOF):
+		p.eof = true
+	case err != nil:
+		p.err = err
+		return n, err
+	}
+	return n, nil
 }

@@ -46,3 +46,5 @@ echo "== go test -run '^\$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100
 go test -count=1 -run '^$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/
 echo "== APK upload, 100 MiB through app-apps vs a straight PutObject: go test -run '^\$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/"
 go test -count=1 -run '^$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/
+echo "== app install, small APK, POST /apps → installed on a running stand-in phone: go test -run '^\$' -bench UploadToInstalled -benchtime 10x ./tests/bench/apps/"
+go test -count=1 -run '^$' -bench UploadToInstalled -benchtime 10x ./tests/bench/apps/

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/functions/app/apptest"
 	"github.com/cloudphone/cloudphone/functions/user"
 )
 
@@ -291,6 +292,30 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 		t.Log("the platform serves no screenshot route (device-adb-api); the phone's screen is not checked")
 	}
 	alice.screenshot("phone-page")
+
+	// An app alice uploaded is installed on the phone from its page, and
+	// listed there as installed once the phone has it.
+	if servesRoute("POST /api/v1/devices/{id}/apps") && servesRoute("GET /api/v1/apps") {
+		apk := apptest.Build(t, apptest.Spec{Package: "org.example.console", VersionCode: 1, Label: "Console app"})
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if st := call(t, "POST", p.base+"/api/v1/auth/login", map[string]string{"login": "alice", "password": password}, &tok); st != 200 {
+			t.Fatalf("log alice in over the API: %d", st)
+		}
+		if st, body := uploadAPK(t, p.base, tok.AccessToken, apk); st != 201 {
+			t.Fatalf("upload: %d %s", st, body)
+		}
+		alice.open("/console/phones/" + phoneID)
+		alice.wait("uploaded app offered", `document.querySelectorAll("#install-app option").length === 2`, 15*time.Second)
+		appID := eval[string](alice, `document.querySelectorAll("#install-app option")[1].value`)
+		alice.do("install the app",
+			chromedp.SetValue(chromedp.CSS(`#install-app`), appID),
+			chromedp.Click(chromedp.CSS(`#install-form button`)))
+		alice.wait("app installed", `document.querySelector('#device-apps tr[data-package="org.example.console"][data-state="installed"]') !== null`, 60*time.Second)
+		alice.noError("install an app")
+		alice.screenshot("phone-app-installed")
+	}
 
 	// Another user sees neither the phone in the list nor its page.
 	bob := newTab(t, ctx, p.base, "bob")

@@ -28,6 +28,9 @@ const deviceAdminPassword = "admin password for the device e2e"
 type devicePlatform struct {
 	*running
 	base string
+	// prefix is the platform's database prefix (set by
+	// startRuntimePlatform).
+	prefix string
 }
 
 // startDevicePlatform runs every catalog function except device-runtime on

@@ -78,7 +78,7 @@ func startRuntimePlatform(t *testing.T, extra map[string]string) (devicePlatform
 		}
 	})
 	t.Cleanup(func() { _ = docker.Close() })
-	return devicePlatform{running: r, base: p.URL()}, docker
+	return devicePlatform{running: r, base: p.URL(), prefix: e.prefix}, docker
 }
 
 // removeInstance force-removes every phone container of the instance.

@@ -14,10 +14,10 @@ var API = []function.Operation{
 		RequestType: "multipart/form-data",
 		Request: function.Schema{"type": "object", "required": []string{FileField}, "properties": map[string]any{
 			FileField: map[string]any{"type": "string", "contentMediaType": "application/vnd.android.package-archive"}}},
-		Status: http.StatusCreated, Response: Uploaded{}},
+		Status: http.StatusCreated, Response: One{}},
 	{Route: RouteList, Summary: "Your apps, newest first",
 		Query:    map[string]string{"limit": "page size, 1 to 100", "cursor": "next_cursor of the previous page"},
 		Response: app.Page{}},
-	{Route: RouteGet, Summary: "One of your apps", Response: app.App{}},
+	{Route: RouteGet, Summary: "One of your apps", Response: One{}},
 	{Route: RouteDelete, Summary: "Delete an app", Doc: "The APK's bytes go when no app refers to them.", Status: http.StatusNoContent},
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -488,4 +489,51 @@ func zipOf(t *testing.T, entries map[string][]byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// However the form is framed (the APK alone, as browsers send it; followed
+// by another field; a close delimiter without its CRLF; a preamble), the
+// stored object is exactly the APK's bytes.
+func TestUploadStoresExactlyTheAPKWhateverTheFormsFraming(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	data, _ := readAPK(t, apptest.Spec{Package: "org.example.framing"})
+	sum := sha256.Sum256(data)
+	const b = "frame-boundary"
+	head := "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.apk\"\r\n" +
+		"Content-Type: application/vnd.android.package-archive\r\n\r\n"
+	for name, body := range map[string]string{
+		"alone":              head + string(data) + "\r\n--" + b + "--\r\n",
+		"then a field":       head + string(data) + "\r\n--" + b + "\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--" + b + "--\r\n",
+		"no CRLF at the end": head + string(data) + "\r\n--" + b + "--",
+		"preamble":           "ignored preamble\r\n" + head + string(data) + "\r\n--" + b + "--\r\n",
+	} {
+		_, tok := e.token(t)
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/apps", strings.NewReader(body))
+		r.Header.Set("Content-Type", "multipart/form-data; boundary="+b)
+		ans := e.do(t, tok, r)
+		if ans.status != http.StatusCreated {
+			t.Fatalf("%s: upload = %d %s", name, ans.status, ans.body)
+		}
+		a := ans.app(t)
+		if a.SHA256 != hex.EncodeToString(sum[:]) || a.Size != int64(len(data)) {
+			t.Fatalf("%s: recorded %s, %d bytes", name, a.SHA256, a.Size)
+		}
+		var key string
+		if err := e.pool.QueryRow(context.Background(), `SELECT key FROM objects WHERE sha256 = $1`, a.SHA256).Scan(&key); err != nil {
+			t.Fatal(err)
+		}
+		size, err := e.store.Head(context.Background(), key)
+		got := make([]byte, size)
+		if err == nil {
+			_, err = e.store.ReaderAt(context.Background(), key, size).ReadAt(got, 0)
+		}
+		if (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(got, data) {
+			t.Fatalf("%s: the stored object (%d bytes, %v) is not the APK (%d bytes)", name, size, err, len(data))
+		}
+		// Deleted, so that the next case stores its own object.
+		if ans := e.request(t, tok, http.MethodDelete, "/api/v1/apps/"+a.ID); ans.status != http.StatusNoContent {
+			t.Fatalf("%s: delete = %d", name, ans.status)
+		}
+	}
 }

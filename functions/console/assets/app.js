@@ -446,13 +446,49 @@
       });
     }
     var stopLoad = every(2000, function () {
-      return load().then(packages, function (e) {
+      return load().then(function () { deviceApps(); return packages(); }, function (e) {
         // Not the caller's phone, or deleted: nothing more to show.
         if (e.status === 404) { stopLoad(); if (stopShots) stopShots(); }
         throw e;
       });
     });
     var stopShots = null;
+    var appsShown = false;
+    // deviceApps lists the apps on the phone (their install state, live) and
+    // installs one of the user's uploaded apps on it; it starts once the
+    // phone has loaded, so that a phone that is not the user's asks no more.
+    function deviceApps() {
+      if (appsShown || !has("install") || !has("apps")) return;
+      appsShown = true;
+      var form = $("#install-form"), select = $("#install-app");
+      api("GET", "/api/v1/apps?limit=100").then(function (p) {
+        (p.apps || []).forEach(function (a) {
+          select.appendChild(el("option", { value: a.id, text: (a.label || a.package) + " " + (a.version_name || a.version_code) }));
+        });
+      }).catch(showError);
+      function list() {
+        return api("GET", "/api/v1/devices/" + id + "/apps").then(function (l) {
+          var tb = clear($("#device-apps tbody"));
+          (l.apps || []).forEach(function (a) {
+            var settled = a.state === "installed" || a.state === "failed";
+            tb.appendChild(el("tr", { "data-package": a.package, "data-state": a.state },
+              el("td", { text: (a.label || a.package) + " (" + a.package + ")" }),
+              el("td", { text: a.version_name || String(a.version_code) }),
+              el("td", { text: a.state + (a.reason ? ": " + a.reason : "") }),
+              el("td", null, settled ? el("button", { type: "button", text: "Uninstall", onclick: function () {
+                api("DELETE", "/api/v1/devices/" + id + "/apps/" + encodeURIComponent(a.package)).then(list).catch(showError);
+              } }) : null)));
+          });
+        });
+      }
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        busy(form, true);
+        api("POST", "/api/v1/devices/" + id + "/apps", { app_id: select.value }).then(list).catch(showError)
+          .then(function () { busy(form, false); });
+      });
+      every(2000, list);
+    }
     Array.prototype.forEach.call(document.querySelectorAll(".actions button"), function (b) {
       b.addEventListener("click", function () {
         var act = b.getAttribute("data-act");

@@ -449,14 +449,54 @@ func (c *Client) Install(ctx context.Context, r io.Reader, size int64) error {
 	if err := c.Push(ctx, r, size, remote, 0o644); err != nil {
 		return fmt.Errorf("adb: install: %w", err)
 	}
+	return c.InstallPushed(ctx, remote)
+}
+
+// InstallPushed installs the APK already pushed to remote on the device
+// with `pm install -r` and removes remote whatever pm said (a failure to
+// remove it is not the install's failure). A refusal by the package manager
+// is an *InstallError carrying its reason; other errors are transport
+// errors.
+func (c *Client) InstallPushed(ctx context.Context, remote string) error {
 	res, err := c.Shell(ctx, "pm install -r "+Quote(remote))
-	// The pushed copy goes whatever pm said; a failure to remove it is
-	// not the install's failure.
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_, _ = c.Shell(cleanup, "rm -f "+Quote(remote))
 	if err != nil {
 		return fmt.Errorf("adb: install: %w", err)
+	}
+	out := strings.TrimSpace(string(res.Stdout) + "\n" + string(res.Stderr))
+	if res.ExitCode == 0 && strings.Contains(out, "Success") {
+		return nil
+	}
+	return &InstallError{Reason: installReason(out), Output: out}
+}
+
+// Packages returns the packages `pm list packages` lists, in its order.
+func (c *Client) Packages(ctx context.Context) ([]string, error) {
+	res, err := c.ShellLimit(ctx, "pm list packages", 8<<20)
+	if err != nil {
+		return nil, fmt.Errorf("adb: list packages: %w", err)
+	}
+	if res.ExitCode > 0 {
+		return nil, fmt.Errorf("adb: list packages: exit %d: %s", res.ExitCode, bytes.TrimSpace(res.Stderr))
+	}
+	var out []string
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "package:"); ok && p != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Uninstall removes package pkg with `pm uninstall`. A refusal by the
+// package manager (such as DELETE_FAILED_INTERNAL_ERROR for a package that
+// is not installed) is an *InstallError; other errors are transport errors.
+func (c *Client) Uninstall(ctx context.Context, pkg string) error {
+	res, err := c.Shell(ctx, "pm uninstall "+Quote(pkg))
+	if err != nil {
+		return fmt.Errorf("adb: uninstall %s: %w", pkg, err)
 	}
 	out := strings.TrimSpace(string(res.Stdout) + "\n" + string(res.Stderr))
 	if res.ExitCode == 0 && strings.Contains(out, "Success") {

@@ -54,6 +54,11 @@ var Events = []function.EventType{
 	{Type: device.EventDeleted, Payload: device.Deleted{}, Doc: "a device was deleted and its port and quota freed; subject is the device id"},
 	{Type: device.EventConnectionOpened, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device opened at the gateway (session_id, at); subject is the device id"},
 	{Type: device.EventConnectionClosed, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device closed (session_id, at, reason, bytes); subject is the device id"},
+	{Type: device.EventAppInstallRequested, Payload: device.AppCommand{}, Doc: "command to device-runtime: download an app (presigned url, sha256, size) and install it on the device; subject is the device id"},
+	{Type: device.EventAppUninstallRequested, Payload: device.AppCommand{}, Doc: "command to device-runtime: uninstall a package from the device; subject is the device id"},
+	{Type: device.EventAppInstalled, Payload: device.AppFact{}, Doc: "an app was installed on a device and its package is listed (app_id, package, version_code, at); subject is the device id"},
+	{Type: device.EventAppInstallFailed, Payload: device.AppFact{}, Doc: "an app could not be installed on a device (reason, e.g. digest_mismatch); subject is the device id"},
+	{Type: device.EventAppUninstalled, Payload: device.AppFact{}, Doc: "an app was removed from a device; subject is the device id"},
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 

@@ -1,11 +1,14 @@
 // Package devicereports is the device-reports function: it turns device-runtime's
-// reports (cloudphone.device.runtime.*) into device state and facts.
+// reports (cloudphone.device.runtime.*) into device state and facts, and its
+// app facts (cloudphone.app.installed, install_failed, uninstalled) into the
+// state of the apps on each device.
 package devicereports
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -17,8 +20,8 @@ import (
 // Name is the function's name in the catalog.
 const Name = "device-reports"
 
-// Consumes are the report types the function handles.
-var Consumes = device.RuntimeReports
+// Consumes are the report and fact types the function handles.
+var Consumes = append(slices.Clone(device.RuntimeReports), device.AppFacts...)
 
 // Emits are the facts and commands it may write to the outbox.
 var Emits = []string{device.EventRunning, device.EventStopped, device.EventError, device.EventDeleted, device.EventStopRequested}
@@ -40,8 +43,22 @@ func New(svc *device.Service, log *slog.Logger) *Function {
 	return &Function{svc: svc, log: log}
 }
 
-// Handle applies one report.
+// Handle applies one report or app fact.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
+	if slices.Contains(device.AppFacts, e.Type()) {
+		var fact device.AppFact
+		if err := e.DataAs(&fact); err != nil {
+			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
+		}
+		if fact.DeviceID == "" {
+			fact.DeviceID = e.Subject()
+		}
+		err := f.svc.ApplyAppFact(ctx, e, fact)
+		if apierr.Is(err, apierr.Invalid) {
+			return nil, function.Permanent(err)
+		}
+		return nil, err
+	}
 	var r device.RuntimeReport
 	if err := e.DataAs(&r); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))

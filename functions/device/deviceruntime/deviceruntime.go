@@ -3,7 +3,8 @@
 // commands into phone containers.
 //
 // It consumes the device context's commands (cloudphone.device.<op>.requested,
-// op ∈ create|start|stop|restart|delete), acknowledges each at once after
+// op ∈ create|start|stop|restart|delete, and
+// cloudphone.device.app.install|uninstall.requested), acknowledges each at once after
 // recording it durably in its own queue (table runtime_commands in the device
 // context's database), and works through that queue with a few workers: one
 // command per device at a time, in the order received, each in a transaction
@@ -14,7 +15,13 @@
 // every Docker step is idempotent (the container's name is the device's).
 //
 // Every outcome is reported as cloudphone.device.runtime.<what> (created,
-// started, stopped, restarted, removed, failed, crashed) through the outbox.
+// started, stopped, restarted, removed, failed, crashed) through the outbox;
+// app commands as cloudphone.app.installed, install_failed or uninstalled.
+// An install downloads the APK from its presigned URL while pushing it to
+// the phone over ADB and hashing it, checks size and SHA-256, runs `pm
+// install` and checks `pm list packages`; a runtime that dies mid-install
+// leaves the command pending, and the next one installs again from the
+// start (pm install -r of the same APK changes nothing more).
 // A Docker events watch reports a container that dies without being told to
 // as crashed within seconds, and a reconcile loop (every 30 s) compares the
 // desired state in runtime_devices with the engines' containers: a device
@@ -33,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime/migrations"
 )
 
@@ -67,11 +75,18 @@ const (
 	EventCrashed   = "cloudphone.device.runtime.crashed"
 )
 
-// Consumes are the command types, in the order of the ops.
-var Consumes = []string{EventCreateRequested, EventStartRequested, EventStopRequested, EventRestartRequested, EventDeleteRequested}
+// The app commands the runtime consumes and the app facts it emits are
+// declared once, by the device context (EventAppInstallRequested with
+// AppCommand, EventAppInstalled with AppFact, ...): the notification context
+// reads the facts with those same types.
 
-// Emits are the report types.
-var Emits = []string{EventCreated, EventStarted, EventStopped, EventRestarted, EventRemoved, EventFailed, EventCrashed}
+// Consumes are the command types, in the order of the ops.
+var Consumes = []string{EventCreateRequested, EventStartRequested, EventStopRequested, EventRestartRequested, EventDeleteRequested,
+	devicecontext.EventAppInstallRequested, devicecontext.EventAppUninstallRequested}
+
+// Emits are the report types and the app facts.
+var Emits = append([]string{EventCreated, EventStarted, EventStopped, EventRestarted, EventRemoved, EventFailed, EventCrashed},
+	devicecontext.AppFacts...)
 
 // Ops of the commands.
 const (
@@ -80,6 +95,10 @@ const (
 	OpStop    = "stop"
 	OpRestart = "restart"
 	OpDelete  = "delete"
+	// OpInstall and OpUninstall are the app commands: they change no
+	// container, only what is installed on a running phone.
+	OpInstall   = "install"
+	OpUninstall = "uninstall"
 	// OpRecreate names, in reports, the reconcile loop's recreation of a
 	// crashed device's container; OpReconcile its other actions; OpWatch
 	// the events watch.
@@ -210,6 +229,11 @@ type Config struct {
 	// MaxRecreations is how often the reconcile loop recreates a crashed
 	// device before leaving it in error until the next start command.
 	MaxRecreations int `env:"DEVICE_MAX_RECREATIONS" default:"1"`
+	// MaxAPKBytes is the largest APK an install command may name.
+	MaxAPKBytes int64 `env:"DEVICE_MAX_APK_BYTES" default:"209715200"`
+	// InstallTimeout bounds one attempt at an install: the download, the
+	// push to the phone and the package manager.
+	InstallTimeout time.Duration `env:"DEVICE_INSTALL_TIMEOUT" default:"10m"`
 	// HealthFailures is how many reconcile passes in a row a running
 	// container may fail the ADB handshake before it counts as crashed.
 	HealthFailures int `env:"DEVICE_HEALTH_FAILURES" default:"3"`
@@ -268,6 +292,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRecreations < 0 {
 		c.MaxRecreations = 0
+	}
+	if c.MaxAPKBytes <= 0 {
+		c.MaxAPKBytes = 200 << 20
+	}
+	if c.InstallTimeout <= 0 {
+		c.InstallTimeout = 10 * time.Minute
 	}
 	if c.HealthFailures <= 0 {
 		c.HealthFailures = 3

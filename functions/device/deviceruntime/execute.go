@@ -9,12 +9,24 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+
+	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 )
 
-// finding is one report to emit: its type and data.
+// finding is one report to emit: its type and data. An app fact has its
+// data in App (and the device id in Data.DeviceID, its subject).
 type finding struct {
 	Type string
 	Data Report
+	App  *devicecontext.AppFact
+}
+
+// reason is the finding's reason.
+func (fd finding) reason() string {
+	if fd.App != nil {
+		return fd.App.Reason
+	}
+	return fd.Data.Reason
 }
 
 func newFinding(typ string, d *device, op, reason string, exitCode *int) finding {
@@ -32,6 +44,11 @@ type outcome struct {
 	failed  bool      // the command failed for good (a failed report is in reports)
 	docker  time.Duration
 	adbWait time.Duration
+	// giveUp, when set, adds the findings of a command whose failures that
+	// may pass went on too long (instead of a failed report of the device).
+	giveUp func(err error)
+	// reason is why the command failed, when no finding says it.
+	reason string
 }
 
 // fail records err as the outcome: retried later when it may pass, else a
@@ -57,6 +74,9 @@ func timed(sum *time.Duration, fn func() error) error {
 // execute runs one command against the device's engine. dev is the device's
 // locked row, nil when the runtime has never heard of the device.
 func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome {
+	if q.Op == OpInstall || q.Op == OpUninstall {
+		return f.executeApp(ctx, q, dev)
+	}
 	cmd := q.Cmd
 	if dev != nil && cmd.Seq > 0 && cmd.Seq < dev.Seq {
 		// A newer command for this device has already run: this one was

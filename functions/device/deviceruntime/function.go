@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -59,6 +61,7 @@ type Function struct {
 	engines  *engines
 	trace    func(Trace)
 	onReport func(event.Event)
+	http     *http.Client // fetches APKs from their presigned URLs
 	wake     chan struct{}
 
 	health healthCounts
@@ -90,11 +93,20 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger, opts ...Option) (*Fun
 	}
 	f := &Function{pool: pool, cfg: cfg, log: log, engines: newEngines(cfg, labels, log),
 		wake: make(chan struct{}, 1), watching: map[string]bool{}, reconcileCh: make(chan struct{}, 1),
-		health: healthCounts{n: map[string]int{}}}
+		health: healthCounts{n: map[string]int{}}, http: downloadClient()}
 	for _, o := range opts {
 		o(f)
 	}
 	return f, nil
+}
+
+// downloadClient is the HTTP client of APK downloads: a store that does not
+// answer within 30 s is retried later; the body's time is bounded by
+// Config.InstallTimeout.
+func downloadClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: tr}
 }
 
 var validDeviceID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
@@ -102,6 +114,7 @@ var validDeviceID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 var opOf = map[string]string{
 	EventCreateRequested: OpCreate, EventStartRequested: OpStart, EventStopRequested: OpStop,
 	EventRestartRequested: OpRestart, EventDeleteRequested: OpDelete,
+	devicecontext.EventAppInstallRequested: OpInstall, devicecontext.EventAppUninstallRequested: OpUninstall,
 }
 
 // Handle records a device command in the runtime's queue and acknowledges
@@ -118,7 +131,11 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	if err := e.DataAs(&cmd); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}
-	if err := validate(op, cmd); err != nil {
+	err := validate(op, cmd)
+	if err == nil && (op == OpInstall || op == OpUninstall) {
+		_, err = f.appCommand(op, e)
+	}
+	if err != nil {
 		return nil, function.Permanent(fmt.Errorf("%s %s: %w", e.Type(), e.ID(), err))
 	}
 	raw, err := json.Marshal(e)
@@ -287,18 +304,25 @@ func (f *Function) processOne(ctx context.Context) (found bool, err error) {
 				tr.Retried = true
 				return retryLater(ctx, tx, q.ID, wait, o.retry.Error())
 			}
-			d := o.dev
-			if d == nil {
-				d = mergeCommand(nil, q.Cmd, f.cfg.Image)
+			if o.giveUp != nil {
+				o.giveUp(o.retry)
+			} else {
+				d := o.dev
+				if d == nil {
+					d = mergeCommand(nil, q.Cmd, f.cfg.Image)
+				}
+				d.Observed = observedFailed
+				reason := fmt.Sprintf("%v (gave up after %d attempts)", o.retry, q.Attempts+1)
+				o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, reason, nil))
 			}
-			d.Observed = observedFailed
-			reason := fmt.Sprintf("%v (gave up after %d attempts)", o.retry, q.Attempts+1)
-			o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, reason, nil))
 			o.failed = true
 		}
 		if o.failed {
 			status = "failed"
-			lastErr = o.reports[len(o.reports)-1].Data.Reason
+			lastErr = o.reason
+			if n := len(o.reports); lastErr == "" && n > 0 {
+				lastErr = o.reports[n-1].reason()
+			}
 			log.WarnContext(cctx, "device command failed", "reason", lastErr)
 		}
 		if o.dev != nil {
@@ -342,7 +366,11 @@ func backoff(base time.Duration, attempts int) time.Duration {
 func emit(ctx context.Context, tx pgx.Tx, fs []finding) ([]event.Event, error) {
 	evs := make([]event.Event, 0, len(fs))
 	for _, fd := range fs {
-		e, err := events.New(ctx, fd.Type, Source, fd.Data.DeviceID, fd.Data)
+		var data any = fd.Data
+		if fd.App != nil {
+			data = fd.App
+		}
+		e, err := events.New(ctx, fd.Type, Source, fd.Data.DeviceID, data)
 		if err != nil {
 			return nil, err
 		}

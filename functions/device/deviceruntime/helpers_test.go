@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -260,4 +261,9 @@ func (b *bundle) inspect(id string) container.InspectResponse {
 		b.t.Fatalf("inspect the container of %s: %v", id, err)
 	}
 	return ci
+}
+
+// eventOf builds an event of type typ with data, about data's device.
+func eventOf(typ string, c devicecontext.AppCommand) (event.Event, error) {
+	return events.New(context.Background(), typ, "/cloudphone/device/devices", c.DeviceID, c)
 }

@@ -25,4 +25,12 @@ var API = []function.Operation{
 	{Route: RouteConnection, Summary: "How to reach a running phone over ADB",
 		Doc:      "Answers the gateway's WebSocket URL with a one-time ticket valid for a minute: `cpctl adb` or any WebSocket client that speaks ADB's wire protocol.",
 		Response: device.Connection{}},
+	{Route: RouteApps, Summary: "The apps on a phone",
+		Doc:      "state is installing, installed, failed (with reason) or uninstalling.",
+		Response: device.InstallationList{}},
+	{Route: RouteInstall, Summary: "Install one of your apps on a running phone",
+		Doc: "Answers 202 with the installation, installing until the phone reports installed or failed (reason digest_mismatch, " +
+			"download_failed, not_listed, ... or the package manager's code). Installing the same version again changes nothing.",
+		Request: device.InstallRequest{}, Status: http.StatusAccepted, Response: device.Installation{}},
+	{Route: RouteUninstall, Summary: "Uninstall an app from a running phone", Status: http.StatusAccepted, Response: device.Installation{}},
 }

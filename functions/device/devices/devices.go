@@ -1,6 +1,6 @@
 // Package devices is the devices function: the public device routes for the
 // signed-in user (create, list, read, start, stop, restart,
-// delete, connection).
+// delete, connection, and the apps installed on a device).
 package devices
 
 import (
@@ -27,16 +27,23 @@ const (
 	RouteStop       = "POST /api/v1/devices/{id}/stop"
 	RouteRestart    = "POST /api/v1/devices/{id}/restart"
 	RouteConnection = "GET /api/v1/devices/{id}/connection"
+	RouteApps       = "GET /api/v1/devices/{id}/apps"
+	RouteInstall    = "POST /api/v1/devices/{id}/apps"
+	RouteUninstall  = "DELETE /api/v1/devices/{id}/apps/{package}"
 )
 
 // Routes lists every route, for the catalog.
-var Routes = []string{RouteCreate, RouteList, RouteGet, RouteDelete, RouteStart, RouteStop, RouteRestart, RouteConnection}
+var Routes = []string{RouteCreate, RouteList, RouteGet, RouteDelete, RouteStart, RouteStop, RouteRestart, RouteConnection,
+	RouteApps, RouteInstall, RouteUninstall}
 
 // Function answers Routes for the bearer of a valid access token (401
 // otherwise). Create, start, stop, restart and delete answer 202 with the
 // device (the work completes when device-runtime reports); list answers
-// {"devices": [...]}; get and connection 200. Another user's device is 404
-// on every route (an admin may read any); a request that does not fit the
+// {"devices": [...]}; get and connection 200. Install and uninstall of an
+// app answer 202 with the installation (done when device-runtime reports),
+// the apps route 200 {"apps": [...]}; another user's app is 404 like another
+// user's device. Another user's device is 404 on every route (an admin may
+// read any); a request that does not fit the
 // device's state is 409; a refusal for lack of quota is 403 quota_exceeded;
 // no node with room or no free ADB port is 503 unavailable. Safe for
 // concurrent use.
@@ -62,6 +69,9 @@ func New(svc *device.Service, v *auth.Verifier, log *slog.Logger) *Function {
 	f.mux.Handle(RouteStop, require(f.serve(http.StatusAccepted, byID(svc.Stop))))
 	f.mux.Handle(RouteRestart, require(f.serve(http.StatusAccepted, byID(svc.Restart))))
 	f.mux.Handle(RouteConnection, require(f.serve(http.StatusOK, f.connection)))
+	f.mux.Handle(RouteApps, require(f.serve(http.StatusOK, byID(svc.ListApps))))
+	f.mux.Handle(RouteInstall, require(f.serve(http.StatusAccepted, f.install)))
+	f.mux.Handle(RouteUninstall, require(f.serve(http.StatusAccepted, f.uninstall)))
 	return f
 }
 
@@ -111,4 +121,16 @@ func (f *Function) connection(ctx context.Context, p auth.Principal, r *http.Req
 		scheme = "wss"
 	}
 	return f.svc.Connect(ctx, p, r.PathValue("id"), scheme+"://"+r.Host)
+}
+
+func (f *Function) install(ctx context.Context, p auth.Principal, r *http.Request) (any, error) {
+	var req device.InstallRequest
+	if err := httpjson.Decode(r, &req); err != nil {
+		return nil, err
+	}
+	return f.svc.InstallApp(ctx, p, r.PathValue("id"), req)
+}
+
+func (f *Function) uninstall(ctx context.Context, p auth.Principal, r *http.Request) (any, error) {
+	return f.svc.UninstallApp(ctx, p, r.PathValue("id"), r.PathValue("package"))
 }

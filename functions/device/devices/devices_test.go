@@ -193,3 +193,54 @@ func TestCreateAnswers403AtTheQuotaAnd400ForBadInput(t *testing.T) {
 		t.Fatalf("over the per-device cap: %d %+v", code, e)
 	}
 }
+
+// The app routes of a device: another user's device is 404 on each, bad
+// bodies are 400, a phone that is not running is 409, an uninstall of what
+// the phone does not have is 404, and without a token 401. (Installs that
+// reach the app context and the phone are proved end to end.)
+func TestAppRoutesCheckOwnerBodyAndState(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	alice, mallory := b.env.User(t, "alice"), b.env.User(t, "mallory")
+	d := b.create(t, alice)
+	b.run(t, d.ID)
+	apps := "/api/v1/devices/" + d.ID + "/apps"
+	install := `{"app_id":"00000000-0000-4000-8000-0000000000a1"}`
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", apps, ""}, {"POST", apps, install}, {"DELETE", apps + "/org.example.app", ""},
+	} {
+		var e apierr.Body
+		if code := b.do(t, r.method, r.path, mallory.Token, r.body, &e); code != http.StatusNotFound || e.Error.Code != apierr.NotFound {
+			t.Errorf("%s %s as another user: %d %+v, want 404", r.method, r.path, code, e)
+		}
+		if code := b.do(t, r.method, r.path, "", r.body, nil); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a token: %d", r.method, r.path, code)
+		}
+	}
+	for body, want := range map[string]int{
+		`{"app_id":"not-an-id"}`: http.StatusBadRequest,
+		`{"app_id":"00000000-0000-4000-8000-0000000000a1","force":true}`: http.StatusBadRequest,
+		`[]`: http.StatusBadRequest,
+	} {
+		if code := b.do(t, "POST", apps, alice.Token, body, nil); code != want {
+			t.Errorf("install with %s: %d, want %d", body, code, want)
+		}
+	}
+	if code := b.do(t, "DELETE", apps+"/org.example.notthere", alice.Token, "", nil); code != http.StatusNotFound {
+		t.Errorf("uninstall of a package the phone does not have: %d", code)
+	}
+	var l device.InstallationList
+	if code := b.do(t, "GET", apps, alice.Token, "", &l); code != http.StatusOK || l.Apps == nil || len(l.Apps) != 0 {
+		t.Fatalf("list: %d %+v", code, l)
+	}
+	if code := b.do(t, "POST", "/api/v1/devices/"+d.ID+"/stop", alice.Token, "", nil); code != http.StatusAccepted {
+		t.Fatalf("stop: %d", code)
+	}
+	var e apierr.Body
+	if code := b.do(t, "POST", apps, alice.Token, install, &e); code != http.StatusConflict || e.Error.Code != apierr.Conflict {
+		t.Fatalf("install on a stopping phone: %d %+v, want 409", code, e)
+	}
+	if c := b.env.Outbox(t, device.EventAppInstallRequested, d.ID); len(c) != 0 {
+		t.Fatalf("a refused install reached the runtime: %v", c)
+	}
+}

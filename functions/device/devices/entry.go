@@ -13,7 +13,7 @@ var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
 	Routes: Routes, API: API,
 	Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
-		device.EventRestartRequested, device.EventDeleteRequested},
+		device.EventRestartRequested, device.EventDeleteRequested, device.EventAppInstallRequested, device.EventAppUninstallRequested},
 	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
 }, build)

@@ -1,4 +1,5 @@
-// Package apps_test measures APK uploads: through the app-apps function over
+// Package apps_test measures APK uploads (and, in install_bench_test.go, the
+// time from an upload to the app installed on a phone): through the app-apps function over
 // HTTP (multipart in, streamed to S3 while hashed, manifest read by ranged
 // GETs, copied to its digest key) against a straight PutObject of the same
 // bytes to the same S3 server, and the memory the upload path holds.
