@@ -30,9 +30,14 @@ const (
 // Order is a purchase of a plan, with the terms copied from the plan when it
 // was placed and, when read on its own, its saga.
 type Order struct {
-	ID             string    `json:"id"`
-	UserID         string    `json:"user_id"`
-	PlanID         string    `json:"plan_id"`
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	PlanID string `json:"plan_id"`
+	// State is pending, active, failed or cancelled; the name devices,
+	// apps and every other resource use.
+	State string `json:"state"`
+	// Status is State under its former name, kept for clients written
+	// against it; it goes in the next API version.
 	Status         string    `json:"status"`
 	Price          int64     `json:"price"`
 	Currency       string    `json:"currency"`
@@ -75,12 +80,12 @@ func (r OrderRequest) hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-const orderColumns = `o.id::text, o.user_id::text, o.plan_id, o.status, o.price, o.currency, o.period_days, o.quota,
+const orderColumns = `o.id::text, o.user_id::text, o.plan_id, o.status, o.status, o.price, o.currency, o.period_days, o.quota,
 	o.failure_code, o.failure_reason, o.subscription_id::text, o.created_at, o.updated_at`
 
 func scanOrder(row pgx.Row) (Order, error) {
 	var o Order
-	err := row.Scan(&o.ID, &o.UserID, &o.PlanID, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
+	err := row.Scan(&o.ID, &o.UserID, &o.PlanID, &o.State, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
 		&o.FailureCode, &o.FailureReason, &o.SubscriptionID, &o.CreatedAt, &o.UpdatedAt)
 	return o, err
 }
@@ -159,7 +164,7 @@ func (s *Service) orderByKey(ctx context.Context, tx pgx.Tx, userID, key, hash s
 	o, err := func() (Order, error) {
 		var o Order
 		err := tx.QueryRow(ctx, `SELECT `+orderColumns+`, o.request_hash FROM orders o WHERE o.user_id = $1 AND o.idempotency_key = $2`,
-			userID, key).Scan(&o.ID, &o.UserID, &o.PlanID, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
+			userID, key).Scan(&o.ID, &o.UserID, &o.PlanID, &o.State, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
 			&o.FailureCode, &o.FailureReason, &o.SubscriptionID, &o.CreatedAt, &o.UpdatedAt, &stored)
 		return o, err
 	}()
@@ -184,7 +189,7 @@ func (s *Service) Order(ctx context.Context, userID, id string) (Order, error) {
 		var o Order
 		err := s.pool.QueryRow(ctx, `SELECT `+orderColumns+`, s.step, s.status, s.deadline, s.compensations, s.history
 FROM orders o JOIN sagas s ON s.order_id = o.id WHERE o.id = $1 AND o.user_id = $2`, id, userID).
-			Scan(&o.ID, &o.UserID, &o.PlanID, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
+			Scan(&o.ID, &o.UserID, &o.PlanID, &o.State, &o.Status, &o.Price, &o.Currency, &o.PeriodDays, &o.Quota,
 				&o.FailureCode, &o.FailureReason, &o.SubscriptionID, &o.CreatedAt, &o.UpdatedAt,
 				&sg.Step, &sg.Status, &sg.Deadline, &sg.Compensations, &hist)
 		return o, err
