@@ -9,6 +9,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbapi"
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
+	"github.com/cloudphone/cloudphone/functions/device/deviceidlestop"
 	"github.com/cloudphone/cloudphone/functions/device/deviceoutboxredrive"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
 	"github.com/cloudphone/cloudphone/functions/device/devicereports"
@@ -29,6 +30,7 @@ var Entries = []function.Entry{
 	devicereports.Entry,
 	devicebalancestop.Entry,
 	devicequotastop.Entry,
+	deviceidlestop.Entry,
 	deviceoutboxredrive.Entry,
 	deviceruntime.Entry,
 }
@@ -54,6 +56,7 @@ var Events = []function.EventType{
 	{Type: device.EventDeleted, Payload: device.Deleted{}, Doc: "a device was deleted and its port and quota freed; subject is the device id"},
 	{Type: device.EventConnectionOpened, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device opened at the gateway (session_id, at); subject is the device id"},
 	{Type: device.EventConnectionClosed, Payload: device.ConnectionFact{}, Doc: "a user's ADB session with a device closed (session_id, at, reason, bytes); subject is the device id"},
+	{Type: device.EventIdleCheckRequested, Payload: events.Tick{}, Doc: "time to stop the devices idle beyond their user's limit"},
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 
