@@ -108,9 +108,11 @@ func broker(o Options) *Broker {
 }
 
 // TriggerName is the name (and file name without .yaml) of the Trigger that
-// feeds events of type typ to subscriber.
+// feeds events of type typ to subscriber. Kubernetes names allow neither
+// dots nor underscores (cloudphone.app.install_failed), so both become
+// dashes.
 func TriggerName(typ, subscriber string) string {
-	return strings.ReplaceAll(typ, ".", "-") + "--" + subscriber
+	return strings.NewReplacer(".", "-", "_", "-").Replace(typ) + "--" + subscriber
 }
 
 // triggers renders one Trigger per (consumed type, subscriber), plus one per

@@ -234,7 +234,7 @@ func Check(specs []function.Spec, opts Options) error {
 	return nil
 }
 
-var typePattern = regexp.MustCompile(`^cloudphone(\.[a-z][a-z0-9-]*){2,}$`)
+var typePattern = regexp.MustCompile(`^cloudphone(\.[a-z][a-z0-9_-]*){2,}$`)
 
 func validType(t string) bool { return typePattern.MatchString(t) }
 

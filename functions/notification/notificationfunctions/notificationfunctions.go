@@ -4,6 +4,7 @@
 package notificationfunctions
 
 import (
+	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationadminmail"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationdelivery"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationinbox"
@@ -31,4 +32,10 @@ var Entries = []function.Entry{
 var Events = []function.EventType{
 	{Type: notificationdelivery.EventDeliveryRequested, Payload: events.Tick{},
 		Doc: "every minute: send the due emails and webhook deliveries of the notification context"},
+	{Type: notification.EventAppInstalled, Payload: notification.AppFact{}, Producer: "device",
+		Doc: "an app was installed on a device (app_id, package, version_code, at); subject is the device id"},
+	{Type: notification.EventAppInstallFailed, Payload: notification.AppFact{}, Producer: "device",
+		Doc: "installing an app on a device failed (reason); subject is the device id"},
+	{Type: notification.EventAppUninstalled, Payload: notification.AppFact{}, Producer: "device",
+		Doc: "an app was uninstalled from a device; subject is the device id"},
 }
