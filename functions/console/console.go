@@ -64,6 +64,7 @@ var features = []struct{ name, route string }{
 	{"apps", "GET /api/v1/apps"},
 	{"notifications", "GET /api/v1/notifications"},
 	{"mail", "GET /api/v1/admin/mail"},
+	{"webhooks", "GET /api/v1/webhooks"},
 }
 
 // page is one console page: its path under /console/, its template and title.
@@ -85,11 +86,12 @@ var pages = map[string]page{
 	"phones":        {name: "phones", title: "Phones"},
 	"apps":          {name: "apps", title: "Apps", needs: "apps"},
 	"notifications": {name: "notifications", title: "Notifications", needs: "notifications"},
+	"webhooks":      {name: "webhooks", title: "Webhooks", needs: "webhooks"},
 	"admin":         {name: "admin", title: "Admin", admin: true},
 }
 
 // navOrder is the order of the navigation links.
-var navOrder = []string{"", "plans", "phones", "apps", "notifications", "admin"}
+var navOrder = []string{"", "plans", "phones", "apps", "notifications", "webhooks", "admin"}
 
 // Function serves the console. Safe for concurrent use.
 type Function struct {
