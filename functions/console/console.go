@@ -65,6 +65,7 @@ var features = []struct{ name, route string }{
 	{"notifications", "GET /api/v1/notifications"},
 	{"mail", "GET /api/v1/admin/mail"},
 	{"webhooks", "GET /api/v1/webhooks"},
+	{"deadletters", "GET /api/v1/admin/dead-letters"},
 }
 
 // page is one console page: its path under /console/, its template and title.

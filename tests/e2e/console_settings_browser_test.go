@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/scheduler"
+	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -20,7 +22,8 @@ import (
 // console's notification preferences, a webhook endpoint whose delivery
 // fails every retry and is sent again from its page once the endpoint
 // answers, and an administrator's edits of a plan and a node; each change is
-// checked through the API, and no page logs a console error or a
+// checked through the API; the administrator sends a dead letter to the
+// broker again from the admin page; and no page logs a console error or a
 // Content-Security-Policy violation.
 func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	t.Parallel()
@@ -104,7 +107,16 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// An administrator edits the Basic plan and drains the node.
+	// A command its subscriber refuses for good becomes a dead letter.
+	postFact(t, base, user.EventQuotaGrantRequested, "no-grant", map[string]any{"schema_version": 1})
+	admin := login(t, base, "admin", notifyAdminPassword)
+	eventually(t, 10*time.Second, "a dead letter kept", func() bool {
+		var l struct{ Items []scheduler.DeadLetter }
+		return call(t, "GET", base+"/api/v1/admin/dead-letters", nil, &l, deviceBearer(admin)...) == 200 && len(l.Items) == 1
+	})
+
+	// An administrator edits the Basic plan, drains the node and sends the
+	// dead letter again.
 	root := newTab(t, ctx, base, "admin")
 	root.logIn("admin", notifyAdminPassword)
 	root.open("/console/admin")
@@ -119,7 +131,18 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#nodes tr[data-node] button`)))
 	root.wait("node saved", `document.querySelector("#flash").textContent.startsWith("Node ") && document.querySelector("#nodes tr[data-node] select").value === "draining"`, 10*time.Second)
 	root.noError("admin edits")
+	root.wait("dead letter listed", `document.querySelector("#dead-letters tr[data-dead-letter] button") !== null`, 10*time.Second)
+	root.do("send the dead letter again", chromedp.Click(chromedp.CSS(`#dead-letters tr[data-dead-letter] button`)))
+	root.wait("confirmation asked", `document.querySelector("#confirm").open`, 5*time.Second)
+	root.do("confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	root.wait("sent again", `document.querySelector("#flash").textContent === "Sent `+user.EventQuotaGrantRequested+` again."`, 10*time.Second)
+	root.noError("dead letter sent again")
 	root.screenshot("admin-edited")
+	eventually(t, 10*time.Second, "the re-driven letter refused and kept again", func() bool {
+		var l struct{ Items []scheduler.DeadLetter }
+		return call(t, "GET", base+"/api/v1/admin/dead-letters", nil, &l, deviceBearer(admin)...) == 200 && len(l.Items) == 1 &&
+			l.Items[0].Redrives == 1 && l.Items[0].RedrivenAt == nil
+	})
 	var plan struct {
 		Price int64
 		Quota struct {
@@ -130,7 +153,6 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	if st := call(t, "GET", base+"/api/v1/plans/basic", nil, &plan); st != 200 || plan.Price != 1234 || plan.Quota.IdleMinutes != 45 || plan.Quota.MaxDevices != 2 {
 		t.Errorf("basic after the edit: %d %+v, want price 1234, 45 idle minutes and its quota kept", st, plan)
 	}
-	admin := login(t, base, "admin", notifyAdminPassword)
 	var nodes struct{ Nodes []struct{ Status string } }
 	if st := call(t, "GET", base+"/api/v1/admin/nodes", nil, &nodes, deviceBearer(admin)...); st != 200 || len(nodes.Nodes) == 0 || nodes.Nodes[0].Status != "draining" {
 		t.Errorf("nodes after the edit: %d %+v", st, nodes)

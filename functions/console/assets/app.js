@@ -845,7 +845,32 @@
       var v = formValues(ev.target);
       api("PUT", "/api/v1/admin/ip-bans/" + v.entry.trim(), { reason: v.reason }).then(function () { ev.target.reset(); return bans(); }).catch(showError);
     });
+    function deadLetters() {
+      return api("GET", "/api/v1/admin/dead-letters?limit=50").then(function (r) {
+        var tb = clear($("#dead-letters tbody"));
+        (r.items || []).forEach(function (l) {
+          var again = el("button", { type: "button", class: "small", text: "Send again" });
+          again.addEventListener("click", function () {
+            confirmAction("Send " + l.type + " to the broker again?").then(function (ok) {
+              if (ok) return api("POST", "/api/v1/admin/dead-letters/" + l.id + "/redrive").then(function () {
+                flash("Sent " + l.type + " again.", "ok");
+                return deadLetters();
+              });
+            }).catch(showError);
+          });
+          var sent = l.redriven_at ? "sent again " + when(l.redriven_at) : (l.redrives ? "failed again after " + l.redrives + " re-drive(s)" : "");
+          tb.appendChild(el("tr", { "data-dead-letter": l.id, "data-redrives": l.redrives },
+            el("td", null, el("strong", { text: l.type }), el("div", { class: "hint", text: l.event_id })),
+            el("td", null, cellLabel("Refused by"), l.destination || "?"),
+            el("td", null, cellLabel("Error"), (l.error_code || "") + (l.error_data ? " " + l.error_data : "")),
+            el("td", null, when(l.received_at), sent ? el("div", { class: "hint", text: sent }) : null),
+            el("td", null, again)));
+        });
+        if (!(r.items || []).length) tb.appendChild(el("tr", null, el("td", { colspan: "5", text: "None: every event reached its functions." })));
+      });
+    }
     [users, plans, nodes, bans].forEach(function (f) { f().catch(showError); });
+    if (has("deadletters")) deadLetters().catch(showError);
     if (has("mail")) mail();
   };
 
