@@ -23,7 +23,14 @@ type Quota struct {
 	MaxStorageGB      int `json:"max_storage_gb"`
 	DeviceMaxCPUCores int `json:"device_max_cpu_cores"`
 	DeviceMaxMemoryMB int `json:"device_max_memory_mb"`
+	// IdleMinutes is how long a running phone may go without an ADB session
+	// or API use before it is stopped (reason idle); the user gets the
+	// larger of this and the base quota's. 0 adds nothing.
+	IdleMinutes int `json:"idle_minutes"`
 }
+
+// maxIdleMinutes bounds a plan's idle limit: one week.
+const maxIdleMinutes = 7 * 24 * 60
 
 // maxQuotaValue bounds every quota amount billing accepts; the user context
 // may refuse smaller ones.
@@ -37,6 +44,7 @@ func (q Quota) check(p *httpjson.Problems) {
 	} {
 		p.Check(v >= 0 && v <= maxQuotaValue, name, fmt.Sprintf("must be 0 to %d", maxQuotaValue))
 	}
+	p.Check(q.IdleMinutes >= 0 && q.IdleMinutes <= maxIdleMinutes, "quota.idle_minutes", fmt.Sprintf("must be 0 to %d", maxIdleMinutes))
 }
 
 // Plan is a plan a user can buy: its price in minor units of Currency, the
@@ -80,14 +88,14 @@ func (r PlanRequest) Validate(currency string) error {
 }
 
 const planColumns = `id, name, price, currency, period_days, max_devices, max_running_devices, max_cpu_cores,
-	max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, active, created_at, updated_at`
+	max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, idle_minutes, active, created_at, updated_at`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
 	q := &p.Quota
 	err := row.Scan(&p.ID, &p.Name, &p.Price, &p.Currency, &p.PeriodDays, &q.MaxDevices, &q.MaxRunningDevices,
 		&q.MaxCPUCores, &q.MaxMemoryMB, &q.MaxStorageGB, &q.DeviceMaxCPUCores, &q.DeviceMaxMemoryMB,
-		&p.Active, &p.CreatedAt, &p.UpdatedAt)
+		&q.IdleMinutes, &p.Active, &p.CreatedAt, &p.UpdatedAt)
 	return p, err
 }
 
@@ -96,25 +104,25 @@ func scanPlan(row pgx.Row) (Plan, error) {
 var DefaultPlans = []PlanRequest{
 	{ID: "basic", Name: "Basic", Price: 990, PeriodDays: 30, Quota: Quota{
 		MaxDevices: 2, MaxRunningDevices: 1, MaxCPUCores: 4, MaxMemoryMB: 4096, MaxStorageGB: 32,
-		DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048}},
+		DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048, IdleMinutes: 60}},
 	{ID: "pro", Name: "Pro", Price: 2990, PeriodDays: 30, Quota: Quota{
 		MaxDevices: 5, MaxRunningDevices: 3, MaxCPUCores: 12, MaxMemoryMB: 16384, MaxStorageGB: 128,
-		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}},
+		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096, IdleMinutes: 120}},
 	{ID: "team", Name: "Team", Price: 9990, PeriodDays: 30, Quota: Quota{
 		MaxDevices: 20, MaxRunningDevices: 10, MaxCPUCores: 48, MaxMemoryMB: 65536, MaxStorageGB: 512,
-		DeviceMaxCPUCores: 8, DeviceMaxMemoryMB: 8192}},
+		DeviceMaxCPUCores: 8, DeviceMaxMemoryMB: 8192, IdleMinutes: 240}},
 }
 
 const insertPlan = `
 INSERT INTO plans (id, name, price, currency, period_days, max_devices, max_running_devices, max_cpu_cores,
-                   max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, active)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+                   max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, active, idle_minutes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 func planArgs(r PlanRequest) []any {
 	active := r.Active == nil || *r.Active
 	q := r.Quota
 	return []any{r.ID, r.Name, r.Price, r.Currency, r.PeriodDays, q.MaxDevices, q.MaxRunningDevices, q.MaxCPUCores,
-		q.MaxMemoryMB, q.MaxStorageGB, q.DeviceMaxCPUCores, q.DeviceMaxMemoryMB, active}
+		q.MaxMemoryMB, q.MaxStorageGB, q.DeviceMaxCPUCores, q.DeviceMaxMemoryMB, active, q.IdleMinutes}
 }
 
 // seedPlans inserts DefaultPlans that do not exist yet; existing plans (an
@@ -186,7 +194,7 @@ func (s *Service) UpdatePlan(ctx context.Context, id string, req PlanRequest) (P
 	tag, err := s.pool.Exec(ctx, `
 UPDATE plans SET name = $2, price = $3, currency = $4, period_days = $5, max_devices = $6, max_running_devices = $7,
        max_cpu_cores = $8, max_memory_mb = $9, max_storage_gb = $10, device_max_cpu_cores = $11,
-       device_max_memory_mb = $12, active = $13, updated_at = now()
+       device_max_memory_mb = $12, active = $13, idle_minutes = $14, updated_at = now()
 WHERE id = $1`, args...)
 	if err != nil {
 		return Plan{}, fmt.Errorf("update plan %s: %w", id, err)

@@ -65,6 +65,8 @@ var features = []struct{ name, route string }{
 	{"install", "POST /api/v1/devices/{id}/apps"},
 	{"notifications", "GET /api/v1/notifications"},
 	{"mail", "GET /api/v1/admin/mail"},
+	{"webhooks", "GET /api/v1/webhooks"},
+	{"deadletters", "GET /api/v1/admin/dead-letters"},
 }
 
 // page is one console page: its path under /console/, its template and title.
@@ -86,12 +88,13 @@ var pages = map[string]page{
 	"phones":        {name: "phones", title: "Phones"},
 	"apps":          {name: "apps", title: "Apps", needs: "apps"},
 	"notifications": {name: "notifications", title: "Notifications", needs: "notifications"},
+	"webhooks":      {name: "webhooks", title: "Webhooks", needs: "webhooks"},
 	"admin":         {name: "admin", title: "Admin", admin: true},
 	"api":           {name: "api", title: "API reference", public: true},
 }
 
 // navOrder is the order of the navigation links.
-var navOrder = []string{"", "plans", "phones", "apps", "notifications", "admin", "api"}
+var navOrder = []string{"", "plans", "phones", "apps", "notifications", "webhooks", "admin", "api"}
 
 // Function serves the console. Safe for concurrent use.
 type Function struct {

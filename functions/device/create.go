@@ -65,9 +65,11 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 	if err != nil {
 		return Device{}, err
 	}
-	if err := s.quota.Start(ctx, d.UserID, d.ID); err != nil {
+	idle, err := s.quota.Start(ctx, d.UserID, d.ID)
+	if err != nil {
 		return Device{}, s.undoReserve(ctx, d, err)
 	}
+	d.setIdleLimit(idle)
 	if err := s.record(ctx, &d); err != nil {
 		return Device{}, s.undoReserve(ctx, d, err)
 	}
@@ -90,8 +92,8 @@ func (s *Service) undoReserve(ctx context.Context, d Device, cause error) error 
 
 const insertDevice = `
 INSERT INTO devices (id, user_id, name, state, node_id, image, cpu_cores, memory_mb, storage_gb, adb_port,
-    holds_slot, op_seq, state_changed_at)
-VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8, $9, true, 0, now())`
+    holds_slot, op_seq, state_changed_at, idle_minutes)
+VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8, $9, true, 0, now(), $10)`
 
 // record places d, holds its port, inserts it and writes its create
 // command, in one transaction; it fills d's node, port and timestamps.
@@ -106,7 +108,7 @@ func (s *Service) record(ctx context.Context, d *Device) error {
 			return err
 		}
 		if _, err := tx.Exec(ctx, insertDevice, d.ID, d.UserID, d.Name, nodeID, d.Image, d.CPUCores, d.MemoryMB,
-			d.StorageGB, port); err != nil {
+			d.StorageGB, port, d.IdleMinutes); err != nil {
 			return fmt.Errorf("insert device %s: %w", d.ID, err)
 		}
 		got, err := scanDevice(tx.QueryRow(ctx, selectDevices+` WHERE d.id = $1`, d.ID))

@@ -135,6 +135,7 @@ type Service struct {
 	gateway string
 	log     *slog.Logger
 	now     func() time.Time
+	touched touches
 }
 
 // Open returns a Service on pool (the cloudphone_device database migrated

@@ -82,6 +82,10 @@ const EventBalanceExhausted = "cloudphone.billing.balance.exhausted"
 // context's parked outbox rows back to pending (data events.Tick).
 const EventOutboxRedriveRequested = "cloudphone.device.outbox.redrive.requested"
 
+// EventIdleCheckRequested asks device-idle-stop to stop the devices idle
+// beyond their limit (data events.Tick).
+const EventIdleCheckRequested = "cloudphone.device.idle.check.requested"
+
 // Sources of the events the context writes.
 const (
 	SourceDevices     = "/cloudphone/device/devices"
@@ -89,6 +93,7 @@ const (
 	SourceBalanceStop = "/cloudphone/device/device-balance-stop"
 	SourceQuotaStop   = "/cloudphone/device/device-quota-stop"
 	SourceADBGateway  = "/cloudphone/device/device-adb-gateway"
+	SourceIdleStop    = "/cloudphone/device/device-idle-stop"
 )
 
 // Reasons a device stops or fails.
@@ -101,6 +106,7 @@ const (
 	ReasonCrashed           = "crashed"
 	ReasonFailed            = "failed"
 	ReasonQuotaExceeded     = "quota_exceeded"
+	ReasonIdle              = "idle"
 )
 
 // Operations named by commands and echoed by reports.

@@ -91,9 +91,11 @@ func (s *Service) Start(ctx context.Context, p auth.Principal, id string) (Devic
 			return conflict(d, "start")
 		}
 		if !d.holdsSlot {
-			if err := s.quota.Start(ctx, d.UserID, d.ID); err != nil {
+			idle, err := s.quota.Start(ctx, d.UserID, d.ID)
+			if err != nil {
 				return err
 			}
+			d.setIdleLimit(idle)
 			took = d
 			d.holdsSlot = true
 		}

@@ -22,8 +22,10 @@ type Quota interface {
 	Reserve(ctx context.Context, userID string, r QuotaReservation) error
 	// Release deletes the reservation (and running slot) of deviceID.
 	Release(ctx context.Context, userID, deviceID string) error
-	// Start counts deviceID as running (the running-devices limit).
-	Start(ctx context.Context, userID, deviceID string) error
+	// Start counts deviceID as running (the running-devices limit) and
+	// returns the user's idle limit in minutes (0: the user context named
+	// none, and the device keeps the one it has).
+	Start(ctx context.Context, userID, deviceID string) (idleMinutes int, err error)
 	// Stop stops counting deviceID as running.
 	Stop(ctx context.Context, userID, deviceID string) error
 }
@@ -69,8 +71,12 @@ func (q *QuotaClient) Release(ctx context.Context, userID, deviceID string) erro
 }
 
 // Start implements Quota.
-func (q *QuotaClient) Start(ctx context.Context, userID, deviceID string) error {
-	return q.post(ctx, userID, "start", deviceBody{deviceID})
+func (q *QuotaClient) Start(ctx context.Context, userID, deviceID string) (int, error) {
+	var st struct {
+		IdleMinutes int `json:"idle_minutes"`
+	}
+	err := q.call(ctx, userID, "start", deviceBody{deviceID}, &st)
+	return max(st.IdleMinutes, 0), err
 }
 
 // Stop implements Quota.
@@ -87,6 +93,12 @@ type deviceBody struct {
 // QuotaExceeded; 409 is Conflict; any other answer or a transport failure is
 // Unavailable, with the detail kept as the cause.
 func (q *QuotaClient) post(ctx context.Context, userID, op string, body any) error {
+	return q.call(ctx, userID, op, body, nil)
+}
+
+// call is post that decodes a 2xx answer into out (nil: ignored); an answer
+// it cannot decode is taken as one that names nothing.
+func (q *QuotaClient) call(ctx context.Context, userID, op string, body, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -105,6 +117,9 @@ func (q *QuotaClient) post(ctx context.Context, userID, op string, body any) err
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
+		if out != nil {
+			_ = json.Unmarshal(raw, out)
+		}
 		return nil
 	}
 	var eb apierr.Body

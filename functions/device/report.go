@@ -150,7 +150,8 @@ func reasonOf(r RuntimeReport, fallback string) string {
 // billed interval opens (EventRunning) unless one is open already (restart).
 func (s *Service) toRunning(ctx context.Context, tx pgx.Tx, d *Device, at time.Time) error {
 	if !d.holdsSlot {
-		err := s.quota.Start(ctx, d.UserID, d.ID)
+		idle, err := s.quota.Start(ctx, d.UserID, d.ID)
+		d.setIdleLimit(idle)
 		if apierr.Is(err, apierr.QuotaExceeded) {
 			s.transition(d, StateStopping, at)
 			d.StopReason = ReasonQuotaExceeded
@@ -163,6 +164,8 @@ func (s *Service) toRunning(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 	}
 	s.transition(d, StateRunning, at)
 	d.LastError, d.StopReason = "", ""
+	// A run (and a restart) starts the idle clock afresh.
+	d.LastActiveAt = &at
 	if d.RunningSince != nil {
 		return nil
 	}

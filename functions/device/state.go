@@ -85,6 +85,12 @@ type Device struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
 	DeletedAt      *time.Time `json:"deleted_at,omitempty"`
+	// IdleMinutes is how long the device may run unused (no ADB session, no
+	// shell, screenshot or log use) before it is stopped with reason idle;
+	// it is the user's limit when the device last took a running slot.
+	IdleMinutes int `json:"idle_minutes"`
+	// LastActiveAt is when it was last started or used.
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
 
 	dockerHost   string
 	adbHost      string
@@ -97,7 +103,7 @@ const selectDevices = `
 SELECT d.id::text, d.user_id::text, d.name, d.state, d.node_id::text, n.name, n.docker_host, n.adb_host,
     d.image, d.cpu_cores, d.memory_mb, d.storage_gb, d.adb_port, d.container_id, d.last_error, d.stop_reason,
     d.holds_slot, d.op_seq, d.last_report_at, d.running_since, d.state_changed_at, d.created_at, d.updated_at,
-    d.deleted_at
+    d.deleted_at, d.idle_minutes, d.last_active_at
 FROM devices d JOIN nodes n ON n.id = d.node_id`
 
 func scanDevice(row pgx.Row) (Device, error) {
@@ -105,21 +111,21 @@ func scanDevice(row pgx.Row) (Device, error) {
 	err := row.Scan(&d.ID, &d.UserID, &d.Name, &d.State, &d.NodeID, &d.NodeName, &d.dockerHost, &d.adbHost,
 		&d.Image, &d.CPUCores, &d.MemoryMB, &d.StorageGB, &d.ADBPort, &d.ContainerID, &d.LastError, &d.StopReason,
 		&d.holdsSlot, &d.opSeq, &d.lastReportAt, &d.RunningSince, &d.StateChangedAt, &d.CreatedAt, &d.UpdatedAt,
-		&d.DeletedAt)
+		&d.DeletedAt, &d.IdleMinutes, &d.LastActiveAt)
 	return d, err
 }
 
 const saveDevice = `
 UPDATE devices SET state = $2, container_id = $3, last_error = $4, stop_reason = $5, holds_slot = $6,
     op_seq = $7, last_report_at = $8, running_since = $9, state_changed_at = $10, deleted_at = $11,
-    updated_at = now()
+    idle_minutes = $12, last_active_at = $13, updated_at = now()
 WHERE id = $1
 RETURNING updated_at`
 
 // save writes d's mutable fields.
 func save(ctx context.Context, tx pgx.Tx, d *Device) error {
 	err := tx.QueryRow(ctx, saveDevice, d.ID, d.State, d.ContainerID, d.LastError, d.StopReason, d.holdsSlot,
-		d.opSeq, d.lastReportAt, d.RunningSince, d.StateChangedAt, d.DeletedAt).Scan(&d.UpdatedAt)
+		d.opSeq, d.lastReportAt, d.RunningSince, d.StateChangedAt, d.DeletedAt, d.IdleMinutes, d.LastActiveAt).Scan(&d.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("save device %s: %w", d.ID, err)
 	}

@@ -64,6 +64,7 @@ type QuotaGrantRequested struct {
 	MaxStorageGB      int        `json:"max_storage_gb"`
 	DeviceMaxCPUCores int        `json:"device_max_cpu_cores"`
 	DeviceMaxMemoryMB int        `json:"device_max_memory_mb"`
+	IdleMinutes       int        `json:"idle_minutes,omitempty"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
 }
 
@@ -72,7 +73,7 @@ func (r QuotaGrantRequested) Limits() Limits {
 	return Limits{
 		MaxDevices: r.MaxDevices, MaxRunningDevices: r.MaxRunningDevices, MaxCPUCores: r.MaxCPUCores,
 		MaxMemoryMB: r.MaxMemoryMB, MaxStorageGB: r.MaxStorageGB,
-		DeviceMaxCPUCores: r.DeviceMaxCPUCores, DeviceMaxMemoryMB: r.DeviceMaxMemoryMB,
+		DeviceMaxCPUCores: r.DeviceMaxCPUCores, DeviceMaxMemoryMB: r.DeviceMaxMemoryMB, IdleMinutes: r.IdleMinutes,
 	}
 }
 

@@ -35,13 +35,14 @@ type Grant struct {
 
 const selectGrant = `
 SELECT grant_id, user_id::text, plan_id, status, max_devices, max_running_devices, max_cpu_cores, max_memory_mb,
-       max_storage_gb, device_max_cpu_cores, device_max_memory_mb, expires_at, granted_at, revoked_at
+       max_storage_gb, device_max_cpu_cores, device_max_memory_mb, idle_minutes, expires_at, granted_at, revoked_at
 FROM quota_grants WHERE grant_id = $1`
 
 const insertGrant = `
 INSERT INTO quota_grants (grant_id, user_id, plan_id, status, max_devices, max_running_devices, max_cpu_cores,
-                          max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, expires_at, granted_at)
-VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, now())`
+                          max_memory_mb, max_storage_gb, device_max_cpu_cores, device_max_memory_mb, expires_at, granted_at,
+                          idle_minutes)
+VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $10, $11, now(), $12)`
 
 const insertTombstone = `
 INSERT INTO quota_grants (grant_id, user_id, status, revoked_at) VALUES ($1, $2, 'revoked', now())`
@@ -57,7 +58,7 @@ func scanGrant(row pgx.Row) (Grant, error) {
 	var g Grant
 	l := &g.Limits
 	err := row.Scan(&g.GrantID, &g.UserID, &g.PlanID, &g.Status, &l.MaxDevices, &l.MaxRunningDevices, &l.MaxCPUCores,
-		&l.MaxMemoryMB, &l.MaxStorageGB, &l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB, &g.ExpiresAt, &g.GrantedAt, &g.RevokedAt)
+		&l.MaxMemoryMB, &l.MaxStorageGB, &l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB, &l.IdleMinutes, &g.ExpiresAt, &g.GrantedAt, &g.RevokedAt)
 	return g, err
 }
 
@@ -76,6 +77,7 @@ func checkGrantAmounts(l Limits) error {
 		"max_devices": l.MaxDevices, "max_running_devices": l.MaxRunningDevices, "max_cpu_cores": l.MaxCPUCores,
 		"max_memory_mb": l.MaxMemoryMB, "max_storage_gb": l.MaxStorageGB,
 		"device_max_cpu_cores": l.DeviceMaxCPUCores, "device_max_memory_mb": l.DeviceMaxMemoryMB,
+		"idle_minutes": l.IdleMinutes,
 	} {
 		p.Check(v >= 0 && v <= 1<<20, name, "must be 0 to 1048576")
 	}
@@ -136,7 +138,7 @@ func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd QuotaGrantR
 		case exists && first:
 			l := cmd.Limits()
 			if _, err := tx.Exec(ctx, insertGrant, cmd.GrantID, cmd.UserID, cmd.PlanID, l.MaxDevices, l.MaxRunningDevices,
-				l.MaxCPUCores, l.MaxMemoryMB, l.MaxStorageGB, l.DeviceMaxCPUCores, l.DeviceMaxMemoryMB, cmd.ExpiresAt); err != nil {
+				l.MaxCPUCores, l.MaxMemoryMB, l.MaxStorageGB, l.DeviceMaxCPUCores, l.DeviceMaxMemoryMB, cmd.ExpiresAt, l.IdleMinutes); err != nil {
 				return fmt.Errorf("insert grant %s: %w", cmd.GrantID, err)
 			}
 			if g, err = scanGrant(tx.QueryRow(ctx, selectGrant, cmd.GrantID)); err != nil {
@@ -234,7 +236,7 @@ func (s *Service) Grants(ctx context.Context, userID string) ([]Grant, error) {
 	}
 	rows, err := s.pool.Query(ctx, `
 SELECT grant_id, user_id::text, plan_id, status, max_devices, max_running_devices, max_cpu_cores, max_memory_mb,
-       max_storage_gb, device_max_cpu_cores, device_max_memory_mb, expires_at, granted_at, revoked_at
+       max_storage_gb, device_max_cpu_cores, device_max_memory_mb, idle_minutes, expires_at, granted_at, revoked_at
 FROM quota_grants WHERE user_id = $1 ORDER BY created_at DESC, grant_id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list grants of %s: %w", userID, err)

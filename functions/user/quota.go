@@ -20,6 +20,9 @@ type Limits struct {
 	MaxStorageGB      int `json:"max_storage_gb"`
 	DeviceMaxCPUCores int `json:"device_max_cpu_cores"`
 	DeviceMaxMemoryMB int `json:"device_max_memory_mb"`
+	// IdleMinutes is how long a running device may go unused (no ADB
+	// session, no API use) before the device context stops it.
+	IdleMinutes int `json:"idle_minutes"`
 }
 
 // Plus returns l with grant added: counts and totals are summed, per-device
@@ -34,13 +37,14 @@ func (l Limits) Plus(grant Limits) Limits {
 		MaxStorageGB:      l.MaxStorageGB + grant.MaxStorageGB,
 		DeviceMaxCPUCores: max(l.DeviceMaxCPUCores, grant.DeviceMaxCPUCores),
 		DeviceMaxMemoryMB: max(l.DeviceMaxMemoryMB, grant.DeviceMaxMemoryMB),
+		IdleMinutes:       max(l.IdleMinutes, grant.IdleMinutes),
 	}
 }
 
 // FreeTier is the quota every new account starts with.
 var FreeTier = Limits{
 	MaxDevices: 1, MaxRunningDevices: 1, MaxCPUCores: 2, MaxMemoryMB: 2048, MaxStorageGB: 16,
-	DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048,
+	DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048, IdleMinutes: 30,
 }
 
 // Usage is what a user's devices hold now. It may exceed Limits after the
@@ -71,6 +75,7 @@ SELECT q.user_id::text,
        q.max_devices + g.max_devices, q.max_running_devices + g.max_running_devices,
        q.max_cpu_cores + g.max_cpu_cores, q.max_memory_mb + g.max_memory_mb, q.max_storage_gb + g.max_storage_gb,
        greatest(q.device_max_cpu_cores, g.device_max_cpu_cores), greatest(q.device_max_memory_mb, g.device_max_memory_mb),
+       greatest(q.idle_minutes, g.idle_minutes),
        q.used_devices, q.used_running_devices, q.used_cpu_cores, q.used_memory_mb, q.used_storage_gb, q.updated_at
 FROM quotas q
 CROSS JOIN LATERAL (
@@ -80,7 +85,8 @@ CROSS JOIN LATERAL (
            coalesce(sum(max_memory_mb), 0)::int        AS max_memory_mb,
            coalesce(sum(max_storage_gb), 0)::int       AS max_storage_gb,
            coalesce(max(device_max_cpu_cores), 0)::int AS device_max_cpu_cores,
-           coalesce(max(device_max_memory_mb), 0)::int AS device_max_memory_mb
+           coalesce(max(device_max_memory_mb), 0)::int AS device_max_memory_mb,
+           coalesce(max(idle_minutes), 0)::int         AS idle_minutes
     FROM quota_grants WHERE user_id = q.user_id AND status = 'active'
 ) g
 WHERE q.user_id = $1`
@@ -95,7 +101,7 @@ func scanQuota(row pgx.Row) (Quota, error) {
 	l, u := &q.Limits, &q.Usage
 	err := row.Scan(&q.UserID,
 		&l.MaxDevices, &l.MaxRunningDevices, &l.MaxCPUCores, &l.MaxMemoryMB, &l.MaxStorageGB,
-		&l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB,
+		&l.DeviceMaxCPUCores, &l.DeviceMaxMemoryMB, &l.IdleMinutes,
 		&u.Devices, &u.RunningDevices, &u.CPUCores, &u.MemoryMB, &u.StorageGB, &q.UpdatedAt)
 	return q, err
 }

@@ -42,8 +42,8 @@ RETURNING id::text, username, email, roles, status, failed_logins, locked_until,
 
 const insertQuota = `
 INSERT INTO quotas (user_id, max_devices, max_running_devices, max_cpu_cores, max_memory_mb, max_storage_gb,
-                    device_max_cpu_cores, device_max_memory_mb)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+                    device_max_cpu_cores, device_max_memory_mb, idle_minutes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 // uniqueViolation is Postgres' SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
@@ -100,7 +100,7 @@ func createUser(ctx context.Context, tx pgx.Tx, username, email, hash string, ro
 	}
 	l := FreeTier
 	if _, err := tx.Exec(ctx, insertQuota, u.ID, l.MaxDevices, l.MaxRunningDevices, l.MaxCPUCores, l.MaxMemoryMB,
-		l.MaxStorageGB, l.DeviceMaxCPUCores, l.DeviceMaxMemoryMB); err != nil {
+		l.MaxStorageGB, l.DeviceMaxCPUCores, l.DeviceMaxMemoryMB, l.IdleMinutes); err != nil {
 		return User{}, fmt.Errorf("insert quota of %s: %w", u.ID, err)
 	}
 	return u, nil

@@ -71,11 +71,14 @@ type Reservation struct {
 }
 
 // DeviceState is the answer to release, start and stop: whether the device
-// holds a reservation and whether it counts as running.
+// holds a reservation and whether it counts as running. The answer to start
+// also carries the user's idle limit, which the device context applies to
+// the run it starts.
 type DeviceState struct {
-	DeviceID string `json:"device_id"`
-	Reserved bool   `json:"reserved"`
-	Running  bool   `json:"running"`
+	DeviceID    string `json:"device_id"`
+	Reserved    bool   `json:"reserved"`
+	Running     bool   `json:"running"`
+	IdleMinutes int    `json:"idle_minutes,omitempty"`
 }
 
 const selectReservation = `
@@ -295,6 +298,9 @@ func (s *Service) setRunning(ctx context.Context, userID string, req DeviceReque
 			return fmt.Errorf("read reservation of device %s: %w", req.DeviceID, err)
 		}
 		st.Reserved, st.Running = true, r.Running
+		if running {
+			st.IdleMinutes = q.Limits.IdleMinutes
+		}
 		if r.Running == running {
 			return nil
 		}

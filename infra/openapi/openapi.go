@@ -128,6 +128,7 @@ var tagDocs = map[string]string{
 	"app":          "APKs: upload, list and delete them, install them on phones.",
 	"notification": "What the platform tells users: the in-app inbox, its live stream, preferences and webhooks.",
 	"console":      "The web console and this reference.",
+	"scheduler":    "Events no function could take (dead letters), for administrators.",
 }
 
 type generator struct {

@@ -22,6 +22,10 @@ echo "== purchases, POST /orders → active: go test -run '^\$' -bench BillingPu
 go test -count=1 -run '^$' -bench BillingPurchase -benchtime 100x ./tests/e2e/
 
 echo
+echo "== console phones page with 50 phones in Chromium, first contentful paint and weight: go test -run ConsolePhonesPageWithFiftyPhones -v ./tests/e2e/"
+go test -count=1 -run 'TestConsolePhonesPageWithFiftyPhonesStaysLight' -v ./tests/e2e/ | grep -E 'figure:|SKIP|FAIL' || true
+
+echo
 echo "== notifications, Record start → arrival on an open stream, 1,000 streams: go test -run '^\$' -bench StreamDelivery -benchtime 1x ./functions/notification/"
 go test -count=1 -run '^$' -bench StreamDelivery -benchtime 1x ./functions/notification/
 

@@ -141,7 +141,7 @@ func (e Env) Grant(t testing.TB, userID string, l user.Limits) {
 	cmd := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "test",
 		MaxDevices: l.MaxDevices, MaxRunningDevices: l.MaxRunningDevices, MaxCPUCores: l.MaxCPUCores,
 		MaxMemoryMB: l.MaxMemoryMB, MaxStorageGB: l.MaxStorageGB,
-		DeviceMaxCPUCores: l.DeviceMaxCPUCores, DeviceMaxMemoryMB: l.DeviceMaxMemoryMB}
+		DeviceMaxCPUCores: l.DeviceMaxCPUCores, DeviceMaxMemoryMB: l.DeviceMaxMemoryMB, IdleMinutes: l.IdleMinutes}
 	ev, err := events.New(ctx, user.EventQuotaGrantRequested, "/test/billing", grantID, cmd)
 	if err != nil {
 		t.Fatal(err)

@@ -211,11 +211,12 @@ func (p billingPlatform) postEvent(t testing.TB, typ, subject string, data any) 
 }
 
 // quotaPlus is the quota a grant b gives on top of a: totals add up, the
-// per-device caps take the larger (the user context's rule).
+// per-device caps and the idle limit take the larger (the user context's rule).
 func quotaPlus(a, b billing.Quota) billing.Quota {
 	return billing.Quota{MaxDevices: a.MaxDevices + b.MaxDevices, MaxRunningDevices: a.MaxRunningDevices + b.MaxRunningDevices,
 		MaxCPUCores: a.MaxCPUCores + b.MaxCPUCores, MaxMemoryMB: a.MaxMemoryMB + b.MaxMemoryMB, MaxStorageGB: a.MaxStorageGB + b.MaxStorageGB,
-		DeviceMaxCPUCores: max(a.DeviceMaxCPUCores, b.DeviceMaxCPUCores), DeviceMaxMemoryMB: max(a.DeviceMaxMemoryMB, b.DeviceMaxMemoryMB)}
+		DeviceMaxCPUCores: max(a.DeviceMaxCPUCores, b.DeviceMaxCPUCores), DeviceMaxMemoryMB: max(a.DeviceMaxMemoryMB, b.DeviceMaxMemoryMB),
+		IdleMinutes: max(a.IdleMinutes, b.IdleMinutes)}
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

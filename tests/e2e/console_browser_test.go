@@ -341,7 +341,7 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 
 	// Every page of the console, for a user and for an administrator.
 	pages := []string{"/console/", "/console/plans", "/console/phones"}
-	for _, pg := range []struct{ page, route string }{{"/console/apps", "GET /api/v1/apps"}, {"/console/notifications", "GET /api/v1/notifications"}} {
+	for _, pg := range []struct{ page, route string }{{"/console/apps", "GET /api/v1/apps"}, {"/console/notifications", "GET /api/v1/notifications"}, {"/console/webhooks", "GET /api/v1/webhooks"}} {
 		if servesRoute(pg.route) {
 			pages = append(pages, pg.page)
 		}

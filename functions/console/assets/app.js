@@ -47,6 +47,8 @@
     var d = new Date(s);
     return d.toLocaleString();
   }
+  // cellLabel names a table cell where the narrow layout hides the header.
+  function cellLabel(text) { return el("span", { class: "cell-label", text: text + " " }); }
   function mb(n) { return n >= 1024 ? (n / 1024) + " GB" : n + " MB"; }
   function confirmAction(text) {
     var d = $("#confirm");
@@ -666,6 +668,110 @@
       api("POST", "/api/v1/notifications/read-all").then(load).catch(showError);
     });
     every(5000, load);
+    preferences().catch(showError);
+  };
+
+  // ---- preferences ----
+  var channels = ["in_app", "email", "webhook"];
+  var channelNames = { in_app: "in the console", email: "email", webhook: "webhook" };
+  function preferences() {
+    var form = $("#prefs-form");
+    return api("GET", "/api/v1/notifications/preferences").then(function (r) {
+      var tb = clear($("#prefs tbody"));
+      (r.preferences || []).forEach(function (p) {
+        var row = el("tr", { "data-type": p.type }, el("td", { text: p.type.replace(/[._]/g, " ") }));
+        channels.forEach(function (c) {
+          row.appendChild(el("td", null, el("label", { class: "check" },
+            el("input", { type: "checkbox", name: c, checked: !!p[c], "aria-label": channelNames[c] + " for " + p.type }), cellLabel(" " + channelNames[c]))));
+        });
+        tb.appendChild(row);
+      });
+      if (form.dataset.bound) return;
+      form.dataset.bound = "1";
+      form.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var list = Array.prototype.map.call(form.querySelectorAll("tbody tr"), function (row) {
+          var p = { type: row.getAttribute("data-type") };
+          channels.forEach(function (c) { p[c] = row.querySelector('input[name="' + c + '"]').checked; });
+          return p;
+        });
+        busy(form, true);
+        api("PUT", "/api/v1/notifications/preferences", { preferences: list }).then(function () {
+          flash("Preferences saved.", "ok");
+        }).catch(showError).then(function () { busy(form, false); });
+      });
+    });
+  }
+
+  // ---- webhooks ----
+  pages.webhooks = function () {
+    var form = $("#webhook-form");
+    function deliveries(h) {
+      $("#deliveries-box").hidden = false;
+      $("#deliveries-url").textContent = h.url;
+      return api("GET", "/api/v1/webhooks/" + h.id + "/deliveries?limit=50").then(function (r) {
+        var tb = clear($("#deliveries tbody"));
+        (r.items || []).forEach(function (d) {
+          var last = (d.attempts || [])[(d.attempts || []).length - 1];
+          var detail = last ? (last.status_code ? "answered " + last.status_code : (last.error || "")) : "";
+          var resend = null;
+          if (d.status !== "pending") {
+            resend = el("button", { type: "button", class: "small", text: "Send again" });
+            resend.addEventListener("click", function () {
+              api("POST", "/api/v1/webhooks/" + h.id + "/deliveries/" + d.id + "/resend").then(function () {
+                flash("Queued again.", "ok");
+                return deliveries(h);
+              }).catch(showError);
+            });
+          }
+          tb.appendChild(el("tr", { "data-delivery": d.id, "data-status": d.status },
+            el("td", null, el("strong", { text: d.type }), el("div", { class: "hint", text: when(d.created_at) })),
+            el("td", { text: d.status === "failed" ? "failed, gave up" : d.status }),
+            el("td", { text: (d.attempts || []).length + (detail ? " (last " + detail + ")" : "") }),
+            el("td", null, resend)));
+        });
+        if (!(r.items || []).length) tb.appendChild(el("tr", null, el("td", { colspan: "4", text: "Nothing sent yet." })));
+      });
+    }
+    function load() {
+      return api("GET", "/api/v1/webhooks").then(function (r) {
+        var tb = clear($("#webhooks tbody"));
+        var items = r.items || [];
+        $("#webhooks-empty").hidden = items.length > 0;
+        items.forEach(function (h) {
+          var show = el("button", { type: "button", class: "small", text: "Deliveries" });
+          show.addEventListener("click", function () { deliveries(h).catch(showError); });
+          var del = el("button", { type: "button", class: "small danger", text: "Delete" });
+          del.addEventListener("click", function () {
+            confirmAction("Delete the endpoint " + h.url + "?").then(function (ok) {
+              if (ok) return api("DELETE", "/api/v1/webhooks/" + h.id).then(function () { $("#deliveries-box").hidden = true; return load(); });
+            }).catch(showError);
+          });
+          tb.appendChild(el("tr", { "data-webhook": h.id }, el("td", { text: h.url }), el("td", { text: (h.event_types || []).join(", ") }),
+            el("td", { text: h.active ? "yes" : "no" }), el("td", null, show, " ", del)));
+        });
+      });
+    }
+    api("GET", "/api/v1/notifications/preferences").then(function (r) {
+      var fs = $("#webhook-types");
+      (r.preferences || []).forEach(function (p) {
+        fs.appendChild(el("label", { class: "check" }, el("input", { type: "checkbox", name: "type", value: p.type }), " " + p.type));
+      });
+    }).catch(showError);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var types = Array.prototype.map.call(form.querySelectorAll('input[name="type"]:checked'), function (i) { return i.value; });
+      if (!types.length) { flash("Choose at least one notification.", "error"); return; }
+      busy(form, true);
+      api("POST", "/api/v1/webhooks", { url: form.querySelector('[name="url"]').value.trim(), event_types: types }).then(function (h) {
+        $("#secret").textContent = h.secret;
+        $("#webhook-secret").hidden = false;
+        flash("Endpoint added.", "ok");
+        form.reset();
+        return load();
+      }).catch(showError).then(function () { busy(form, false); });
+    });
+    load().catch(showError);
   };
 
   // ---- admin ----
@@ -704,7 +810,23 @@
       return api("GET", "/api/v1/plans").then(function (r) {
         var tb = clear($("#admin-plans tbody"));
         (r.plans || []).forEach(function (p) {
-          tb.appendChild(el("tr", null, el("td", { text: p.name }), el("td", { text: money(p.price, p.currency) }), el("td", { text: p.period_days }), el("td", { text: p.active ? "yes" : "no" })));
+          var price = el("input", { type: "number", name: "price", step: "0.01", min: "0", size: 6, value: (p.price / 100).toFixed(2), "aria-label": "price of " + p.name });
+          var days = el("input", { type: "number", name: "period_days", min: "1", size: 3, value: p.period_days, "aria-label": "days of " + p.name });
+          var idle = el("input", { type: "number", name: "idle_minutes", min: "0", size: 4, value: (p.quota || {}).idle_minutes || 0, "aria-label": "idle minutes of " + p.name });
+          var active = el("input", { type: "checkbox", name: "active", checked: p.active, "aria-label": p.name + " on sale" });
+          var save = el("button", { type: "button", class: "small", text: "Save" });
+          save.addEventListener("click", function () {
+            var q = Object.assign({}, p.quota, { idle_minutes: parseInt(idle.value, 10) || 0 });
+            var body = { name: p.name, price: Math.round(parseFloat(price.value) * 100), currency: p.currency,
+              period_days: parseInt(days.value, 10), quota: q, active: active.checked };
+            if (!(body.price >= 0) || !(body.period_days >= 1)) { flash("Enter a price and at least one day.", "error"); return; }
+            api("PUT", "/api/v1/admin/plans/" + p.id, body).then(function () {
+              flash("Plan " + p.name + " saved.", "ok");
+              return plans();
+            }).catch(showError);
+          });
+          tb.appendChild(el("tr", { "data-plan-row": p.id }, el("td", { text: p.name }), el("td", null, cellLabel("Price"), price, " " + p.currency),
+            el("td", null, cellLabel("Days"), days), el("td", null, cellLabel("Idle minutes"), idle), el("td", null, cellLabel("On sale"), active), el("td", null, save)));
         });
       });
     }
@@ -712,8 +834,22 @@
       return api("GET", "/api/v1/admin/nodes").then(function (r) {
         var tb = clear($("#nodes tbody"));
         (r.nodes || []).forEach(function (n) {
-          tb.appendChild(el("tr", null, el("td", { text: n.name }), el("td", { text: n.status }),
-            el("td", { text: n.allocated_cpu_cores + " / " + n.cpu_cores }), el("td", { text: mb(n.allocated_memory_mb) + " / " + mb(n.memory_mb) }), el("td", { text: n.devices })));
+          var status = el("select", { name: "status", "aria-label": "status of " + n.name },
+            el("option", { value: "active", text: "active", selected: n.status === "active" }),
+            el("option", { value: "draining", text: "draining", selected: n.status === "draining" }));
+          var cpu = el("input", { type: "number", name: "cpu_cores", min: "0", size: 4, value: n.cpu_cores, "aria-label": "cores of " + n.name });
+          var mem = el("input", { type: "number", name: "memory_mb", min: "0", size: 7, value: n.memory_mb, "aria-label": "memory of " + n.name });
+          var save = el("button", { type: "button", class: "small", text: "Save" });
+          save.addEventListener("click", function () {
+            var body = { status: status.value, cpu_cores: parseInt(cpu.value, 10), memory_mb: parseInt(mem.value, 10) };
+            api("PUT", "/api/v1/admin/nodes/" + n.id, body).then(function () {
+              flash("Node " + n.name + " saved.", "ok");
+              return nodes();
+            }).catch(showError);
+          });
+          tb.appendChild(el("tr", { "data-node": n.id }, el("td", { text: n.name }), el("td", null, status),
+            el("td", null, cellLabel("CPU in use / cores"), n.allocated_cpu_cores + " / ", cpu), el("td", null, cellLabel("Memory in use / MB"), n.allocated_memory_mb + " / ", mem),
+            el("td", null, cellLabel("Phones"), String(n.devices)), el("td", null, save)));
         });
       });
     }
@@ -745,7 +881,32 @@
       var v = formValues(ev.target);
       api("PUT", "/api/v1/admin/ip-bans/" + v.entry.trim(), { reason: v.reason }).then(function () { ev.target.reset(); return bans(); }).catch(showError);
     });
+    function deadLetters() {
+      return api("GET", "/api/v1/admin/dead-letters?limit=50").then(function (r) {
+        var tb = clear($("#dead-letters tbody"));
+        (r.items || []).forEach(function (l) {
+          var again = el("button", { type: "button", class: "small", text: "Send again" });
+          again.addEventListener("click", function () {
+            confirmAction("Send " + l.type + " to the broker again?").then(function (ok) {
+              if (ok) return api("POST", "/api/v1/admin/dead-letters/" + l.id + "/redrive").then(function () {
+                flash("Sent " + l.type + " again.", "ok");
+                return deadLetters();
+              });
+            }).catch(showError);
+          });
+          var sent = l.redriven_at ? "sent again " + when(l.redriven_at) : (l.redrives ? "failed again after " + l.redrives + " re-drive(s)" : "");
+          tb.appendChild(el("tr", { "data-dead-letter": l.id, "data-redrives": l.redrives },
+            el("td", null, el("strong", { text: l.type }), el("div", { class: "hint", text: l.event_id })),
+            el("td", null, cellLabel("Refused by"), l.destination || "?"),
+            el("td", null, cellLabel("Error"), (l.error_code || "") + (l.error_data ? " " + l.error_data : "")),
+            el("td", null, when(l.received_at), sent ? el("div", { class: "hint", text: sent }) : null),
+            el("td", null, again)));
+        });
+        if (!(r.items || []).length) tb.appendChild(el("tr", null, el("td", { colspan: "5", text: "None: every event reached its functions." })));
+      });
+    }
     [users, plans, nodes, bans].forEach(function (f) { f().catch(showError); });
+    if (has("deadletters")) deadLetters().catch(showError);
     if (has("mail")) mail();
   };
 

@@ -45,9 +45,11 @@ const (
 
 // Devices is what the function needs of the device context: the ADB
 // endpoint of the caller's own running device (apierr NotFound for another
-// user's, Conflict when it is not running).
+// user's, Conflict when it is not running), and the record that it was used
+// (which keeps it from being stopped as idle).
 type Devices interface {
 	ADBEndpoint(ctx context.Context, p auth.Principal, id string) (string, error)
+	Touch(ctx context.Context, id string) error
 }
 
 // Config is the function's configuration.
@@ -118,6 +120,11 @@ func (f *Function) connect(ctx context.Context, r *http.Request) (*adb.Client, e
 	addr, err := f.devs.ADBEndpoint(ctx, p, r.PathValue("id"))
 	if err != nil {
 		return nil, err
+	}
+	if err := f.devs.Touch(ctx, r.PathValue("id")); err != nil {
+		// Only the idle stop reads this: a missed mark is not worth failing
+		// the user's command over.
+		f.log.WarnContext(ctx, "device use not recorded", "device_id", r.PathValue("id"), "err", err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbapi"
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
+	"github.com/cloudphone/cloudphone/functions/device/deviceidlestop"
 	"github.com/cloudphone/cloudphone/functions/device/deviceoutboxredrive"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
 	"github.com/cloudphone/cloudphone/functions/device/devicereports"
@@ -29,6 +30,7 @@ var Entries = []function.Entry{
 	devicereports.Entry,
 	devicebalancestop.Entry,
 	devicequotastop.Entry,
+	deviceidlestop.Entry,
 	deviceoutboxredrive.Entry,
 	deviceruntime.Entry,
 }
@@ -59,6 +61,7 @@ var Events = []function.EventType{
 	{Type: device.EventAppInstalled, Payload: device.AppFact{}, Doc: "an app was installed on a device and its package is listed (app_id, package, version_code, at); subject is the device id"},
 	{Type: device.EventAppInstallFailed, Payload: device.AppFact{}, Doc: "an app could not be installed on a device (reason, e.g. digest_mismatch); subject is the device id"},
 	{Type: device.EventAppUninstalled, Payload: device.AppFact{}, Doc: "an app was removed from a device; subject is the device id"},
+	{Type: device.EventIdleCheckRequested, Payload: events.Tick{}, Doc: "time to stop the devices idle beyond their user's limit"},
 	{Type: device.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the device context's parked outbox rows"},
 }
 

@@ -5,7 +5,6 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/scheduler"
 	"github.com/cloudphone/cloudphone/shared/function"
-	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/process"
 )
 
@@ -22,7 +21,7 @@ var Entry = function.EventEntry(function.Spec{
 }, build)
 
 func build(ctx context.Context, r *process.Resources) (*Function, error) {
-	pool, err := r.Postgres(ctx, scheduler.Database, inbox.Migrations, scheduler.Migrations)
+	pool, err := r.Postgres(ctx, scheduler.Database, scheduler.MigrationSets()...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,35 @@
+package deviceidlestop
+
+import (
+	"context"
+	"time"
+
+	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.EventEntry(function.Spec{
+	Name: Name, Context: device.ContextName,
+	Consumes: Consumes,
+	Emits:    Emits,
+	Schedule: Schedule,
+	MaxScale: 3, Concurrency: 20, TimeoutSeconds: 120,
+	Secrets:  []string{function.SecretServiceTokenKey},
+	Delivery: &function.Delivery{Retry: 3, BackoffDelay: 5 * time.Second},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := config.Load(r.Env, &cfg); err != nil {
+		return nil, err
+	}
+	return New(svc, cfg, r.Log), nil
+}
