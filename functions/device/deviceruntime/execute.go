@@ -208,6 +208,9 @@ func (f *Function) bringUp(ctx context.Context, c *client.Client, d *device, o *
 		if err := timed(&o.docker, func() error { return f.ensureImage(ctx, c, d.Image) }); err != nil {
 			return err
 		}
+		if err := timed(&o.docker, func() error { return f.ensureNetwork(ctx, c) }); err != nil {
+			return err
+		}
 		cfg, hc := f.containerSpec(d)
 		var resp container.CreateResponse
 		err := timed(&o.docker, func() (err error) {

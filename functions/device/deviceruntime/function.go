@@ -55,6 +55,7 @@ func WithReportHook(fn func(event.Event)) Option { return func(f *Function) { f.
 type Function struct {
 	pool     *pgxpool.Pool
 	cfg      Config
+	caps     []string // capabilities of unprivileged phones
 	log      *slog.Logger
 	engines  *engines
 	trace    func(Trace)
@@ -88,7 +89,11 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger, opts ...Option) (*Fun
 	if err != nil {
 		return nil, err
 	}
-	f := &Function{pool: pool, cfg: cfg, log: log, engines: newEngines(cfg, labels, log),
+	caps, err := cfg.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	f := &Function{pool: pool, cfg: cfg, caps: caps, log: log, engines: newEngines(cfg, labels, log),
 		wake: make(chan struct{}, 1), watching: map[string]bool{}, reconcileCh: make(chan struct{}, 1),
 		health: healthCounts{n: map[string]int{}}}
 	for _, o := range opts {

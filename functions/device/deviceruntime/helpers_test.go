@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -113,7 +114,8 @@ func (b *bundle) start() *deviceruntime.Function {
 	return rt
 }
 
-// removeByLabel force-removes every container carrying label (k=v).
+// removeByLabel force-removes every container carrying label (k=v), then
+// the networks carrying it.
 func removeByLabel(t testing.TB, c *client.Client, label string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -126,6 +128,16 @@ func removeByLabel(t testing.TB, c *client.Client, label string) {
 		if err := c.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil &&
 			!strings.Contains(err.Error(), "No such container") && !strings.Contains(err.Error(), "already in progress") {
 			t.Errorf("remove container %s: %v", ctr.ID, err)
+		}
+	}
+	nets, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		t.Errorf("list networks to clean up: %v", err)
+		return
+	}
+	for _, n := range nets {
+		if err := c.NetworkRemove(ctx, n.ID); err != nil {
+			t.Errorf("remove network %s: %v", n.Name, err)
 		}
 	}
 }
