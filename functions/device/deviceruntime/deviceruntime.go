@@ -24,8 +24,9 @@
 //
 // Desired state is the runtime's own: runtime_devices is fed only by the
 // commands received (the last command of a device says what it should be), so
-// the runtime reads no table of another function and works the same whether
-// it shares a process with the device context or not.
+// the runtime works the same whether it shares a process with the device
+// context or not. The one table of the context it reads is nodes, to refuse
+// an engine that is not a registered node's (see admit).
 package deviceruntime
 
 import (
@@ -172,6 +173,9 @@ type Config struct {
 	TLSCertDir string `env:"DEVICE_DOCKER_CERT_DIR"`
 	// Image is the phone image used when a command names none.
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
+	// Images are the further images (comma-separated) a command may name;
+	// a command naming any other image is refused.
+	Images string `env:"DEVICE_IMAGES"`
 	// PullImages pulls a missing image; off, a missing image fails the create.
 	PullImages bool `env:"DEVICE_PULL_IMAGES" default:"false"`
 	// Privileged runs phones privileged: true, false, or auto (privileged

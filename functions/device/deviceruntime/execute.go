@@ -9,6 +9,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/jackc/pgx/v5"
 )
 
 // finding is one report to emit: its type and data.
@@ -56,7 +57,7 @@ func timed(sum *time.Duration, fn func() error) error {
 
 // execute runs one command against the device's engine. dev is the device's
 // locked row, nil when the runtime has never heard of the device.
-func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome {
+func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *device) *outcome {
 	cmd := q.Cmd
 	if dev != nil && cmd.Seq > 0 && cmd.Seq < dev.Seq {
 		// A newer command for this device has already run: this one was
@@ -71,6 +72,16 @@ func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome
 		o.failed = true
 		o.dev = nil
 		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "the device was deleted", nil))
+		return o
+	}
+	if err := f.admit(ctx, tx, q.Op, d); err != nil {
+		o.fail(d, q.Op, err)
+		if _, refused := err.(errRefused); refused {
+			// Nothing of a refused command is kept: the reconcile loop
+			// would otherwise dial its engine.
+			o.dev = nil
+			f.log.WarnContext(ctx, "device-runtime: command refused by policy", "device_id", d.ID, "op", q.Op, "reason", err.Error())
+		}
 		return o
 	}
 	c, err := f.engines.client(d.DockerHost, d.NodeID)

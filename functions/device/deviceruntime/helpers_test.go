@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -73,6 +74,7 @@ func setup(t *testing.T, tweak func(*deviceruntime.Config)) *bundle {
 	t.Cleanup(func() { removeByLabel(t, docker, testLabel+"="+b.run) })
 	b.cfg = deviceruntime.Config{
 		Image:             standinimage.Tag,
+		Images:            missingImage,
 		Labels:            testLabel + "=" + b.run,
 		Instance:          b.run,
 		Workers:           4,
@@ -92,8 +94,20 @@ func setup(t *testing.T, tweak func(*deviceruntime.Config)) *bundle {
 	return b
 }
 
+// outboxAndRuntime are the runtime's tables and those of the device context
+// it reads (nodes), as in the device context's database.
 func outboxAndRuntime() []db.Migrations {
-	return []db.Migrations{outbox.Migrations, deviceruntime.Migrations}
+	return []db.Migrations{outbox.Migrations, device.Migrations, deviceruntime.Migrations}
+}
+
+// registerNode adds a node whose engine is dockerHost, as an administrator
+// does.
+func (b *bundle) registerNode(name, dockerHost string) {
+	b.t.Helper()
+	if _, err := b.pool.Exec(context.Background(), `INSERT INTO nodes (name, docker_host, adb_host, cpu_cores, memory_mb)
+		VALUES ($1, $2, '127.0.0.1', 8, 8192)`, name, dockerHost); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 // start starts another runtime on the bundle's database and config.
@@ -273,3 +287,6 @@ func (b *bundle) inspect(id string) container.InspectResponse {
 	}
 	return ci
 }
+
+// missingImage is an allowed image that no engine has.
+const missingImage = "cloudphone/not-built-here:latest"
