@@ -42,6 +42,9 @@ type Config struct {
 	RedisPrefix string `env:"CLOUDPHONE_REDIS_PREFIX"`
 	// UserTokenPublicKey verifies access tokens, so per-user limits apply.
 	UserTokenPublicKey string `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
+	// ClearIPBans lifts every ban kept in Redis when the edge is made: the
+	// way back in for an operator whom a ban locked out of the admin API.
+	ClearIPBans bool `env:"CLOUDPHONE_CLEAR_IP_BANS"`
 }
 
 // Cookie names of the web console's session: the refresh token
@@ -70,7 +73,7 @@ type Edge struct {
 }
 
 // New builds the edge from env on rdb, checking logouts in revoked. Redis is
-// not contacted here; when it is unreachable later, limits fall back to
+// not contacted here (unless CLOUDPHONE_CLEAR_IP_BANS asks to lift the bans); when it is unreachable later, limits fall back to
 // per-process counters and the configured deny list still applies.
 func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *slog.Logger, m *metrics.Metrics) (*Edge, error) {
 	var cfg Config
@@ -84,6 +87,13 @@ func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *sl
 	bans, err := ipban.New(rdb, ipban.Options{Static: ipban.StaticFromConfig(env), Prefix: cfg.RedisPrefix + "ipban:", Log: log, Metrics: m})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ClearIPBans {
+		n, err := bans.Clear(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("edge: CLOUDPHONE_CLEAR_IP_BANS: %w", err)
+		}
+		log.Warn("every IP ban kept in Redis was lifted (CLOUDPHONE_CLEAR_IP_BANS); unset it again", "lifted", n)
 	}
 	table, err := ratelimit.LoadTable(env)
 	if err != nil {
@@ -121,6 +131,10 @@ func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *sl
 	})
 	return e, nil
 }
+
+// ClientIP is the client address of r as the edge sees it (see
+// CLOUDPHONE_TRUSTED_PROXIES).
+func (e *Edge) ClientIP(r *http.Request) netip.Addr { return e.ips.ClientIP(r) }
 
 // Bans is the deny list, for the admin routes that manage it.
 func (e *Edge) Bans() *ipban.Denylist { return e.bans }
