@@ -48,6 +48,9 @@ type Config struct {
 	// UserURL is the base URL of the user context's internal quota API
 	// (/internal/v1/quotas/...).
 	UserURL string `env:"CLOUDPHONE_USER_URL" default:"http://127.0.0.1:8080"`
+	// BillingURL is the base URL of billing's internal funds API
+	// (/internal/v1/funds/...).
+	BillingURL string `env:"CLOUDPHONE_BILLING_URL" default:"http://127.0.0.1:8080"`
 	// Image is the phone image a device gets when its request names none.
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
 	// Images lists further images (comma-separated) a request may name.
@@ -100,7 +103,10 @@ type NodeConfig struct {
 
 // Options are what Open needs beyond the pool.
 type Options struct {
-	Quota            Quota
+	Quota Quota
+	// Funds, when set, is asked before a phone starts (create, start,
+	// restart); nil starts phones whatever the balance.
+	Funds            Funds
 	Tickets          *Tickets
 	Ports            PortRange
 	Node             NodeConfig
@@ -120,6 +126,7 @@ type Options struct {
 type Service struct {
 	pool    *pgxpool.Pool
 	quota   Quota
+	funds   Funds
 	tickets *Tickets
 	ports   PortRange
 	image   string
@@ -165,7 +172,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 			images[im] = true
 		}
 	}
-	s := &Service{pool: pool, quota: opt.Quota, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
+	s := &Service{pool: pool, quota: opt.Quota, funds: opt.Funds, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
 		images: images, storage: opt.DefaultStorageGB, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
 	if opt.Node.Name != "" {
 		if err := s.RegisterNode(ctx, opt.Node); err != nil {
@@ -173,4 +180,13 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		}
 	}
 	return s, nil
+}
+
+// coverHour asks billing whether userID can pay an hour of d; without Funds
+// it passes.
+func (s *Service) coverHour(ctx context.Context, userID string, cpuCores, memoryMB int) error {
+	if s.funds == nil {
+		return nil
+	}
+	return s.funds.CoverHour(ctx, userID, cpuCores, memoryMB)
 }

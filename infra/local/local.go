@@ -120,13 +120,17 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 		return nil, err
 	}
 	// Listen before the functions start, so the device context can be told
-	// where the user context's internal API is: here, on the same port.
+	// where the user and billing contexts' internal APIs are: here, on the
+	// same port.
 	p.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	if env["CLOUDPHONE_USER_URL"] == "" {
 		env["CLOUDPHONE_USER_URL"] = p.URL()
+	}
+	if env["CLOUDPHONE_BILLING_URL"] == "" {
+		env["CLOUDPHONE_BILLING_URL"] = p.URL()
 	}
 
 	m := metrics.New()

@@ -89,9 +89,11 @@ func stack(specs []function.Spec, o Options) *Stack {
 				"FUNCTIONS": strings.Join(names, ","),
 				// The user bundle serves the internal quota API the device context calls.
 				"CLOUDPHONE_USER_URL": "http://gateway.openfaas:8080/function/cloudphone-user",
-				"read_timeout":        strconv.Itoa(tmo+5) + "s",
-				"write_timeout":       strconv.Itoa(tmo+10) + "s",
-				"exec_timeout":        strconv.Itoa(tmo) + "s",
+				// The billing bundle serves the internal funds API the device context calls.
+				"CLOUDPHONE_BILLING_URL": "http://gateway.openfaas:8080/function/cloudphone-billing",
+				"read_timeout":           strconv.Itoa(tmo+5) + "s",
+				"write_timeout":          strconv.Itoa(tmo+10) + "s",
+				"exec_timeout":           strconv.Itoa(tmo) + "s",
 			},
 			Secrets: slices.Compact(secrets),
 			Labels: map[string]string{

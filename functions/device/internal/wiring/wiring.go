@@ -70,8 +70,12 @@ func Service(ctx context.Context, r *process.Resources) (*device.Service, error)
 		if err != nil {
 			return nil, err
 		}
+		funds, err := device.NewFundsClient(cfg.BillingURL, servicetoken.Client(minter, servicetoken.ContextBilling))
+		if err != nil {
+			return nil, err
+		}
 		return device.Open(ctx, pool, device.Options{
-			Quota: quota, Tickets: tickets, Ports: ports,
+			Quota: quota, Funds: funds, Tickets: tickets, Ports: ports,
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
 			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB,
