@@ -29,6 +29,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -76,8 +77,12 @@ type Platform struct {
 	brokerDB interface{ Close() }
 	srv      *http.Server
 	ln       net.Listener
-	bgCancel context.CancelFunc
-	bgDone   chan struct{}
+	// metricsAddr and stopMetrics are the /metrics listener, when
+	// CLOUDPHONE_METRICS_ADDR asks for one.
+	metricsAddr string
+	stopMetrics func(context.Context) error
+	bgCancel    context.CancelFunc
+	bgDone      chan struct{}
 }
 
 // Run starts the platform, serves until ctx is done, then shuts everything
@@ -185,7 +190,6 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	mux := http.NewServeMux()
 	function.MountHealth(mux, p.host)
-	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.host.TakesEvents(r) {
@@ -196,7 +200,12 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}))
 	var scfg function.ServerConfig
 	_ = config.Load(src, &scfg)
-	p.srv = function.NewServer(p.ln.Addr().String(), mux, scfg, log)
+	if scfg.MetricsAddress != "" {
+		if p.metricsAddr, p.stopMetrics, err = function.ServeMetrics(scfg.MetricsAddress, m, scfg, log); err != nil {
+			return nil, err
+		}
+	}
+	p.srv = function.NewServer(p.ln.Addr().String(), edge.SecurityHeaders(scfg.BehindTLS)(mux), scfg, log)
 	go func() {
 		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("server stopped", "err", err)
@@ -207,6 +216,15 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 		opts.Listening(p.URL())
 	}
 	return p, nil
+}
+
+// MetricsURL is where /metrics is served (CLOUDPHONE_METRICS_ADDR), empty
+// when it is not.
+func (p *Platform) MetricsURL() string {
+	if p.metricsAddr == "" {
+		return ""
+	}
+	return "http://" + p.metricsAddr + "/metrics"
 }
 
 // URL is the base URL requests go to.
@@ -234,6 +252,9 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 		errs = append(errs, p.srv.Shutdown(ctx))
 	} else if p.ln != nil {
 		_ = p.ln.Close()
+	}
+	if p.stopMetrics != nil {
+		errs = append(errs, p.stopMetrics(ctx))
 	}
 	if p.host != nil {
 		errs = append(errs, p.host.Stop(ctx))

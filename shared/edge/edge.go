@@ -182,13 +182,29 @@ func (e *Edge) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (e *Edge) headers(h http.Header) {
+func (e *Edge) headers(h http.Header) { setSecurityHeaders(h, e.cfg.BehindTLS) }
+
+func setSecurityHeaders(h http.Header, behindTLS bool) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
-	if e.cfg.BehindTLS {
+	if behindTLS {
 		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	}
+}
+
+// SecurityHeaders sets the security headers on every answer of next,
+// whatever answers it (health probes, the broker ingress, internal routes,
+// a 404 or a panic's 500 included); a handler may still replace one (the
+// console sets its own Content-Security-Policy). behindTLS adds
+// Strict-Transport-Security.
+func SecurityHeaders(behindTLS bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setSecurityHeaders(w.Header(), behindTLS)
+			next.ServeHTTP(w, r)
+		})
 	}
 }
 
