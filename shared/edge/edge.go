@@ -8,7 +8,9 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 
 	"fmt"
@@ -208,23 +210,32 @@ func SecurityHeaders(behindTLS bool) func(http.Handler) http.Handler {
 	}
 }
 
-// csrfOK enforces the double submit on state-changing calls that a browser
-// authenticates with the session cookie: the CSRF header must equal the CSRF
-// cookie. Calls without the session cookie (bearer tokens, anonymous) need none.
+// CSRFToken is the CSRF token of the cookie session whose refresh token is
+// refresh: a hash of it, so that a token is good for its own session only (a
+// token obtained in one session, or planted in a victim's cookies, is
+// refused in any other) and needs no state. The refresh token is a secret
+// the page never sees (HttpOnly), so the hash cannot be forged, and it
+// reveals nothing of the refresh token. A refresh rotates both.
+func CSRFToken(refresh string) string {
+	sum := sha256.Sum256([]byte("cloudphone csrf v1\x00" + refresh))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// csrfOK enforces the CSRF token on state-changing calls that a browser
+// authenticates with the session cookie: the CSRF header must be the token
+// of the session cookie sent with it (CSRFToken). Calls without the session
+// cookie (bearer tokens, anonymous) need none.
 func csrfOK(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return true
 	}
-	if _, err := r.Cookie(SessionCookie); err != nil {
+	session, err := r.Cookie(SessionCookie)
+	if err != nil {
 		return true
 	}
-	c, err := r.Cookie(CSRFCookie)
-	if err != nil || c.Value == "" {
-		return false
-	}
 	h := r.Header.Get(CSRFHeader)
-	return subtle.ConstantTimeCompare([]byte(h), []byte(c.Value)) == 1
+	return h != "" && subtle.ConstantTimeCompare([]byte(h), []byte(CSRFToken(session.Value))) == 1
 }
 
 // refused counts a rate-limit refusal towards the IP's auto-ban.

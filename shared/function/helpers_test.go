@@ -54,8 +54,8 @@ type server struct {
 	base    string
 	metrics string // the /metrics URL, on its own listener
 	cancel  context.CancelFunc
-	done   chan error
-	client *http.Client
+	done    chan error
+	client  *http.Client
 }
 
 // serve runs fn with ServeContext until the test ends (or s.shutdown).
@@ -80,8 +80,8 @@ func serve(t *testing.T, spec function.Spec, fn any) *server {
 		base:    "http://" + ln.Addr().String(),
 		metrics: "http://" + metricsAddr + "/metrics",
 		cancel:  cancel,
-		done:   make(chan error, 1),
-		client: &http.Client{Timeout: 5 * time.Second},
+		done:    make(chan error, 1),
+		client:  &http.Client{Timeout: 5 * time.Second},
 	}
 	log := logging.Discard()
 	m := metrics.New()
