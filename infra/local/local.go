@@ -286,7 +286,7 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 
 func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[string]string) error {
 	if cfg.DatabaseURL == "" {
-		pg, err := services.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), services.PostgresOptions{Fsync: true}, p.log)
+		pg, err := services.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), services.PostgresOptions{Fsync: true, Restart: true}, p.log)
 		if err != nil {
 			return fmt.Errorf("private postgres: %w", err)
 		}
@@ -294,7 +294,7 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 		cfg.DatabaseURL = pg.URL()
 	}
 	if cfg.RedisURL == "" {
-		r, err := services.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), services.RedisOptions{}, p.log)
+		r, err := services.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), services.RedisOptions{Restart: true}, p.log)
 		if err != nil {
 			return fmt.Errorf("private redis: %w", err)
 		}
