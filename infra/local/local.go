@@ -150,7 +150,8 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	triggers = append(triggers, opts.Extra...)
 	deliver := &hostDeliverer{}
-	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m})
+	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m,
+		Owner: brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"])})
 	if err != nil {
 		return nil, err
 	}
@@ -456,4 +457,16 @@ func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// brokerOwner names this platform's broker the same across its restarts:
+// the machine, the data directory and the database prefix. A restarted
+// platform resumes at once the deliveries its broker had claimed when it
+// died.
+func brokerOwner(dataDir, prefix string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	return host + ":" + dataDir + ":" + prefix
 }
