@@ -59,7 +59,7 @@ images: build ## build one image per function and per OpenFaaS bundle (FROM scra
 phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)
 	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \
 	  CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -o "$$ctx/phone-standin" ./infra/phone-standin && \
-	  cp infra/phone-standin/Dockerfile "$$ctx/" && \
+	  cp infra/phone-standin/Dockerfile "$$ctx/" && mkdir "$$ctx/data" "$$ctx/sdcard" && \
 	  docker build -q -t cloudphone/phone-standin:latest "$$ctx"
 
 .PHONY: deploy-knative

@@ -95,6 +95,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
+	users    Users // nil: user ids are not checked (see CheckUsers)
 
 	// after, when set (tests and fault injection), is called with a step
 	// name right after that step's transaction committed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -660,4 +661,52 @@ func TestALateFactLowersTheDebtAndCreditsNothingUnpaid(t *testing.T) {
 		t.Fatalf("debt %d, want the 5 minutes run less the 1 paid (%d)", debt, want)
 	}
 	e.checkLedger(t, u)
+}
+
+// A phone is paid for when it stops, not at the next charging run: stopping
+// and starting again between runs is never free.
+func TestAStoppedDeviceIsChargedWhenItsStopIsRecorded(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 1000)
+	start := e.clock.Now()
+	rate := e.svc.RateMilli(2, 2048)
+	e.record(t, fact(t, billing.EventDeviceRunning, "dev-s", u, start))
+	e.clock.Advance(7 * time.Minute)
+	e.record(t, fact(t, billing.EventDeviceStopped, "dev-s", u, start.Add(7*time.Minute)))
+	if got, want := 1000-e.balance(t, u), billing.UsageCost(7, rate); got != want {
+		t.Fatalf("charged %d when the stop was recorded, want %d for 7 minutes", got, want)
+	}
+	if _, err := e.svc.ChargeUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := 1000-e.balance(t, u), billing.UsageCost(7, rate); got != want {
+		t.Fatalf("a charging run after the stop charged again: %d, want %d", got, want)
+	}
+	e.checkLedger(t, u)
+}
+
+// A phone starts only when the balance, less unpaid usage, pays for an hour
+// of it; the refusal is 409 insufficient_funds.
+func TestCoverHourNeedsAnHourOfThePhonesUsage(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	hourly := billing.UsageCost(60, e.svc.RateMilli(2, 2048)) // 80
+	if _, err := e.svc.CoverHour(context.Background(), u, 2, 2048); !apierr.Is(err, apierr.InsufficientFunds) || apierr.As(err).Status != http.StatusConflict {
+		t.Fatalf("no balance: %v, want 409 insufficient_funds", err)
+	}
+	e.credit(t, u, hourly-1)
+	if _, err := e.svc.CoverHour(context.Background(), u, 2, 2048); !apierr.Is(err, apierr.InsufficientFunds) {
+		t.Fatalf("a minor unit short: %v", err)
+	}
+	e.credit(t, u, 1)
+	fc, err := e.svc.CoverHour(context.Background(), u, 2, 2048)
+	if err != nil || fc.Available != hourly || fc.Hourly != hourly {
+		t.Fatalf("exactly an hour: %+v, %v", fc, err)
+	}
+	if _, err := e.svc.CoverHour(context.Background(), "not-a-uuid", 2, 2048); !apierr.Is(err, apierr.Invalid) {
+		t.Fatalf("bad user id: %v", err)
+	}
 }

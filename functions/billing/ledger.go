@@ -195,13 +195,17 @@ type CreditRequest struct {
 const MaxCredit = 1e11
 
 // Credit adds req.Amount to userID's balance as a credit entry naming the
-// operator (the administrator's user id). Each call is a new credit.
+// operator (the administrator's user id). Each call is a new credit. A user
+// id the user context does not know is NotFound, and nothing is written.
 func (s *Service) Credit(ctx context.Context, operator, userID string, req CreditRequest) (Entry, error) {
 	var p httpjson.Problems
 	p.Check(isUUID(userID), "id", "must be a user id (UUID)")
 	p.Check(req.Amount > 0 && req.Amount <= MaxCredit, "amount", "must be 1 to 100000000000 minor units")
 	p.Check(req.Reason != "" && len(req.Reason) <= 200 && httpjson.NoControlChars(req.Reason), "reason", "must be 1 to 200 characters without control characters")
 	if err := p.Err(); err != nil {
+		return Entry{}, err
+	}
+	if err := s.known(ctx, userID, apierr.NotFound, "id"); err != nil {
 		return Entry{}, err
 	}
 	var e Entry

@@ -3,12 +3,14 @@ package billing
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
@@ -29,7 +31,8 @@ var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 // RecordDeviceFact stores the device fact e (type typ, data f) for metering,
 // once: a running fact opens a usage interval at f.At, a stopped, error or
 // deleted fact closes it at f.At, whatever order they arrive in (intervals are
-// derived from the facts sorted by time when usage is charged). A fact that
+// derived from the facts sorted by time when usage is charged). A closing
+// fact charges the user's usage at once, as a charging run would. A fact that
 // cannot be read is function.Permanent.
 func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ string, f DeviceFact) (Outcome, error) {
 	kind, ok := factKinds[typ]
@@ -67,6 +70,15 @@ ON CONFLICT (device_id) DO UPDATE SET pending = true, updated_at = now()`, f.Dev
 	})
 	if err != nil {
 		return "", err
+	}
+	if out == OutcomeApplied && kind != "running" {
+		// A phone that stopped is charged now, not at the next charging
+		// run: otherwise stopping and starting again before each run would
+		// never be paid for. A failure here is left to that run.
+		var rep ChargeReport
+		if err := s.chargeUser(ctx, f.UserID, &rep); err != nil {
+			s.log.WarnContext(ctx, "usage not charged on stop; the charging job will", "user_id", f.UserID, "device_id", f.DeviceID, "err", err)
+		}
 	}
 	return out, nil
 }
@@ -333,4 +345,39 @@ WHERE user_id = $1`, userID, unpaid); err != nil {
 		}
 		return nil
 	})
+}
+
+// FundsCheck is what CoverHour found: the balance that can pay (after unpaid
+// usage) and the hourly price of the phone.
+type FundsCheck struct {
+	Available int64  `json:"available"`
+	Hourly    int64  `json:"hourly"`
+	Currency  string `json:"currency"`
+}
+
+// CoverHour checks that userID's balance, less its unpaid usage, pays for at
+// least one hour of a phone with cores and memoryMB at the usage rates: a
+// phone is started only then, so that nobody runs one for free until the
+// next charging run. It fails with InsufficientFunds (HTTP 409) otherwise.
+func (s *Service) CoverHour(ctx context.Context, userID string, cores, memoryMB int) (FundsCheck, error) {
+	var p httpjson.Problems
+	p.Check(isUUID(userID), "user_id", "must be a user id (UUID)")
+	p.Check(cores > 0 && cores <= 1024, "cpu_cores", "must be 1 to 1024")
+	p.Check(memoryMB > 0 && memoryMB <= 1<<22, "memory_mb", "must be 1 to 4194304")
+	if err := p.Err(); err != nil {
+		return FundsCheck{}, err
+	}
+	fc := FundsCheck{Hourly: UsageCost(60, s.RateMilli(cores, memoryMB)), Currency: s.cfg.Currency}
+	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT balance - unpaid_usage FROM balances WHERE user_id = $1), 0)`, userID).
+		Scan(&fc.Available)
+	if err != nil {
+		return FundsCheck{}, fmt.Errorf("read balance of %s: %w", userID, err)
+	}
+	if fc.Available < fc.Hourly {
+		e := apierr.New(apierr.InsufficientFunds, "the balance (%d %s available) does not cover one hour of this phone (%d %s)",
+			fc.Available, fc.Currency, fc.Hourly, fc.Currency)
+		e.Status = http.StatusConflict
+		return fc, e
+	}
+	return fc, nil
 }

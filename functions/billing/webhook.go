@@ -118,7 +118,8 @@ type WebhookResult struct {
 
 // TopUp applies a verified provider event: a topup.succeeded credits its
 // amount as a topup entry, once per provider event id (a replay is answered
-// duplicate and moves nothing); other types are ignored.
+// duplicate and moves nothing); other types are ignored. A top-up for a user
+// id the user context does not know is Unprocessable, and nothing is written.
 func (s *Service) TopUp(ctx context.Context, ev WebhookEvent) (WebhookResult, error) {
 	var p httpjson.Problems
 	p.Check(ev.ID != "" && len(ev.ID) <= 128 && httpjson.NoControlChars(ev.ID), "id", "must be 1 to 128 characters")
@@ -133,6 +134,12 @@ func (s *Service) TopUp(ctx context.Context, ev WebhookEvent) (WebhookResult, er
 	p.Check(ev.Data.Amount > 0 && ev.Data.Amount <= MaxCredit, "data.amount", "must be 1 to 100000000000 minor units")
 	p.Check(ev.Data.Currency == s.cfg.Currency, "data.currency", "must be "+s.cfg.Currency)
 	if err := p.Err(); err != nil {
+		return WebhookResult{}, err
+	}
+	// A payment for nobody is the provider's mistake: 422 tells it not to
+	// retry, and nothing is recorded (a later delivery for a user that
+	// then exists is credited).
+	if err := s.known(ctx, ev.Data.UserID, apierr.Unprocessable, "data.user_id"); err != nil {
 		return WebhookResult{}, err
 	}
 	var (

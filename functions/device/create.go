@@ -42,8 +42,9 @@ func (s *Service) validate(req CreateRequest) error {
 // recorded), then in one transaction places it on a node, holds the lowest
 // free ADB port, records it 'creating' and writes the create command. When
 // recording fails the reservation is released. A refusal for lack of quota
-// is apierr QuotaExceeded; no node with room or no free port is apierr
-// Unavailable.
+// is apierr QuotaExceeded; a balance that does not cover an hour of the
+// phone is apierr InsufficientFunds (409); no node with room or no free port
+// is apierr Unavailable.
 func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateRequest) (Device, error) {
 	if !p.HasPermission("device:create") {
 		return Device{}, apierr.New(apierr.Forbidden, "you may not create devices")
@@ -60,6 +61,9 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 	}
 	if req.StorageGB != nil {
 		d.StorageGB = *req.StorageGB
+	}
+	if err := s.coverHour(ctx, d.UserID, d.CPUCores, d.MemoryMB); err != nil {
+		return Device{}, err
 	}
 	err := s.quota.Reserve(ctx, d.UserID, QuotaReservation{DeviceID: d.ID, CPUCores: d.CPUCores, MemoryMB: d.MemoryMB, StorageGB: d.StorageGB})
 	if err != nil {

@@ -51,6 +51,9 @@ type Config struct {
 	// AppURL is the base URL of the app context's internal API
 	// (/internal/v1/users/{user_id}/apps/{app_id}/download).
 	AppURL string `env:"CLOUDPHONE_APP_URL" default:"http://127.0.0.1:8080"`
+	// BillingURL is the base URL of billing's internal funds API
+	// (/internal/v1/funds/...).
+	BillingURL string `env:"CLOUDPHONE_BILLING_URL" default:"http://127.0.0.1:8080"`
 	// Image is the phone image a device gets when its request names none.
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
 	// Images lists further images (comma-separated) a request may name.
@@ -106,7 +109,10 @@ type Options struct {
 	Quota Quota
 	// Apps answers the downloads of users' apps for installs; nil leaves
 	// installs unavailable (apierr Unavailable) and the rest working.
-	Apps             Apps
+	Apps Apps
+	// Funds, when set, is asked before a phone starts (create, start,
+	// restart); nil starts phones whatever the balance.
+	Funds            Funds
 	Tickets          *Tickets
 	Ports            PortRange
 	Node             NodeConfig
@@ -127,6 +133,7 @@ type Service struct {
 	pool    *pgxpool.Pool
 	quota   Quota
 	apps    Apps
+	funds   Funds
 	tickets *Tickets
 	ports   PortRange
 	image   string
@@ -173,7 +180,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 			images[im] = true
 		}
 	}
-	s := &Service{pool: pool, quota: opt.Quota, apps: opt.Apps, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
+	s := &Service{pool: pool, quota: opt.Quota, apps: opt.Apps, funds: opt.Funds, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
 		images: images, storage: opt.DefaultStorageGB, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
 	if opt.Node.Name != "" {
 		if err := s.RegisterNode(ctx, opt.Node); err != nil {
@@ -181,4 +188,13 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		}
 	}
 	return s, nil
+}
+
+// coverHour asks billing whether userID can pay an hour of d; without Funds
+// it passes.
+func (s *Service) coverHour(ctx context.Context, userID string, cpuCores, memoryMB int) error {
+	if s.funds == nil {
+		return nil
+	}
+	return s.funds.CoverHour(ctx, userID, cpuCores, memoryMB)
 }

@@ -81,7 +81,8 @@ func (s *Service) operate(ctx context.Context, p auth.Principal, id, perm string
 
 // Start asks for p's stopped (or failed) device id to run: it takes a
 // running slot from the user context (apierr QuotaExceeded at the
-// running-devices limit) and, in the same transaction as the state change to
+// running-devices limit; InsufficientFunds, 409, when the balance does not
+// cover an hour of it) and, in the same transaction as the state change to
 // 'starting', writes the start command (create, for a device whose container
 // was never made). Other states are apierr Conflict.
 func (s *Service) Start(ctx context.Context, p auth.Principal, id string) (Device, error) {
@@ -89,6 +90,9 @@ func (s *Service) Start(ctx context.Context, p auth.Principal, id string) (Devic
 	d, err := s.operate(ctx, p, id, "device:operate", func(tx pgx.Tx, d *Device) error {
 		if !d.State.In(StateStopped, StateError) {
 			return conflict(d, "start")
+		}
+		if err := s.coverHour(ctx, d.UserID, d.CPUCores, d.MemoryMB); err != nil {
+			return err
 		}
 		if !d.holdsSlot {
 			idle, err := s.quota.Start(ctx, d.UserID, d.ID)
@@ -152,11 +156,15 @@ func (s *Service) Stop(ctx context.Context, p auth.Principal, id string) (Device
 }
 
 // Restart asks for p's running device id to restart ('restarting', restart
-// command). Other states are apierr Conflict.
+// command), when the balance covers an hour of it (else InsufficientFunds,
+// 409). Other states are apierr Conflict.
 func (s *Service) Restart(ctx context.Context, p auth.Principal, id string) (Device, error) {
 	return s.operate(ctx, p, id, "device:operate", func(tx pgx.Tx, d *Device) error {
 		if d.State != StateRunning {
 			return conflict(d, "restart")
+		}
+		if err := s.coverHour(ctx, d.UserID, d.CPUCores, d.MemoryMB); err != nil {
+			return err
 		}
 		s.transition(d, StateRestarting, s.now())
 		if err := command(ctx, tx, SourceDevices, d, OpRestart, ""); err != nil {

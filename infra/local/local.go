@@ -29,6 +29,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -76,8 +77,12 @@ type Platform struct {
 	brokerDB interface{ Close() }
 	srv      *http.Server
 	ln       net.Listener
-	bgCancel context.CancelFunc
-	bgDone   chan struct{}
+	// metricsAddr and stopMetrics are the /metrics listener, when
+	// CLOUDPHONE_METRICS_ADDR asks for one.
+	metricsAddr string
+	stopMetrics func(context.Context) error
+	bgCancel    context.CancelFunc
+	bgDone      chan struct{}
 }
 
 // Run starts the platform, serves until ctx is done, then shuts everything
@@ -120,8 +125,8 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 		return nil, err
 	}
 	// Listen before the functions start, so the device context can be told
-	// where the user and app contexts' internal APIs are: here, on the same
-	// port.
+	// where the user, app and billing contexts' internal APIs are: here, on
+	// the same port.
 	p.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
@@ -131,6 +136,9 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	if env["CLOUDPHONE_APP_URL"] == "" {
 		env["CLOUDPHONE_APP_URL"] = p.URL()
+	}
+	if env["CLOUDPHONE_BILLING_URL"] == "" {
+		env["CLOUDPHONE_BILLING_URL"] = p.URL()
 	}
 
 	m := metrics.New()
@@ -145,7 +153,8 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	triggers = append(triggers, opts.Extra...)
 	deliver := &hostDeliverer{}
-	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m})
+	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m,
+		Owner: brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"])})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +194,6 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	mux := http.NewServeMux()
 	function.MountHealth(mux, p.host)
-	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.host.TakesEvents(r) {
@@ -196,7 +204,12 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}))
 	var scfg function.ServerConfig
 	_ = config.Load(src, &scfg)
-	p.srv = function.NewServer(p.ln.Addr().String(), mux, scfg, log)
+	if scfg.MetricsAddress != "" {
+		if p.metricsAddr, p.stopMetrics, err = function.ServeMetrics(scfg.MetricsAddress, m, scfg, log); err != nil {
+			return nil, err
+		}
+	}
+	p.srv = function.NewServer(p.ln.Addr().String(), edge.SecurityHeaders(scfg.BehindTLS)(mux), scfg, log)
 	go func() {
 		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("server stopped", "err", err)
@@ -207,6 +220,15 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 		opts.Listening(p.URL())
 	}
 	return p, nil
+}
+
+// MetricsURL is where /metrics is served (CLOUDPHONE_METRICS_ADDR), empty
+// when it is not.
+func (p *Platform) MetricsURL() string {
+	if p.metricsAddr == "" {
+		return ""
+	}
+	return "http://" + p.metricsAddr + "/metrics"
 }
 
 // URL is the base URL requests go to.
@@ -234,6 +256,9 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 		errs = append(errs, p.srv.Shutdown(ctx))
 	} else if p.ln != nil {
 		_ = p.ln.Close()
+	}
+	if p.stopMetrics != nil {
+		errs = append(errs, p.stopMetrics(ctx))
 	}
 	if p.host != nil {
 		errs = append(errs, p.host.Stop(ctx))
@@ -265,7 +290,7 @@ func (p *Platform) Shutdown(ctx context.Context) error {
 
 func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[string]string) error {
 	if cfg.DatabaseURL == "" {
-		pg, err := services.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), services.PostgresOptions{Fsync: true}, p.log)
+		pg, err := services.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), services.PostgresOptions{Fsync: true, Restart: true}, p.log)
 		if err != nil {
 			return fmt.Errorf("private postgres: %w", err)
 		}
@@ -273,7 +298,7 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 		cfg.DatabaseURL = pg.URL()
 	}
 	if cfg.RedisURL == "" {
-		r, err := services.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), services.RedisOptions{}, p.log)
+		r, err := services.StartRedis(ctx, filepath.Join(cfg.DataDir, "redis"), services.RedisOptions{Restart: true}, p.log)
 		if err != nil {
 			return fmt.Errorf("private redis: %w", err)
 		}
@@ -435,4 +460,16 @@ func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// brokerOwner names this platform's broker the same across its restarts:
+// the machine, the data directory and the database prefix. A restarted
+// platform resumes at once the deliveries its broker had claimed when it
+// died.
+func brokerOwner(dataDir, prefix string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	return host + ":" + dataDir + ":" + prefix
 }

@@ -64,6 +64,10 @@ func service(s function.Spec, o Options) *servingv1.Service {
 		{Name: "BROKER_URL", Value: o.BrokerURL},
 		// The user context's internal quota API, which the device context calls.
 		{Name: "CLOUDPHONE_USER_URL", Value: "http://user-quota-internal." + o.Namespace + ".svc.cluster.local"},
+		// Billing's internal funds API, which the device context asks before a phone starts.
+		{Name: "CLOUDPHONE_BILLING_URL", Value: "http://billing-funds-internal." + o.Namespace + ".svc.cluster.local"},
+		// Metrics on a port of their own, for the cluster's scraper only.
+		{Name: "CLOUDPHONE_METRICS_ADDR", Value: ":" + strconv.Itoa(MetricsPort)},
 		{Name: "read_timeout", Value: strconv.Itoa(timeout(s)+5) + "s"},
 		{Name: "write_timeout", Value: strconv.Itoa(timeout(s)+10) + "s"},
 		secretEnv("DATABASE_URL", o.SecretName, SecretKeyDatabaseURL),

@@ -44,6 +44,7 @@ var Whole = []string{StackFile, APIFile}
 // Listen port of every function container, and the health paths it serves.
 const (
 	Port          = 8080
+	MetricsPort   = 9090 // /metrics, never on Port
 	ReadinessPath = "/health/readiness"
 	LivenessPath  = "/health/liveness"
 )

@@ -91,9 +91,13 @@ func stack(specs []function.Spec, o Options) *Stack {
 				"CLOUDPHONE_USER_URL": "http://gateway.openfaas:8080/function/cloudphone-user",
 				// The app bundle serves the internal download API the device context calls.
 				"CLOUDPHONE_APP_URL": "http://gateway.openfaas:8080/function/cloudphone-app",
-				"read_timeout":       strconv.Itoa(tmo+5) + "s",
-				"write_timeout":      strconv.Itoa(tmo+10) + "s",
-				"exec_timeout":       strconv.Itoa(tmo) + "s",
+				// The billing bundle serves the internal funds API the device context calls.
+				"CLOUDPHONE_BILLING_URL": "http://gateway.openfaas:8080/function/cloudphone-billing",
+				// Metrics on a port of their own, not through the gateway.
+				"CLOUDPHONE_METRICS_ADDR": ":9090",
+				"read_timeout":            strconv.Itoa(tmo+5) + "s",
+				"write_timeout":           strconv.Itoa(tmo+10) + "s",
+				"exec_timeout":            strconv.Itoa(tmo) + "s",
 			},
 			Secrets: slices.Compact(secrets),
 			Labels: map[string]string{

@@ -72,6 +72,11 @@ type Error struct {
 	Message    string
 	Cause      error
 	RetryAfter time.Duration // sent as Retry-After when set
+	// Status, when set, is answered instead of the code's status: for the
+	// few answers the API documents with another status (a phone refused
+	// for funds is 409 insufficient_funds: the request conflicts with the
+	// balance, nothing is to be paid for it).
+	Status int
 }
 
 func (e *Error) Error() string {
@@ -136,6 +141,9 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		}
 	}
 	status := e.Code.Status()
+	if e.Status != 0 {
+		status = e.Status
+	}
 	if status >= 500 && log != nil {
 		log.ErrorContext(r.Context(), "request failed", "code", e.Code, "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -8,7 +8,9 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 
 	"fmt"
@@ -42,6 +44,9 @@ type Config struct {
 	RedisPrefix string `env:"CLOUDPHONE_REDIS_PREFIX"`
 	// UserTokenPublicKey verifies access tokens, so per-user limits apply.
 	UserTokenPublicKey string `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
+	// ClearIPBans lifts every ban kept in Redis when the edge is made: the
+	// way back in for an operator whom a ban locked out of the admin API.
+	ClearIPBans bool `env:"CLOUDPHONE_CLEAR_IP_BANS"`
 }
 
 // Cookie names of the web console's session: the refresh token
@@ -70,7 +75,7 @@ type Edge struct {
 }
 
 // New builds the edge from env on rdb, checking logouts in revoked. Redis is
-// not contacted here; when it is unreachable later, limits fall back to
+// not contacted here (unless CLOUDPHONE_CLEAR_IP_BANS asks to lift the bans); when it is unreachable later, limits fall back to
 // per-process counters and the configured deny list still applies.
 func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *slog.Logger, m *metrics.Metrics) (*Edge, error) {
 	var cfg Config
@@ -84,6 +89,13 @@ func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *sl
 	bans, err := ipban.New(rdb, ipban.Options{Static: ipban.StaticFromConfig(env), Prefix: cfg.RedisPrefix + "ipban:", Log: log, Metrics: m})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ClearIPBans {
+		n, err := bans.Clear(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("edge: CLOUDPHONE_CLEAR_IP_BANS: %w", err)
+		}
+		log.Warn("every IP ban kept in Redis was lifted (CLOUDPHONE_CLEAR_IP_BANS); unset it again", "lifted", n)
 	}
 	table, err := ratelimit.LoadTable(env)
 	if err != nil {
@@ -121,6 +133,10 @@ func New(env config.Source, rdb *redis.Client, revoked auth.Revocations, log *sl
 	})
 	return e, nil
 }
+
+// ClientIP is the client address of r as the edge sees it (see
+// CLOUDPHONE_TRUSTED_PROXIES).
+func (e *Edge) ClientIP(r *http.Request) netip.Addr { return e.ips.ClientIP(r) }
 
 // Bans is the deny list, for the admin routes that manage it.
 func (e *Edge) Bans() *ipban.Denylist { return e.bans }
@@ -168,33 +184,58 @@ func (e *Edge) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (e *Edge) headers(h http.Header) {
+func (e *Edge) headers(h http.Header) { setSecurityHeaders(h, e.cfg.BehindTLS) }
+
+func setSecurityHeaders(h http.Header, behindTLS bool) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
-	if e.cfg.BehindTLS {
+	if behindTLS {
 		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 	}
 }
 
-// csrfOK enforces the double submit on state-changing calls that a browser
-// authenticates with the session cookie: the CSRF header must equal the CSRF
-// cookie. Calls without the session cookie (bearer tokens, anonymous) need none.
+// SecurityHeaders sets the security headers on every answer of next,
+// whatever answers it (health probes, the broker ingress, internal routes,
+// a 404 or a panic's 500 included); a handler may still replace one (the
+// console sets its own Content-Security-Policy). behindTLS adds
+// Strict-Transport-Security.
+func SecurityHeaders(behindTLS bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setSecurityHeaders(w.Header(), behindTLS)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// CSRFToken is the CSRF token of the cookie session whose refresh token is
+// refresh: a hash of it, so that a token is good for its own session only (a
+// token obtained in one session, or planted in a victim's cookies, is
+// refused in any other) and needs no state. The refresh token is a secret
+// the page never sees (HttpOnly), so the hash cannot be forged, and it
+// reveals nothing of the refresh token. A refresh rotates both.
+func CSRFToken(refresh string) string {
+	sum := sha256.Sum256([]byte("cloudphone csrf v1\x00" + refresh))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// csrfOK enforces the CSRF token on state-changing calls that a browser
+// authenticates with the session cookie: the CSRF header must be the token
+// of the session cookie sent with it (CSRFToken). Calls without the session
+// cookie (bearer tokens, anonymous) need none.
 func csrfOK(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return true
 	}
-	if _, err := r.Cookie(SessionCookie); err != nil {
+	session, err := r.Cookie(SessionCookie)
+	if err != nil {
 		return true
 	}
-	c, err := r.Cookie(CSRFCookie)
-	if err != nil || c.Value == "" {
-		return false
-	}
 	h := r.Header.Get(CSRFHeader)
-	return subtle.ConstantTimeCompare([]byte(h), []byte(c.Value)) == 1
+	return h != "" && subtle.ConstantTimeCompare([]byte(h), []byte(CSRFToken(session.Value))) == 1
 }
 
 // refused counts a rate-limit refusal towards the IP's auto-ban.

@@ -51,10 +51,11 @@ func (f httpFunc) Handle(w http.ResponseWriter, r *http.Request) { f(w, r) }
 
 // server is one function served by function.ServeContext on a loopback port.
 type server struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	client *http.Client
+	base    string
+	metrics string // the /metrics URL, on its own listener
+	cancel  context.CancelFunc
+	done    chan error
+	client  *http.Client
 }
 
 // serve runs fn with ServeContext until the test ends (or s.shutdown).
@@ -64,15 +65,23 @@ func serve(t *testing.T, spec function.Spec, fn any) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ml.Addr().String()
+	ml.Close()
 	src := config.FromMap(map[string]string{
-		"DRAIN_TIMEOUT": "10s",
+		"DRAIN_TIMEOUT":           "10s",
+		"CLOUDPHONE_METRICS_ADDR": metricsAddr,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{
-		base:   "http://" + ln.Addr().String(),
-		cancel: cancel,
-		done:   make(chan error, 1),
-		client: &http.Client{Timeout: 5 * time.Second},
+		base:    "http://" + ln.Addr().String(),
+		metrics: "http://" + metricsAddr + "/metrics",
+		cancel:  cancel,
+		done:    make(chan error, 1),
+		client:  &http.Client{Timeout: 5 * time.Second},
 	}
 	log := logging.Discard()
 	m := metrics.New()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
@@ -24,6 +25,31 @@ type ServerConfig struct {
 	ReadTimeout   time.Duration `env:"read_timeout" default:"30s"`
 	WriteTimeout  time.Duration `env:"write_timeout" default:"60s"`
 	DrainTimeout  time.Duration `env:"DRAIN_TIMEOUT" default:"25s"`
+	// MetricsAddress is where /metrics is served, on a listener of its own:
+	// never on the public port, where anyone could read the platform's
+	// traffic and error counts. Empty serves no metrics.
+	MetricsAddress string `env:"CLOUDPHONE_METRICS_ADDR"`
+	// BehindTLS adds Strict-Transport-Security to every answer.
+	BehindTLS bool `env:"CLOUDPHONE_BEHIND_TLS"`
+}
+
+// ServeMetrics serves m's /metrics at addr until stop is called; it returns
+// the address it listens on. A failure to listen is an error.
+func ServeMetrics(addr string, m *metrics.Metrics, cfg ServerConfig, log *slog.Logger) (bound string, stop func(context.Context) error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for metrics on %s (CLOUDPHONE_METRICS_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := NewServer(ln.Addr().String(), edge.SecurityHeaders(cfg.BehindTLS)(mux), cfg, log)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "address", ln.Addr().String())
+	return ln.Addr().String(), srv.Shutdown, nil
 }
 
 // NewServer returns an http.Server with the platform's timeouts.
@@ -63,7 +89,9 @@ func Serve(spec Spec, fn any) error {
 
 // ServeContext serves s until ctx is done: it listens at once (on ln, or on
 // LISTEN_ADDRESS when ln is nil), runs Start in the background (readiness
-// follows it), serves the health paths and /metrics, and when ctx is done
+// follows it), serves the health paths (and /metrics on
+// CLOUDPHONE_METRICS_ADDR, a listener of its own), every answer with the
+// security headers, and when ctx is done
 // stops accepting, drains in-flight requests and calls Stop.
 func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Listener, log *slog.Logger, m *metrics.Metrics) error {
 	var cfg ServerConfig
@@ -72,8 +100,14 @@ func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Liste
 	}
 	mux := http.NewServeMux()
 	MountHealth(mux, s)
-	mux.Handle("GET /metrics", m.Handler())
 	mux.Handle("/", s)
+	if cfg.MetricsAddress != "" {
+		_, stopMetrics, err := ServeMetrics(cfg.MetricsAddress, m, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics(context.Background())
+	}
 
 	if ln == nil {
 		var err error
@@ -82,7 +116,7 @@ func ServeContext(ctx context.Context, s Served, src config.Source, ln net.Liste
 			return fmt.Errorf("listen %s: %w", cfg.ListenAddress, err)
 		}
 	}
-	srv := NewServer(ln.Addr().String(), mux, cfg, log)
+	srv := NewServer(ln.Addr().String(), edge.SecurityHeaders(cfg.BehindTLS)(mux), cfg, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "address", ln.Addr().String())

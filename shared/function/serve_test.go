@@ -102,7 +102,7 @@ func TestServeContextDrainsInFlightRequestsThenStops(t *testing.T) {
 	}
 }
 
-func TestMetricsCountEventDeliveries(t *testing.T) {
+func TestMetricsCountEventDeliveriesOnTheirOwnListenerAndEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	fn := eventFunc(func(context.Context, event.Event) (*event.Event, error) { return nil, nil })
 	s := serve(t, eventSpec, fn)
@@ -121,7 +121,23 @@ func TestMetricsCountEventDeliveries(t *testing.T) {
 		t.Fatalf("delivery = %d, want 200", resp.StatusCode)
 	}
 
-	resp, err = s.client.Get(s.base + "/metrics")
+	// Never on the public port, and every answer there carries the
+	// security headers, errors included.
+	if st := s.get(t, "/metrics"); st == http.StatusOK {
+		t.Fatalf("GET /metrics on the function's port = %d, want it not served", st)
+	}
+	for _, path := range []string{"/metrics", "/health/readiness"} {
+		resp, err := s.client.Get(s.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Frame-Options") != "DENY" ||
+			!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("GET %s (%d) lacks the security headers: %v", path, resp.StatusCode, resp.Header)
+		}
+	}
+	resp, err = s.client.Get(s.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,39 @@ func (d *Denylist) Add(ctx context.Context, entry, reason string, ttl time.Durat
 	if ttl < 0 {
 		return Entry{}, apierr.New(apierr.Invalid, "ttl must not be negative")
 	}
+	if p.Bits() < MinBits(p.Addr()) {
+		return Entry{}, apierr.New(apierr.Invalid, "%s is wider than a /%d: a ban may cover at most a /8 of IPv4 or a /32 of IPv6",
+			p, MinBits(p.Addr()))
+	}
 	return d.add(ctx, p, reason, SourceAdmin, ttl)
+}
+
+// MinBits is the shortest prefix an admin may ban in a's family: /8 for IPv4,
+// /32 for IPv6. Wider bans lock out whole continents (0.0.0.0/0: everyone,
+// with no way back through the API).
+func MinBits(a netip.Addr) int {
+	if a.Is4() {
+		return 8
+	}
+	return 32
+}
+
+// Clear removes every Redis entry (admin and auto bans; the configured ones
+// stay) and reports how many there were.
+func (d *Denylist) Clear(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opt.Timeout)
+	defer cancel()
+	var n *redis.IntCmd
+	_, err := d.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		n = pipe.ZCard(ctx, d.key("entries"))
+		pipe.Del(ctx, d.key("entries"), d.key("reasons"))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("clear the deny list: %w", err)
+	}
+	d.Invalidate()
+	return n.Val(), nil
 }
 
 func (d *Denylist) add(ctx context.Context, p netip.Prefix, reason, source string, ttl time.Duration) (Entry, error) {

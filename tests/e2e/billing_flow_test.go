@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,4 +275,43 @@ func TestBillingMeteringChargesTheMinutesADeviceRan(t *testing.T) {
 		t.Fatalf("charged again: %d, want %d", b, want)
 	}
 	p.checkLedger(t, u.ID)
+}
+
+// Money cannot be credited to a user id that does not exist: the admin
+// credit answers 404 and the signed top-up webhook 422, and neither writes a
+// ledger entry, a balance or a payment.
+func TestBillingCreditAndTopUpForAnUnknownUserAreRefusedAndWriteNothing(t *testing.T) {
+	t.Parallel()
+	p := startBilling(t, billingOptions{})
+	nobody := "7f1d4b8e-3c2a-4e5f-9a6b-0c1d2e3f4a5b"
+	var resp map[string]map[string]string
+	if st := call(t, "POST", p.base+"/api/v1/admin/users/"+nobody+"/credit", map[string]any{"amount": 1000, "reason": "e2e"},
+		&resp, billingBearer(p.admin)...); st != http.StatusNotFound || resp["error"]["code"] != "not_found" {
+		t.Fatalf("credit to nobody: %d %v, want 404 not_found", st, resp)
+	}
+	body, _ := json.Marshal(map[string]any{"id": "evt_nobody", "type": "topup.succeeded",
+		"data": map[string]any{"user_id": nobody, "amount": 2500, "currency": "USD"}})
+	req, _ := http.NewRequest("POST", p.base+"/api/v1/payments/webhook", bytesReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(billing.SignatureHeader, billing.Sign(billingWebhookSecret, time.Now(), body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := readAll(res)
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(raw), `"unprocessable"`) {
+		t.Fatalf("top-up for nobody: %d %s, want 422 unprocessable", res.StatusCode, raw)
+	}
+	for _, table := range []string{"ledger", "balances", "payments"} {
+		var n int
+		if err := p.db.QueryRow(t.Context(), `SELECT count(*) FROM `+table+` WHERE user_id = $1`, nobody).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s has %d rows of the unknown user (%v)", table, n, err)
+		}
+	}
+	// A real user is still credited.
+	u, tok := p.buyer(t, "known", 700)
+	if b := p.balance(t, tok); b != 700 {
+		t.Fatalf("balance of %s: %d", u.ID, b)
+	}
 }

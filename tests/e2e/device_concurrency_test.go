@@ -18,6 +18,7 @@ func TestDeviceConcurrentCreatesKeepQuotaAndPortsExact(t *testing.T) {
 	t.Parallel()
 	p := startDevicePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26100-26104"})
 	aliceID, alice := p.deviceToken(t, "alice")
+	p.fund(t, aliceID, 100000)
 	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-device-e2e", UserID: aliceID, PlanID: "pro",
 		MaxDevices: 2, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
 		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}
@@ -55,7 +56,9 @@ func TestDeviceConcurrentCreatesKeepQuotaAndPortsExact(t *testing.T) {
 
 	tokens := make([]string, 4)
 	for i := range tokens {
-		_, tokens[i] = p.deviceToken(t, fmt.Sprintf("user%d", i))
+		var id string
+		id, tokens[i] = p.deviceToken(t, fmt.Sprintf("user%d", i))
+		p.fund(t, id, 100000)
 	}
 	answers := make([]device.Device, len(tokens))
 	codes = make([]int, len(tokens))

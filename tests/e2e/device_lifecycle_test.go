@@ -178,6 +178,7 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	aliceID, alice := p.deviceToken(t, "alice")
 	_, bob := p.deviceToken(t, "bob")
 	_, admin := p.deviceToken(t, "admin")
+	p.fund(t, aliceID, 100000)
 
 	var d device.Device
 	if status := call(t, "POST", p.base+"/api/v1/devices", map[string]any{"name": "pixel", "cpu_cores": 1, "memory_mb": 1024}, &d, deviceBearer(alice)...); status != http.StatusAccepted {

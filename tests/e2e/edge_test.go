@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/ratelimit"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
@@ -166,10 +167,16 @@ func TestEdgeRefusesServiceTokensMissingCSRFAndHugeBodies(t *testing.T) {
 			}
 		})
 	}
-	// With the matching CSRF token the call reaches the function, which
+	// A CSRF header equal to the cookie is not enough: the token must be
+	// the session's own.
+	if resp, body := send(t, "POST", p.URL()+"/api/v1/auth/refresh", `{}`,
+		map[string]string{"Cookie": "cp_refresh=abc; cp_csrf=xyz", "X-CSRF-Token": "xyz"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a CSRF token not of the session: %d %q, want 403", resp.StatusCode, body.Error.Code)
+	}
+	// With the session's CSRF token the call reaches the function, which
 	// judges the (bad) refresh token itself.
 	resp, body := send(t, "POST", p.URL()+"/api/v1/auth/refresh", `{"refresh_token":"nope"}`,
-		map[string]string{"Cookie": "cp_refresh=abc; cp_csrf=xyz", "X-CSRF-Token": "xyz"})
+		map[string]string{"Cookie": "cp_refresh=abc; cp_csrf=" + edge.CSRFToken("abc"), "X-CSRF-Token": edge.CSRFToken("abc")})
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("with the CSRF token: %d %q, want the function's own 400/401", resp.StatusCode, body.Error.Code)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
@@ -81,7 +82,8 @@ func startRuntimePlatform(t *testing.T, extra map[string]string) (devicePlatform
 	return devicePlatform{running: r, base: p.URL(), prefix: e.prefix}, docker
 }
 
-// removeInstance force-removes every phone container of the instance.
+// removeInstance force-removes every phone container of the instance, then
+// its phones' network.
 func removeInstance(t *testing.T, docker *client.Client, instance string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -94,6 +96,17 @@ func removeInstance(t *testing.T, docker *client.Client, instance string) {
 	for _, c := range list {
 		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 			t.Errorf("remove container %s: %v", c.ID, err)
+		}
+	}
+	nets, err := docker.NetworkList(ctx, network.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", deviceruntime.LabelInstance+"="+instance))})
+	if err != nil {
+		t.Errorf("list the test's networks: %v", err)
+		return
+	}
+	for _, n := range nets {
+		if err := docker.NetworkRemove(ctx, n.ID); err != nil {
+			t.Errorf("remove network %s: %v", n.Name, err)
 		}
 	}
 }

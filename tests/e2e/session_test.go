@@ -97,3 +97,67 @@ func TestLogoutRefusesTheAccessTokenOnTheNextRequest(t *testing.T) {
 		}
 	}
 }
+
+// The CSRF token is bound to its session: a token from another session (the
+// attacker's own, planted in the victim's cookies with a matching header)
+// is refused, while the session's own token is taken.
+func TestACSRFTokenFromAnotherSessionIsRefused(t *testing.T) {
+	t.Parallel()
+	p := start(t, newEnv(t), &subscriber{})
+	register(t, p.URL(), "mona")
+	register(t, p.URL(), "mallory")
+	post := func(path string, header map[string]string, cookies map[string]string) *http.Response {
+		t.Helper()
+		body := `{}`
+		if path == "/api/v1/auth/login" {
+			body = header["body"]
+			delete(header, "body")
+		}
+		req, _ := http.NewRequest("POST", p.URL()+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		for k, v := range cookies {
+			req.AddCookie(&http.Cookie{Name: k, Value: v})
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	session := func(name string) (refresh, csrf string) {
+		resp := post("/api/v1/auth/login", map[string]string{"X-Session": "cookie",
+			"body": `{"login":"` + name + `","password":"correct horse battery"}`}, nil)
+		for _, c := range resp.Cookies() {
+			switch c.Name {
+			case "cp_refresh":
+				refresh = c.Value
+			case "cp_csrf":
+				csrf = c.Value
+			}
+		}
+		if resp.StatusCode != http.StatusOK || refresh == "" || csrf == "" {
+			t.Fatalf("cookie login of %s: %d", name, resp.StatusCode)
+		}
+		return refresh, csrf
+	}
+	victim, victimCSRF := session("mona")
+	_, attackerCSRF := session("mallory")
+	_, otherVictimCSRF := session("mona") // another session of the same user
+
+	for name, token := range map[string]string{"another user's session": attackerCSRF, "another session of the same user": otherVictimCSRF} {
+		resp := post("/api/v1/auth/refresh", map[string]string{"X-CSRF-Token": token},
+			map[string]string{"cp_refresh": victim, "cp_csrf": token})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("refresh with the CSRF token of %s: %d, want 403", name, resp.StatusCode)
+		}
+	}
+	resp := post("/api/v1/auth/refresh", map[string]string{"X-CSRF-Token": victimCSRF},
+		map[string]string{"cp_refresh": victim, "cp_csrf": victimCSRF})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh with the session's own CSRF token: %d", resp.StatusCode)
+	}
+}

@@ -49,10 +49,19 @@ cloudphone is running at %[1]s
   OpenFaaS-style    %[1]s/function/<name>     (faas-cli invoke --gateway %[1]s <name>)
   broker ingress    %[1]s/broker/cloudphone   (POST CloudEvents here)
   health            %[1]s/health/readiness
-  metrics           %[1]s/metrics
+  metrics           %[2]s
 Press Ctrl-C to stop.
 
-`, url)
+`, url, metricsAt(src))
 		},
 	})
+}
+
+// metricsAt says where /metrics is served: only on CLOUDPHONE_METRICS_ADDR,
+// never on the public port.
+func metricsAt(src config.Source) string {
+	if addr, ok := src.Lookup("CLOUDPHONE_METRICS_ADDR"); ok && addr != "" {
+		return "http://" + addr + "/metrics"
+	}
+	return "not served (set CLOUDPHONE_METRICS_ADDR, e.g. 127.0.0.1:9090)"
 }

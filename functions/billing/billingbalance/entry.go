@@ -13,7 +13,7 @@ var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
 	Routes: Routes, API: API,
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
-	Secrets: []string{function.SecretUserTokenPublicKey},
+	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
 }, build)
 
 func build(ctx context.Context, r *process.Resources) (*Function, error) {

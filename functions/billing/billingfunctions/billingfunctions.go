@@ -6,6 +6,7 @@ package billingfunctions
 import (
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/billingbalance"
+	"github.com/cloudphone/cloudphone/functions/billing/billingfundsinternal"
 	"github.com/cloudphone/cloudphone/functions/billing/billingjobs"
 	"github.com/cloudphone/cloudphone/functions/billing/billingmetering"
 	"github.com/cloudphone/cloudphone/functions/billing/billingorders"
@@ -20,6 +21,7 @@ import (
 var Entries = []function.Entry{
 	billingplans.Entry,
 	billingbalance.Entry,
+	billingfundsinternal.Entry,
 	billingpaymentwebhook.Entry,
 	billingorders.Entry,
 	billingpurchasesaga.Entry,

@@ -13,7 +13,7 @@ var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
 	Routes: []string{Route}, API: API,
 	MaxScale: 5, Concurrency: 50, TimeoutSeconds: 30,
-	Secrets: []string{function.SecretUserTokenPublicKey, billing.SecretPaymentWebhook},
+	Secrets: []string{function.SecretUserTokenPublicKey, billing.SecretPaymentWebhook, function.SecretServiceTokenKey},
 }, build)
 
 func build(ctx context.Context, r *process.Resources) (*Function, error) {

@@ -31,12 +31,14 @@
 //
 // Desired state is the runtime's own: runtime_devices is fed only by the
 // commands received (the last command of a device says what it should be), so
-// the runtime reads no table of another function and works the same whether
-// it shares a process with the device context or not.
+// the runtime works the same whether it shares a process with the device
+// context or not. The one table of the context it reads is nodes, to refuse
+// an engine that is not a registered node's (see admit).
 package deviceruntime
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -190,11 +192,30 @@ type Config struct {
 	TLSCertDir string `env:"DEVICE_DOCKER_CERT_DIR"`
 	// Image is the phone image used when a command names none.
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
+	// Images are the further images (comma-separated) a command may name;
+	// a command naming any other image is refused.
+	Images string `env:"DEVICE_IMAGES"`
 	// PullImages pulls a missing image; off, a missing image fails the create.
 	PullImages bool `env:"DEVICE_PULL_IMAGES" default:"false"`
 	// Privileged runs phones privileged: true, false, or auto (privileged
-	// when the image is a redroid image, which needs it).
+	// when the image is a redroid image, which needs it). A privileged phone
+	// keeps the engine's capabilities and may gain privileges (Android's init
+	// needs both); every other phone runs with no capability but those in
+	// Capabilities and with no-new-privileges.
 	Privileged string `env:"DEVICE_PRIVILEGED" default:"auto"`
+	// Capabilities are the Linux capabilities (comma-separated, e.g.
+	// NET_BIND_SERVICE) given back to unprivileged phones after all are
+	// dropped; the stand-in needs none.
+	Capabilities string `env:"DEVICE_CAPABILITIES"`
+	// PidsLimit bounds the processes and threads of one phone, so that a
+	// fork bomb inside it cannot exhaust the host.
+	PidsLimit int64 `env:"DEVICE_PIDS_LIMIT" default:"4096"`
+	// Network is the bridge network the phones join, made on first use with
+	// inter-container traffic disabled, so that phones cannot reach each
+	// other or the containers of other networks. Empty means
+	// cloudphone-phones, or cloudphone-phones-<instance> for a named
+	// instance.
+	Network string `env:"DEVICE_NETWORK"`
 	// Instance names this platform among others sharing an engine: its
 	// containers carry it (LabelInstance) and it manages no container of
 	// another instance. Empty means CLOUDPHONE_DATABASE_PREFIX, the name that
@@ -256,6 +277,27 @@ func (c Config) extraLabels() (map[string]string, error) {
 	return out, nil
 }
 
+// networkUnsafe matches what may not stand in a Docker network name.
+var networkUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// capabilities parses Capabilities.
+func (c Config) capabilities() ([]string, error) {
+	var out []string
+	for _, cp := range strings.Split(c.Capabilities, ",") {
+		cp = strings.ToUpper(strings.TrimPrefix(strings.TrimSpace(cp), "CAP_"))
+		if cp == "" {
+			continue
+		}
+		if !capName.MatchString(cp) || cp == "ALL" {
+			return nil, fmt.Errorf("DEVICE_CAPABILITIES: %q is not a capability name", cp)
+		}
+		out = append(out, cp)
+	}
+	return out, nil
+}
+
+var capName = regexp.MustCompile(`^[A-Z][A-Z_]{1,30}$`)
+
 func (c Config) withDefaults() Config {
 	if c.Instance == "" {
 		c.Instance = c.DatabasePrefix
@@ -265,6 +307,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Privileged == "" {
 		c.Privileged = "auto"
+	}
+	if c.PidsLimit <= 0 {
+		c.PidsLimit = 4096
+	}
+	if c.Network == "" {
+		c.Network = "cloudphone-phones"
+		if c.Instance != "" {
+			c.Network += "-" + networkUnsafe.ReplaceAllString(c.Instance, "-")
+		}
 	}
 	if c.BindAddress == "" {
 		c.BindAddress = "127.0.0.1"

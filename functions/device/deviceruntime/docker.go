@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
@@ -33,6 +34,7 @@ type engines struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	clients map[string]*client.Client
+	netMu   sync.Mutex // serializes ensureNetwork
 }
 
 func newEngines(cfg Config, labels map[string]string, log *slog.Logger) *engines {
@@ -222,17 +224,76 @@ func (f *Function) containerSpec(d *device) (*container.Config, *container.HostC
 	if f.cfg.Instance != "" {
 		cfg.Labels[LabelInstance] = f.cfg.Instance
 	}
+	pids := f.cfg.PidsLimit
 	host := &container.HostConfig{
 		PortBindings: nat.PortMap{port: []nat.PortBinding{{HostIP: f.cfg.BindAddress, HostPort: strconv.Itoa(d.ADBPort)}}},
 		// The runtime decides about restarts (reconcile), not the engine.
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		NetworkMode:   container.NetworkMode(f.cfg.Network),
 		Privileged:    f.privileged(d.Image),
 		Resources: container.Resources{
 			NanoCPUs: int64(d.CPUCores * 1e9),
 			Memory:   d.MemoryMB << 20,
+			// No swap: a phone gets the memory it pays for, not twice that
+			// on the host's disk.
+			MemorySwap: d.MemoryMB << 20,
+			PidsLimit:  &pids,
 		},
 	}
+	if !host.Privileged {
+		// Privileged mode grants every capability whatever is dropped, so
+		// only an unprivileged phone is narrowed down.
+		host.CapDrop = []string{"ALL"}
+		host.CapAdd = f.caps
+		host.SecurityOpt = []string{"no-new-privileges:true"}
+	}
 	return cfg, host
+}
+
+// Options of the phones' bridge network: no traffic between the containers
+// on it (the engine drops it in iptables), so one user's phone cannot reach
+// another's; the engine already isolates bridge networks from each other.
+const networkICCOption = "com.docker.network.bridge.enable_icc"
+
+// ensureNetwork makes sure the phones' network (Config.Network) exists on
+// c's engine with inter-container traffic disabled. A network of that name
+// that allows it is refused: phones are never put on it.
+func (f *Function) ensureNetwork(ctx context.Context, c *client.Client) error {
+	f.engines.netMu.Lock()
+	defer f.engines.netMu.Unlock()
+	name := f.cfg.Network
+	for range 2 {
+		nw, err := c.NetworkInspect(ctx, name, network.InspectOptions{})
+		if err == nil {
+			if nw.Driver != "bridge" || nw.Options[networkICCOption] != "false" {
+				return fmt.Errorf("network %s on %s is not a bridge with inter-container traffic disabled (%s=false); "+
+					"remove it or set DEVICE_NETWORK to another name", name, hostOf(c), networkICCOption)
+			}
+			return nil
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("inspect network %s on %s: %w", name, hostOf(c), err)
+		}
+		labels := map[string]string{LabelManaged: "true"}
+		for k, v := range f.engines.labels {
+			labels[k] = v
+		}
+		if f.cfg.Instance != "" {
+			labels[LabelInstance] = f.cfg.Instance
+		}
+		_, err = c.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge", Options: map[string]string{networkICCOption: "false"}, Labels: labels,
+		})
+		if err == nil {
+			f.log.Info("device-runtime: made the phones' network", "network", name, "docker_host", hostOf(c))
+			return nil
+		}
+		if !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("create network %s on %s: %w", name, hostOf(c), err)
+		}
+		// Made meanwhile by another runtime of the instance: check it.
+	}
+	return errBusy{fmt.Errorf("network %s on %s: created and gone again", name, hostOf(c))}
 }
 
 func shortID(id string) string {

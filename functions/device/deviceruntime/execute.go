@@ -9,6 +9,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/jackc/pgx/v5"
 
 	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 )
@@ -73,7 +74,7 @@ func timed(sum *time.Duration, fn func() error) error {
 
 // execute runs one command against the device's engine. dev is the device's
 // locked row, nil when the runtime has never heard of the device.
-func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome {
+func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *device) *outcome {
 	if q.Op == OpInstall || q.Op == OpUninstall {
 		return f.executeApp(ctx, q, dev)
 	}
@@ -91,6 +92,16 @@ func (f *Function) execute(ctx context.Context, q *queued, dev *device) *outcome
 		o.failed = true
 		o.dev = nil
 		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "the device was deleted", nil))
+		return o
+	}
+	if err := f.admit(ctx, tx, q.Op, d); err != nil {
+		o.fail(d, q.Op, err)
+		if _, refused := err.(errRefused); refused {
+			// Nothing of a refused command is kept: the reconcile loop
+			// would otherwise dial its engine.
+			o.dev = nil
+			f.log.WarnContext(ctx, "device-runtime: command refused by policy", "device_id", d.ID, "op", q.Op, "reason", err.Error())
+		}
 		return o
 	}
 	c, err := f.engines.client(d.DockerHost, d.NodeID)
@@ -226,6 +237,9 @@ func (f *Function) bringUp(ctx context.Context, c *client.Client, d *device, o *
 	created := false
 	if !exists {
 		if err := timed(&o.docker, func() error { return f.ensureImage(ctx, c, d.Image) }); err != nil {
+			return err
+		}
+		if err := timed(&o.docker, func() error { return f.ensureNetwork(ctx, c) }); err != nil {
 			return err
 		}
 		cfg, hc := f.containerSpec(d)

@@ -57,6 +57,8 @@ func WithReportHook(fn func(event.Event)) Option { return func(f *Function) { f.
 type Function struct {
 	pool     *pgxpool.Pool
 	cfg      Config
+	caps     []string        // capabilities of unprivileged phones
+	images   map[string]bool // the images commands may name
 	log      *slog.Logger
 	engines  *engines
 	trace    func(Trace)
@@ -91,7 +93,15 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger, opts ...Option) (*Fun
 	if err != nil {
 		return nil, err
 	}
-	f := &Function{pool: pool, cfg: cfg, log: log, engines: newEngines(cfg, labels, log),
+	caps, err := cfg.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	images, err := cfg.allowedImages()
+	if err != nil {
+		return nil, err
+	}
+	f := &Function{pool: pool, cfg: cfg, caps: caps, images: images, log: log, engines: newEngines(cfg, labels, log),
 		wake: make(chan struct{}, 1), watching: map[string]bool{}, reconcileCh: make(chan struct{}, 1),
 		health: healthCounts{n: map[string]int{}}, http: downloadClient()}
 	for _, o := range opts {
@@ -290,7 +300,7 @@ func (f *Function) processOne(ctx context.Context) (found bool, err error) {
 			return err
 		}
 		cctx := events.WithCause(ctx, q.Event)
-		o := f.execute(cctx, q, dev)
+		o := f.execute(cctx, tx, q, dev)
 		tr.Docker, tr.ADBWait = o.docker, o.adbWait
 		if ctx.Err() != nil {
 			return ctx.Err() // shutting down: the command stays queued

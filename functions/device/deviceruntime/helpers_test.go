@@ -15,6 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -73,6 +74,7 @@ func setup(t *testing.T, tweak func(*deviceruntime.Config)) *bundle {
 	t.Cleanup(func() { removeByLabel(t, docker, testLabel+"="+b.run) })
 	b.cfg = deviceruntime.Config{
 		Image:             standinimage.Tag,
+		Images:            missingImage,
 		Labels:            testLabel + "=" + b.run,
 		Instance:          b.run,
 		Workers:           4,
@@ -92,8 +94,20 @@ func setup(t *testing.T, tweak func(*deviceruntime.Config)) *bundle {
 	return b
 }
 
+// outboxAndRuntime are the runtime's tables and those of the device context
+// it reads (nodes), as in the device context's database.
 func outboxAndRuntime() []db.Migrations {
-	return []db.Migrations{outbox.Migrations, deviceruntime.Migrations}
+	return []db.Migrations{outbox.Migrations, devicecontext.Migrations, deviceruntime.Migrations}
+}
+
+// registerNode adds a node whose engine is dockerHost, as an administrator
+// does.
+func (b *bundle) registerNode(name, dockerHost string) {
+	b.t.Helper()
+	if _, err := b.pool.Exec(context.Background(), `INSERT INTO nodes (name, docker_host, adb_host, cpu_cores, memory_mb)
+		VALUES ($1, $2, '127.0.0.1', 8, 8192)`, name, dockerHost); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 // start starts another runtime on the bundle's database and config.
@@ -114,7 +128,8 @@ func (b *bundle) start() *deviceruntime.Function {
 	return rt
 }
 
-// removeByLabel force-removes every container carrying label (k=v).
+// removeByLabel force-removes every container carrying label (k=v), then
+// the networks carrying it.
 func removeByLabel(t testing.TB, c *client.Client, label string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -127,6 +142,16 @@ func removeByLabel(t testing.TB, c *client.Client, label string) {
 		if err := c.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil &&
 			!strings.Contains(err.Error(), "No such container") && !strings.Contains(err.Error(), "already in progress") {
 			t.Errorf("remove container %s: %v", ctr.ID, err)
+		}
+	}
+	nets, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		t.Errorf("list networks to clean up: %v", err)
+		return
+	}
+	for _, n := range nets {
+		if err := c.NetworkRemove(ctx, n.ID); err != nil {
+			t.Errorf("remove network %s: %v", n.Name, err)
 		}
 	}
 }
@@ -267,3 +292,6 @@ func (b *bundle) inspect(id string) container.InspectResponse {
 func eventOf(typ string, c devicecontext.AppCommand) (event.Event, error) {
 	return events.New(context.Background(), typ, "/cloudphone/device/devices", c.DeviceID, c)
 }
+
+// missingImage is an allowed image that no engine has.
+const missingImage = "cloudphone/not-built-here:latest"

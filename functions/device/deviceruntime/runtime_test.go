@@ -351,7 +351,7 @@ func TestCreateWithAnImageMissingFromTheEngineFailsWithTheReason(t *testing.T) {
 	b := setup(t, nil)
 	id := b.deviceID("noimage")
 	cmd := b.createCommand(id)
-	cmd.Image = "cloudphone/not-built-here:latest"
+	cmd.Image = missingImage
 	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
 	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
 	for _, want := range []string{"cloudphone/not-built-here:latest not found on the Docker engine", "make phone-standin", "CLOUDPHONE_DEVICE_IMAGE=cloudphone/phone-standin:latest"} {
@@ -370,6 +370,7 @@ func TestUnreachableEngineIsRetriedThenReportedFailedAndTheRuntimeKeepsWorking(t
 	id := b.deviceID("noengine")
 	cmd := b.createCommand(id)
 	cmd.DockerHost = "unix:///nonexistent/docker.sock"
+	b.registerNode("gone", cmd.DockerHost)
 	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
 	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
 	if !strings.Contains(failed.Reason, "/nonexistent/docker.sock") || !strings.Contains(failed.Reason, "gave up after 3 attempts") {

@@ -5,10 +5,12 @@ package adminipbans
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/clientip"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/ipban"
 )
@@ -32,9 +34,10 @@ const MaxTTL = 365 * 24 * time.Hour
 
 // Function serves the routes. Safe for concurrent use.
 type Function struct {
-	bans *ipban.Denylist
-	log  *slog.Logger
-	mux  *http.ServeMux
+	bans     *ipban.Denylist
+	clientIP func(*http.Request) netip.Addr
+	log      *slog.Logger
+	mux      *http.ServeMux
 }
 
 // PutRequest is the body of RoutePut.
@@ -43,12 +46,13 @@ type PutRequest struct {
 	TTLSeconds int64  `json:"ttl_seconds"`
 }
 
-// New returns the function over bans, checking tokens with v.
-func New(bans *ipban.Denylist, v *auth.Verifier, log *slog.Logger) *Function {
-	if bans == nil || v == nil || log == nil {
-		panic("ipbans: New needs a deny list, a verifier and a logger")
+// New returns the function over bans, checking tokens with v; clientIP
+// tells the caller's address (an admin may not ban it).
+func New(bans *ipban.Denylist, clientIP func(*http.Request) netip.Addr, v *auth.Verifier, log *slog.Logger) *Function {
+	if bans == nil || clientIP == nil || v == nil || log == nil {
+		panic("ipbans: New needs a deny list, the client address, a verifier and a logger")
 	}
-	f := &Function{bans: bans, log: log, mux: httpjson.NewMux(log)}
+	f := &Function{bans: bans, clientIP: clientIP, log: log, mux: httpjson.NewMux(log)}
 	admin := func(h http.HandlerFunc) http.Handler { return auth.Require(v, log)(f.adminOnly(h)) }
 	f.mux.Handle(RouteList, admin(f.list))
 	f.mux.Handle(RoutePut, admin(f.put))
@@ -99,6 +103,14 @@ func (f *Function) put(w http.ResponseWriter, r *http.Request) {
 	if err := p.Err(); err != nil {
 		apierr.Write(w, r, f.log, err)
 		return
+	}
+	// Add refuses a malformed or too wide entry; a usable one must not
+	// cover the admin.
+	if rng, err := clientip.ParsePrefix(r.PathValue("entry")); err == nil && rng.Bits() >= ipban.MinBits(rng.Addr()) {
+		if ip := f.clientIP(r); ip.IsValid() && rng.Contains(ip.Unmap()) {
+			apierr.Write(w, r, f.log, apierr.New(apierr.Invalid, "%s covers your own address %s: it would lock you out", rng, ip))
+			return
+		}
 	}
 	entry, err := f.bans.Add(r.Context(), r.PathValue("entry"), req.Reason, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {

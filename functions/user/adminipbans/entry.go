@@ -25,5 +25,5 @@ func build(ctx context.Context, r *process.Resources) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(ed.Bans(), svc.Verifier(), r.Log), nil
+	return New(ed.Bans(), ed.ClientIP, svc.Verifier(), r.Log), nil
 }

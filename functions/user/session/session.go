@@ -1,12 +1,12 @@
 // Package session keeps the web console's refresh token in a cookie:
-// HttpOnly and SameSite=Strict, so page scripts never see it, with a
-// CSRF token beside it that the page sends back in a header on every
-// cookie-authenticated call (the edge checks the double submit).
+// HttpOnly and SameSite=Strict, so page scripts never see it, with the
+// session's CSRF token beside it that the page sends back in a header on
+// every cookie-authenticated call (the edge checks that the token is the
+// session's own).
 package session
 
 import (
-	"crypto/rand"
-	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -42,15 +42,15 @@ func RefreshToken(r *http.Request) string {
 }
 
 // Set moves t's refresh token into the session cookie (it leaves the JSON
-// body) and sets a fresh CSRF token cookie for the page to echo.
+// body) and sets the session's CSRF token (edge.CSRFToken, bound to that
+// refresh token) in a cookie for the page to echo.
 func Set(w http.ResponseWriter, t *user.Tokens, ttl time.Duration) error {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return err
+	if t.RefreshToken == "" {
+		return errors.New("session: no refresh token to keep")
 	}
 	http.SetCookie(w, &http.Cookie{Name: edge.SessionCookie, Value: t.RefreshToken, Path: cookiePath,
 		MaxAge: int(ttl.Seconds()), HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
-	http.SetCookie(w, &http.Cookie{Name: edge.CSRFCookie, Value: base64.RawURLEncoding.EncodeToString(b), Path: "/",
+	http.SetCookie(w, &http.Cookie{Name: edge.CSRFCookie, Value: edge.CSRFToken(t.RefreshToken), Path: "/",
 		MaxAge: int(ttl.Seconds()), Secure: true, SameSite: http.SameSiteStrictMode})
 	t.RefreshToken = ""
 	return nil

@@ -63,6 +63,14 @@ type Options struct {
 	Workers      int              // deliveries in flight per Run; default 16
 	PollInterval time.Duration    // how often Run looks for due retries; default 100 ms
 	Now          func() time.Time // clock; default time.Now
+	// Owner names this broker among those sharing the database, the same
+	// across its restarts (the local platform: its data directory). Its
+	// claims carry it, and Run first gives back the claims a previous
+	// broker of the same owner left when it died, so that its deliveries
+	// go on within seconds of a restart instead of when their lease
+	// lapses. One owner runs one broker at a time. Empty: claims wait for
+	// their lease.
+	Owner string
 }
 
 // Defaults of Options.
@@ -88,6 +96,7 @@ type Broker struct {
 	poll     time.Duration
 	now      func() time.Time
 	lease    time.Duration
+	owner    string
 	wake     chan struct{}
 }
 
@@ -111,6 +120,7 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 		workers: opts.Workers,
 		poll:    opts.PollInterval,
 		now:     opts.Now,
+		owner:   opts.Owner,
 		wake:    make(chan struct{}, 1),
 	}
 	if b.log == nil {

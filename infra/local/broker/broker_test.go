@@ -644,3 +644,33 @@ func reopen(t *testing.T, pool *pgxpool.Pool) *pgxpool.Pool {
 	t.Cleanup(other.Close)
 	return other
 }
+
+// A broker that restarts under the same owner takes back at once the
+// deliveries its dead predecessor had claimed (instead of after their
+// lease, minutes later); a broker of another owner leaves them alone.
+func TestARestartedBrokerResumesItsOwnClaimedDeliveriesAtOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	triggers := []Trigger{trigger("t-resume", "cloudphone.test.resume", "fn", Delivery{Timeout: 2 * time.Minute})}
+	first := f.broker(t, triggers, Options{Owner: "host:/data/a"})
+	send(t, first, newEvent(t, "cloudphone.test.resume"))
+	// The first broker claimed the delivery and died mid-delivery: its claim
+	// holds for the lease (the trigger's timeout plus 30 s).
+	if _, err := f.pool.Exec(context.Background(), `UPDATE broker_deliveries SET claim = 'host:/data/a/' || id,
+		attempts = 1, next_attempt_at = now() + interval '150 seconds'`); err != nil {
+		t.Fatal(err)
+	}
+
+	stopOther := run(t, f.broker(t, triggers, Options{Owner: "host:/data/b", PollInterval: 20 * time.Millisecond}))
+	time.Sleep(500 * time.Millisecond)
+	stopOther()
+	if n := len(f.subs.to("fn")); n != 0 {
+		t.Fatalf("a broker of another owner delivered %d times before the lease lapsed", n)
+	}
+
+	restarted := time.Now()
+	run(t, f.broker(t, triggers, Options{Owner: "host:/data/a"}))
+	eventually(t, "the restarted broker delivered its own claimed delivery", func() bool { return len(f.subs.to("fn")) == 1 })
+	t.Logf("delivered %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	eventually(t, "the delivery was completed", func() bool { return f.rows(t, "pending") == 0 })
+}

@@ -59,7 +59,7 @@ type claimed struct {
 // Options.PollInterval for due retries. Several Run loops, in one process or
 // many, may share the database: each row is claimed by one of them at a time.
 // A claimed row whose dispatcher dies becomes due again after the longest
-// trigger timeout plus 30 s. When ctx is done Run stops claiming, lets the
+// trigger timeout plus 30 s, or as soon as a broker of the same Owner runs. When ctx is done Run stops claiming, lets the
 // deliveries in flight finish (each bounded by its trigger's timeout) and
 // records their results, then returns nil. Database errors are logged and
 // retried, never returned.
@@ -71,6 +71,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			<-done
 		}
 	}()
+	b.resume(ctx)
 	ticker := time.NewTicker(b.poll)
 	defer ticker.Stop()
 	work := context.WithoutCancel(ctx)
@@ -115,11 +116,36 @@ FROM (
 WHERE d.id = due.id
 RETURNING d.id, d.trigger, d.subscriber, d.event, d.attempts, d.dead_letter, d.error_code, d.error_data`
 
+// resumeOwn makes the pending rows claimed under owner (by a previous broker
+// of that owner, which is dead) due now.
+const resumeOwn = `
+UPDATE broker_deliveries SET claim = NULL, next_attempt_at = $2, updated_at = $2
+WHERE status = 'pending' AND starts_with(claim, $1)`
+
+// resume gives back the claims a previous broker of b's owner left (see
+// Options.Owner). A failure is logged: those rows wait for their lease.
+func (b *Broker) resume(ctx context.Context) {
+	if b.owner == "" {
+		return
+	}
+	tag, err := b.pool.Exec(ctx, resumeOwn, b.owner+"/", b.now().UTC())
+	if err != nil {
+		b.log.ErrorContext(ctx, "resume the deliveries claimed before a restart; they wait for their lease", "err", err)
+		return
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		b.log.WarnContext(ctx, "resumed deliveries claimed before a restart", "deliveries", n)
+	}
+}
+
 // claim takes up to limit due rows, hiding them from other dispatchers for
 // the lease and counting the attempt.
 func (b *Broker) claim(ctx context.Context, limit int) ([]claimed, error) {
 	now := b.now().UTC()
 	token := events.NewID()
+	if b.owner != "" {
+		token = b.owner + "/" + token
+	}
 	rows, err := b.pool.Query(ctx, claimDue, now, now.Add(b.lease), token, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim due deliveries: %w", err)

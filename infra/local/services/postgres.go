@@ -33,6 +33,9 @@ type PostgresOptions struct {
 	// User is the OS user the server runs as when this process is root
 	// (Postgres refuses to run as root). Empty means "postgres".
 	User string
+	// Restart restarts the server, on the same port and data, when it dies
+	// by itself (bounded, logged); see keeper.
+	Restart bool
 	// Port is the TCP port to listen on; 0 picks a free one (retrying on a
 	// clash). A fixed port lets a restarted server keep its URL.
 	Port int
@@ -46,6 +49,7 @@ type Postgres struct {
 	socketDir string
 	tmpSocket bool // socketDir is a short /tmp directory removed on Stop
 	proc      *process
+	keep      *keeper // set with PostgresOptions.Restart
 	log       *slog.Logger
 }
 
@@ -109,6 +113,19 @@ func StartPostgres(ctx context.Context, dir string, opts PostgresOptions, log *s
 		err := pg.start(ctx, bin, logPath, opts, cred)
 		if err == nil {
 			log.Info("postgres started", "dir", dir, "port", pg.port, "pid", pg.proc.cmd.Process.Pid)
+			if opts.Restart {
+				again := opts
+				again.Port = pg.port
+				pg.keep = keep("postgres", pg.proc, func(ctx context.Context) (*process, error) {
+					if err := removeStalePID(dir); err != nil {
+						return nil, err
+					}
+					if err := pg.start(ctx, bin, logPath, again, cred); err != nil {
+						return nil, err
+					}
+					return pg.proc, nil
+				}, log)
+			}
 			return pg, nil
 		}
 		var exited errExited
@@ -191,7 +208,12 @@ func (pg *Postgres) Dir() string { return pg.dir }
 // kills it after that. It returns an error when the server had to be killed
 // or had exited by itself before. Calling it again returns the same result.
 func (pg *Postgres) Stop(ctx context.Context) error {
-	err := pg.proc.stop(ctx, syscall.SIGINT)
+	var err error
+	if pg.keep != nil {
+		err = pg.keep.stop(ctx, syscall.SIGINT)
+	} else {
+		err = pg.proc.stop(ctx, syscall.SIGINT)
+	}
 	pg.removeSocketDir()
 	if err == nil {
 		pg.log.Info("postgres stopped", "dir", pg.dir)

@@ -23,6 +23,9 @@ type RedisOptions struct {
 	// LookPath finds the redis-server binary; nil means exec.LookPath. When it
 	// fails, an embedded miniredis serves instead.
 	LookPath func(file string) (string, error)
+	// Restart restarts redis-server, on the same port and data, when it
+	// dies by itself (bounded, logged); see keeper.
+	Restart bool
 }
 
 // Redis is a private Redis server: a redis-server child process, or an
@@ -32,6 +35,7 @@ type Redis struct {
 	port int
 	dir  string
 	proc *process             // nil when embedded
+	keep *keeper              // set with RedisOptions.Restart
 	mini *miniredis.Miniredis // nil unless embedded
 	log  *slog.Logger
 }
@@ -64,9 +68,21 @@ func StartRedis(ctx context.Context, dir string, opts RedisOptions, log *slog.Lo
 	}
 	rs := &Redis{dir: dir, log: log}
 	for attempt := 1; ; attempt++ {
-		err := rs.start(ctx, bin)
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		err = rs.start(ctx, bin, port)
 		if err == nil {
 			log.Info("redis started", "dir", dir, "port", rs.port, "pid", rs.proc.cmd.Process.Pid)
+			if opts.Restart {
+				rs.keep = keep("redis", rs.proc, func(ctx context.Context) (*process, error) {
+					if err := rs.start(ctx, bin, rs.port); err != nil {
+						return nil, err
+					}
+					return rs.proc, nil
+				}, log)
+			}
 			return rs, nil
 		}
 		var exited errExited
@@ -78,12 +94,9 @@ func StartRedis(ctx context.Context, dir string, opts RedisOptions, log *slog.Lo
 	}
 }
 
-func (rs *Redis) start(ctx context.Context, bin string) error {
-	port, err := FreePort()
-	if err != nil {
-		return err
-	}
+func (rs *Redis) start(ctx context.Context, bin string, port int) error {
 	rs.port = port
+	var err error
 	logPath := filepath.Join(rs.dir, "redis.log")
 	offset := fileSize(logPath)
 	cmd := exec.Command(bin,
@@ -148,7 +161,12 @@ func (rs *Redis) Stop(ctx context.Context) error {
 		rs.mini.Close()
 		return nil
 	}
-	err := rs.proc.stop(ctx, syscall.SIGTERM)
+	var err error
+	if rs.keep != nil {
+		err = rs.keep.stop(ctx, syscall.SIGTERM)
+	} else {
+		err = rs.proc.stop(ctx, syscall.SIGTERM)
+	}
 	if err == nil {
 		rs.log.Info("redis stopped", "dir", rs.dir)
 	}

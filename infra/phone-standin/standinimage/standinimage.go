@@ -131,7 +131,8 @@ func sourceHash(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// buildContext tars files (name in the context → path on disk).
+// buildContext tars files (name in the context → path on disk) and the
+// empty directories the Dockerfile copies.
 func buildContext(files map[string]string) (io.Reader, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -144,6 +145,13 @@ func buildContext(files map[string]string) (io.Reader, error) {
 			return nil, err
 		}
 		if _, err := tw.Write(b); err != nil {
+			return nil, err
+		}
+	}
+	// The directories the phone's user owns in the image (see the
+	// Dockerfile), empty here.
+	for _, dir := range []string{"data/", "sdcard/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755}); err != nil {
 			return nil, err
 		}
 	}

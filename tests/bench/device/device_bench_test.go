@@ -29,6 +29,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -438,6 +439,16 @@ func removeByLabel(ctx context.Context, c *client.Client, label string) {
 		})
 	}
 	wg.Wait()
+	nets, err := c.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", label))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "list bench networks:", err)
+		return
+	}
+	for _, n := range nets {
+		if err := c.NetworkRemove(ctx, n.ID); err != nil {
+			fmt.Fprintln(os.Stderr, "remove bench network:", err)
+		}
+	}
 }
 
 func dropDatabase(ctx context.Context, name string) {

@@ -71,11 +71,12 @@ func Service(ctx context.Context, r *process.Resources) (*device.Service, error)
 			return nil, err
 		}
 		apps, err := device.NewAppsClient(cfg.AppURL, servicetoken.Client(minter, servicetoken.ContextApp))
+		funds, err := device.NewFundsClient(cfg.BillingURL, servicetoken.Client(minter, servicetoken.ContextBilling))
 		if err != nil {
 			return nil, err
 		}
 		return device.Open(ctx, pool, device.Options{
-			Quota: quota, Apps: apps, Tickets: tickets, Ports: ports,
+			Quota: quota, Apps: apps, Funds: funds, Tickets: tickets, Ports: ports,
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
 			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB,

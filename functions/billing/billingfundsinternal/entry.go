@@ -1,0 +1,35 @@
+package billingfundsinternal
+
+import (
+	"context"
+
+	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/process"
+)
+
+// Entry declares the function: its spec and how it is built.
+var Entry = function.HTTPEntry(function.Spec{
+	Name: Name, Context: billing.ContextName,
+	Routes:   Routes,
+	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
+	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenPublicKey},
+}, build)
+
+func build(ctx context.Context, r *process.Resources) (*Function, error) {
+	svc, err := wiring.Service(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	if err := config.Load(r.Env, &cfg); err != nil {
+		return nil, err
+	}
+	v, err := cfg.Verifier()
+	if err != nil {
+		return nil, err
+	}
+	return New(svc, v, r.Log), nil
+}
