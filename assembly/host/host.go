@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -56,6 +57,9 @@ func NewHost(res *process.Resources, entries []function.Entry) (*Host, error) {
 		if err != nil {
 			return nil, err
 		}
+		// An event function takes events from the broker only, which proves
+		// itself with a token for the function (or delivers in-process).
+		in.AdmitEvents(&eventauth.Receiver{Verifier: res.EventVerifier, Senders: []string{eventauth.Broker}})
 		h.instances[e.Spec.Name] = in
 		h.order = append(h.order, e.Spec.Name)
 		var served http.Handler = in

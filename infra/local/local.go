@@ -15,7 +15,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -54,8 +54,12 @@ type Options struct {
 	Config  Config
 	Env     config.Source    // passed to every function (keys and URLs are added)
 	Entries []function.Entry // the functions to host
-	Extra   []broker.Trigger // triggers beyond those in TriggersDir (tests)
-	Log     *slog.Logger
+	// Declared are the platform's functions whose declared events the
+	// broker admits (function.EventPolicy); nil means Entries. A test that
+	// hosts a part of the platform and plays the rest gives them all.
+	Declared []function.Spec
+	Extra    []broker.Trigger // triggers beyond those in TriggersDir (tests)
+	Log      *slog.Logger
 	// Bootstrap runs once every function is ready (e.g. create the admin account).
 	Bootstrap func(ctx context.Context, res *process.Resources, adminPassword string) error
 	// Listening, when set, is called with the base URL once requests are served.
@@ -141,16 +145,28 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	triggers = append(triggers, opts.Extra...)
 	deliver := &hostDeliverer{}
-	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m})
-	if err != nil {
-		return nil, err
-	}
-
 	src := config.FromMap(env)
-	p.res, err = process.New(src, log, m, p.broker)
+	// The resources are made first for the event keys; their sender, the
+	// broker, is set once it exists, before anything sends.
+	sendTo := &brokerSender{}
+	p.res, err = process.New(src, log, m, sendTo)
 	if err != nil {
 		return nil, err
 	}
+	specs := opts.Declared
+	if specs == nil {
+		for _, e := range opts.Entries {
+			specs = append(specs, e.Spec)
+		}
+	}
+	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{
+		Log: log.With("component", "broker"), Metrics: m,
+		Policy: function.EventPolicy(specs), Verifier: p.res.EventVerifier,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sendTo.b = p.broker
 	p.host, err = host.NewHost(p.res, opts.Entries)
 	if err != nil {
 		return nil, err
@@ -182,14 +198,11 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	mux := http.NewServeMux()
 	function.MountHealth(mux, p.host)
 	mux.Handle("GET /metrics", m.Handler())
-	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.host.TakesEvents(r) {
-			loopbackOnly(p.host, log).ServeHTTP(w, r)
-			return
-		}
-		p.host.ServeHTTP(w, r)
-	}))
+	// Events are authenticated by their sender tokens, not by the peer: the
+	// broker checks the token and its policy, an event function admits only
+	// the broker's token.
+	mux.Handle("POST /broker/cloudphone", p.broker)
+	mux.Handle("/", p.host)
 	var scfg function.ServerConfig
 	_ = config.Load(src, &scfg)
 	p.srv = function.NewServer(p.ln.Addr().String(), mux, scfg, log)
@@ -310,6 +323,16 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 	return nil
 }
 
+// brokerSender lets the resources exist before the broker they send to.
+type brokerSender struct{ b *broker.Broker }
+
+func (s *brokerSender) Send(ctx context.Context, e event.Event) error {
+	if s.b == nil {
+		return apierr.New(apierr.Unavailable, "the broker is not running yet")
+	}
+	return s.b.Send(ctx, e)
+}
+
 // hostDeliverer lets the broker exist before the host it delivers to.
 type hostDeliverer struct{ host *host.Host }
 
@@ -354,7 +377,7 @@ func (p *Platform) runSchedules(ctx context.Context, entries []function.Entry) {
 			}
 			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", events.Tick{ScheduledAt: next.UTC()})
 			if err == nil {
-				err = p.broker.Send(ctx, e)
+				err = p.broker.Send(eventauth.WithSender(ctx, eventauth.PingSource), e)
 			}
 			if err != nil {
 				p.log.Error("scheduled event not sent", "function", j.spec.Name, "err", err)
@@ -415,20 +438,4 @@ func readOrMake(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: want 32 bytes", path)
 	}
 	return b, nil
-}
-
-// loopbackOnly lets only this machine post events (to the broker, or straight
-// to an event function): events are trusted commands, such as "grant this
-// quota", and the public API must not be a way to forge them. In a cluster
-// the same holds by the event functions being cluster-local.
-func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !ip.Unmap().IsLoopback() {
-			apierr.Write(w, r, log, apierr.New(apierr.Forbidden, "events are accepted from this machine only"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
@@ -57,6 +55,7 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 			RedisURL: mustEnv(t, "REDIS_URL"), TriggersDir: "../../triggers", AdminPassword: billingAdminPassword},
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
+		Declared:  catalogSpecs(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
@@ -196,17 +195,8 @@ func (p billingPlatform) postEvent(t testing.TB, typ, subject string, data any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", p.base+"/broker/cloudphone", nil)
-	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("broker refused %s: %d", typ, resp.StatusCode)
+	if status := p.sendEvent(t, e); status/100 != 2 {
+		t.Fatalf("broker refused %s: %d", typ, status)
 	}
 }
 
