@@ -59,7 +59,13 @@ func NewHost(res *process.Resources, entries []function.Entry) (*Host, error) {
 		}
 		// An event function takes events from the broker only, which proves
 		// itself with a token for the function (or delivers in-process).
-		in.AdmitEvents(&eventauth.Receiver{Verifier: res.EventVerifier, Senders: []string{eventauth.Broker}})
+		switch res.Base.EventAuth {
+		case "token":
+			in.AdmitEvents(&eventauth.Receiver{Verifier: res.EventVerifier, Senders: []string{eventauth.Broker}})
+		case "eventing":
+		default:
+			return nil, fmt.Errorf("CLOUDPHONE_EVENT_AUTH is %q: want token or eventing", res.Base.EventAuth)
+		}
 		h.instances[e.Spec.Name] = in
 		h.order = append(h.order, e.Spec.Name)
 		var served http.Handler = in

@@ -35,6 +35,13 @@ type Base struct {
 	// BrokerURL is where events are sent; Knative's SinkBinding sets K_SINK.
 	BrokerURL string `env:"BROKER_URL"`
 	KSink     string `env:"K_SINK"`
+	// EventAuth is how an event function checks who sent an event: "token"
+	// (the platform's sender tokens: locally and on OpenFaaS, where the
+	// platform's broker delivers) or "eventing" (on Knative, where Eventing's
+	// Broker delivers with its own OIDC identity and enforces the rendered
+	// EventPolicies at its ingress, and the event functions are
+	// cluster-local).
+	EventAuth string `env:"CLOUDPHONE_EVENT_AUTH" default:"token"`
 	// DatabasePrefix is put before every context's database name, so that
 	// several platforms (tests, say) can share one Postgres server.
 	DatabasePrefix string `env:"CLOUDPHONE_DATABASE_PREFIX"`
