@@ -162,9 +162,15 @@ func (h *Host) Alive(ctx context.Context) (bool, error) {
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/function/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
+		// faas-cli always calls /function/<name>.<namespace>.
+		name = strings.TrimSuffix(name, "."+OpenFaaSNamespace)
 		in, ok := h.instances[name]
 		if !ok {
 			apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "no function named %q", name))
+			return
+		}
+		if sub == "_/health" || sub == "_/ready" {
+			serveHealth(w, r, in)
 			return
 		}
 		h.serveFunction(w, r, in, "/"+sub)
@@ -189,12 +195,27 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.notFound.ServeHTTP(w, r)
 }
 
+// OpenFaaSNamespace is the function namespace OpenFaaS (and faas-cli) use by
+// default; /function/<name>.<namespace> reaches the same function.
+const OpenFaaSNamespace = "openfaas-fn"
+
+// serveHealth answers a function's own health path as its watchdog would:
+// 200 once it is ready, 503 before.
+func serveHealth(w http.ResponseWriter, r *http.Request, in *function.Instance) {
+	if ok, err := in.Ready(r.Context()); !ok || err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("OK\n"))
+}
+
 // TakesEvents reports whether r would deliver an event to a function: an
 // event function at /function/<name>, or a POST to / (a bundle's events).
 func (h *Host) TakesEvents(r *http.Request) bool {
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/function/"); ok {
 		name, _, _ := strings.Cut(rest, "/")
-		in, ok := h.instances[name]
+		in, ok := h.instances[strings.TrimSuffix(name, "."+OpenFaaSNamespace)]
 		return ok && in.Spec.Kind == function.KindEvent
 	}
 	return r.Method == http.MethodPost && r.URL.Path == "/"

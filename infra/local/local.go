@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/assembly/host"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
+	"github.com/cloudphone/cloudphone/infra/local/gateway"
 	"github.com/cloudphone/cloudphone/infra/local/services"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -198,6 +200,7 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	mux := http.NewServeMux()
 	function.MountHealth(mux, p.host)
 	mux.Handle("GET /metrics", m.Handler())
+	gateway.New(p.host, version(), log).Mount(mux)
 	// Events are authenticated by their sender tokens, not by the peer: the
 	// broker checks the token and its policy, an event function admits only
 	// the broker's token.
@@ -321,6 +324,18 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 		env["CLOUDPHONE_MAIL_DIR"] = m.Dir()
 	}
 	return nil
+}
+
+// version is the platform's build, as the module's VCS revision.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "dev"
 }
 
 // brokerSender lets the resources exist before the broker they send to.
