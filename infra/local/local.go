@@ -30,8 +30,6 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/eventauth"
-	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -180,7 +178,10 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	go func() {
 		defer close(p.bgDone)
 		done := make(chan struct{})
-		go func() { defer close(done); p.runSchedules(bg, opts.Entries) }()
+		go func() {
+			defer close(done)
+			broker.RunSchedules(bg, specs, p.broker, log.With("component", "schedules"))
+		}()
 		if err := p.broker.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("broker stopped", "err", err)
 		}
@@ -353,52 +354,6 @@ type hostDeliverer struct{ host *host.Host }
 
 func (d *hostDeliverer) Deliver(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error) {
 	return d.host.Deliver(ctx, subscriber, e)
-}
-
-// runSchedules plays the part of Knative's PingSources and OpenFaaS'
-// cron-connector: at each scheduled minute it sends the function's first
-// consumed event type to the broker.
-func (p *Platform) runSchedules(ctx context.Context, entries []function.Entry) {
-	type job struct {
-		spec function.Spec
-		s    schedule
-	}
-	var jobs []job
-	for _, e := range entries {
-		if e.Spec.Schedule == "" || len(e.Spec.Consumes) == 0 {
-			continue
-		}
-		s, err := parseSchedule(e.Spec.Schedule)
-		if err != nil {
-			p.log.Error("bad schedule", "function", e.Spec.Name, "err", err)
-			continue
-		}
-		jobs = append(jobs, job{e.Spec, s})
-	}
-	if len(jobs) == 0 {
-		return
-	}
-	for {
-		now := time.Now()
-		next := now.Truncate(time.Minute).Add(time.Minute)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(next.Sub(now)):
-		}
-		for _, j := range jobs {
-			if !j.s.matches(next) {
-				continue
-			}
-			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", events.Tick{ScheduledAt: next.UTC()})
-			if err == nil {
-				err = p.broker.Send(eventauth.WithSender(ctx, eventauth.PingSource), e)
-			}
-			if err != nil {
-				p.log.Error("scheduled event not sent", "function", j.spec.Name, "err", err)
-			}
-		}
-	}
 }
 
 // ensureKeys puts the token signing keys in env: given ones win; otherwise

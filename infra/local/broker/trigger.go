@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -141,7 +142,17 @@ func (t Trigger) validate() error {
 // not an ISO-8601 duration of at least 0.1 s resolution, an unknown backoff
 // policy, a missing subscriber, or two Triggers with the same name.
 func LoadTriggers(dir string) ([]Trigger, error) {
-	entries, err := os.ReadDir(dir)
+	return loadTriggers(os.DirFS(dir), dir)
+}
+
+// LoadTriggersFS is LoadTriggers over the files at the root of fsys (the
+// deployable broker's embedded copy of triggers/).
+func LoadTriggersFS(fsys fs.FS) ([]Trigger, error) {
+	return loadTriggers(fsys, "")
+}
+
+func loadTriggers(fsys fs.FS, dir string) ([]Trigger, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read triggers: %w", err)
 	}
@@ -153,7 +164,7 @@ func LoadTriggers(dir string) ([]Trigger, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		raw, err := os.ReadFile(path)
+		raw, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("read triggers: %w", err)
 		}
