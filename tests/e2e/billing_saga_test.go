@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
@@ -17,6 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -33,6 +35,8 @@ type billingPlatform struct {
 	base  string
 	admin string
 	db    *pgxpool.Pool
+	// signer signs events for a platform running in another process.
+	signer *eventauth.Signer
 }
 
 type billingOptions struct {
@@ -195,7 +199,26 @@ func (p billingPlatform) postEvent(t testing.TB, typ, subject string, data any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status := p.sendEvent(t, e); status/100 != 2 {
+	var status int
+	if p.running != nil {
+		status = p.sendEvent(t, e)
+	} else {
+		// A platform in another process: sign with the key it keeps.
+		req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), p.base+"/broker/cloudphone", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.signer.Authorize(req, producerOf(t, typ), eventauth.BrokerAudience); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	if status/100 != 2 {
 		t.Fatalf("broker refused %s: %d", typ, status)
 	}
 }
