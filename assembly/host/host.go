@@ -225,7 +225,13 @@ func (h *Host) TakesEvents(r *http.Request) bool {
 // /function/<name>, so a function with a single route gets that route's path
 // for "/", and any other path as given.
 func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, in *function.Instance, path string) {
-	if in.Spec.Kind == function.KindHTTP && path == "/" && len(in.Spec.Routes) == 1 {
+	if in.Spec.Kind == function.KindHTTP && path == "/" {
+		if len(in.Spec.Routes) != 1 {
+			// "/" is none of its routes: say which there are.
+			apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "%s serves %s: call /function/%s/<path>",
+				in.Spec.Name, strings.Join(in.Spec.Routes, ", "), in.Spec.Name))
+			return
+		}
 		_, path = function.SplitRoute(in.Spec.Routes[0])
 	}
 	r2 := r.Clone(r.Context())

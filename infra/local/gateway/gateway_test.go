@@ -39,6 +39,8 @@ func setup(t *testing.T) *httptest.Server {
 	entries := []function.Entry{
 		function.HTTPEntry(function.Spec{Name: "hello", Context: "user", Kind: function.KindHTTP, Routes: []string{"GET /internal/v1/hello"}},
 			func(context.Context, *process.Resources) (hello, error) { return hello{}, nil }),
+		function.HTTPEntry(function.Spec{Name: "pair", Context: "user", Kind: function.KindHTTP, Routes: []string{"GET /internal/v1/a", "GET /internal/v1/b"}},
+			func(context.Context, *process.Resources) (hello, error) { return hello{}, nil }),
 		function.EventEntry(function.Spec{Name: "ticker", Context: "billing", Kind: function.KindEvent, Consumes: []string{"cloudphone.billing.tick.requested"}, Schedule: "* * * * *"},
 			func(context.Context, *process.Resources) (ticker, error) { return ticker{}, nil }),
 	}
@@ -77,7 +79,7 @@ func TestFaasCliReadsTheFunctionsAsFromAGateway(t *testing.T) {
 	srv := setup(t)
 
 	var list []types.FunctionStatus
-	if code := getJSON(t, srv.URL+"/system/functions", &list); code != 200 || len(list) != 2 {
+	if code := getJSON(t, srv.URL+"/system/functions", &list); code != 200 || len(list) != 3 {
 		t.Fatalf("GET /system/functions: %d %+v", code, list)
 	}
 	for _, f := range list {
@@ -127,6 +129,8 @@ func TestFunctionsAnswerAtTheirNamespacedPathAndHealthPaths(t *testing.T) {
 		"/function/hello/_/health":                      200,
 		"/function/ticker.openfaas-fn/_/ready":          200,
 		"/function/hello.elsewhere":                     404,
+		"/function/pair":                                404, // two routes: / is neither
+		"/function/pair/internal/v1/b":                  200,
 	} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
