@@ -139,14 +139,10 @@ func DeploymentOf(name string) Deployment {
 // BundleOf names the OpenFaaS function that serves spec. OpenFaaS Community
 // Edition allows 15 functions, so the functions of one context share one
 // image and one deployment, "cloudphone-<context>", routed by path or event
-// type. A scheduled function gets a bundle of its own, "cloudphone-cron-<name>",
-// because the cron-connector invokes a whole OpenFaaS function with an empty
-// POST that only a single-function bundle can route; so does a long-running
-// one (MinScale > 0).
+// type. A scheduled function is no exception: the broker sends its ticks as
+// events, routed like any other. A long-running function (MinScale > 0) gets
+// a bundle of its own.
 func BundleOf(spec function.Spec) string {
-	if spec.Schedule != "" {
-		return "cloudphone-cron-" + spec.Name
-	}
 	if spec.MinScale > 0 {
 		// A long-running function (device-runtime) keeps its own scale and
 		// mounts (the Docker socket or a host's TLS certificates).

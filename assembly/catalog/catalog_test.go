@@ -47,8 +47,8 @@ func TestBundlesServeEveryFunctionOnce(t *testing.T) {
 			if catalog.BundleOf(s) != bundle {
 				t.Errorf("%s is in bundle %s, BundleOf says %s", s.Name, bundle, catalog.BundleOf(s))
 			}
-			if s.Schedule != "" && len(specs) != 1 {
-				t.Errorf("scheduled %s shares bundle %s", s.Name, bundle)
+			if s.MinScale > 0 && len(specs) != 1 {
+				t.Errorf("long-running %s shares bundle %s", s.Name, bundle)
 			}
 			served = append(served, s.Name)
 		}

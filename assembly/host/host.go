@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -55,6 +56,15 @@ func NewHost(res *process.Resources, entries []function.Entry) (*Host, error) {
 		in, err := function.NewInstance(e.Spec, fn, res.Log.With("function", e.Spec.Name), res.Metrics)
 		if err != nil {
 			return nil, err
+		}
+		// An event function takes events from the broker only, which proves
+		// itself with a token for the function (or delivers in-process).
+		switch res.Base.EventAuth {
+		case "token":
+			in.AdmitEvents(&eventauth.Receiver{Verifier: res.EventVerifier, Senders: []string{eventauth.Broker}})
+		case "eventing":
+		default:
+			return nil, fmt.Errorf("CLOUDPHONE_EVENT_AUTH is %q: want token or eventing", res.Base.EventAuth)
 		}
 		h.instances[e.Spec.Name] = in
 		h.order = append(h.order, e.Spec.Name)
@@ -152,9 +162,15 @@ func (h *Host) Alive(ctx context.Context) (bool, error) {
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/function/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
+		// faas-cli always calls /function/<name>.<namespace>.
+		name = strings.TrimSuffix(name, "."+OpenFaaSNamespace)
 		in, ok := h.instances[name]
 		if !ok {
 			apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "no function named %q", name))
+			return
+		}
+		if sub == "_/health" || sub == "_/ready" {
+			serveHealth(w, r, in)
 			return
 		}
 		h.serveFunction(w, r, in, "/"+sub)
@@ -179,12 +195,27 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.notFound.ServeHTTP(w, r)
 }
 
+// OpenFaaSNamespace is the function namespace OpenFaaS (and faas-cli) use by
+// default; /function/<name>.<namespace> reaches the same function.
+const OpenFaaSNamespace = "openfaas-fn"
+
+// serveHealth answers a function's own health path as its watchdog would:
+// 200 once it is ready, 503 before.
+func serveHealth(w http.ResponseWriter, r *http.Request, in *function.Instance) {
+	if ok, err := in.Ready(r.Context()); !ok || err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("OK\n"))
+}
+
 // TakesEvents reports whether r would deliver an event to a function: an
 // event function at /function/<name>, or a POST to / (a bundle's events).
 func (h *Host) TakesEvents(r *http.Request) bool {
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/function/"); ok {
 		name, _, _ := strings.Cut(rest, "/")
-		in, ok := h.instances[name]
+		in, ok := h.instances[strings.TrimSuffix(name, "."+OpenFaaSNamespace)]
 		return ok && in.Spec.Kind == function.KindEvent
 	}
 	return r.Method == http.MethodPost && r.URL.Path == "/"
@@ -194,7 +225,13 @@ func (h *Host) TakesEvents(r *http.Request) bool {
 // /function/<name>, so a function with a single route gets that route's path
 // for "/", and any other path as given.
 func (h *Host) serveFunction(w http.ResponseWriter, r *http.Request, in *function.Instance, path string) {
-	if in.Spec.Kind == function.KindHTTP && path == "/" && len(in.Spec.Routes) == 1 {
+	if in.Spec.Kind == function.KindHTTP && path == "/" {
+		if len(in.Spec.Routes) != 1 {
+			// "/" is none of its routes: say which there are.
+			apierr.Write(w, r, h.log, apierr.New(apierr.NotFound, "%s serves %s: call /function/%s/<path>",
+				in.Spec.Name, strings.Join(in.Spec.Routes, ", "), in.Spec.Name))
+			return
+		}
 		_, path = function.SplitRoute(in.Spec.Routes[0])
 	}
 	r2 := r.Clone(r.Context())

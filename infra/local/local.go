@@ -15,9 +15,9 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,12 +25,12 @@ import (
 
 	"github.com/cloudphone/cloudphone/assembly/host"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
+	"github.com/cloudphone/cloudphone/infra/local/gateway"
 	"github.com/cloudphone/cloudphone/infra/local/services"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/edge"
-	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -55,8 +55,12 @@ type Options struct {
 	Config  Config
 	Env     config.Source    // passed to every function (keys and URLs are added)
 	Entries []function.Entry // the functions to host
-	Extra   []broker.Trigger // triggers beyond those in TriggersDir (tests)
-	Log     *slog.Logger
+	// Declared are the platform's functions whose declared events the
+	// broker admits (function.EventPolicy); nil means Entries. A test that
+	// hosts a part of the platform and plays the rest gives them all.
+	Declared []function.Spec
+	Extra    []broker.Trigger // triggers beyond those in TriggersDir (tests)
+	Log      *slog.Logger
 	// Bootstrap runs once every function is ready (e.g. create the admin account).
 	Bootstrap func(ctx context.Context, res *process.Resources, adminPassword string) error
 	// Listening, when set, is called with the base URL once requests are served.
@@ -153,17 +157,29 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	triggers = append(triggers, opts.Extra...)
 	deliver := &hostDeliverer{}
-	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{Log: log.With("component", "broker"), Metrics: m,
-		Owner: brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"])})
-	if err != nil {
-		return nil, err
-	}
-
 	src := config.FromMap(env)
-	p.res, err = process.New(src, log, m, p.broker)
+	// The resources are made first for the event keys; their sender, the
+	// broker, is set once it exists, before anything sends.
+	sendTo := &brokerSender{}
+	p.res, err = process.New(src, log, m, sendTo)
 	if err != nil {
 		return nil, err
 	}
+	specs := opts.Declared
+	if specs == nil {
+		for _, e := range opts.Entries {
+			specs = append(specs, e.Spec)
+		}
+	}
+	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{
+		Log: log.With("component", "broker"), Metrics: m,
+		Policy: function.EventPolicy(specs), Verifier: p.res.EventVerifier,
+		Owner: brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"]),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sendTo.b = p.broker
 	p.host, err = host.NewHost(p.res, opts.Entries)
 	if err != nil {
 		return nil, err
@@ -175,7 +191,10 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	go func() {
 		defer close(p.bgDone)
 		done := make(chan struct{})
-		go func() { defer close(done); p.runSchedules(bg, opts.Entries) }()
+		go func() {
+			defer close(done)
+			broker.RunSchedules(bg, specs, p.broker, log.With("component", "schedules"))
+		}()
 		if err := p.broker.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("broker stopped", "err", err)
 		}
@@ -194,14 +213,12 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	mux := http.NewServeMux()
 	function.MountHealth(mux, p.host)
-	mux.Handle("POST /broker/cloudphone", loopbackOnly(p.broker, log))
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.host.TakesEvents(r) {
-			loopbackOnly(p.host, log).ServeHTTP(w, r)
-			return
-		}
-		p.host.ServeHTTP(w, r)
-	}))
+	gateway.New(p.host, version(), log).Mount(mux)
+	// Events are authenticated by their sender tokens, not by the peer: the
+	// broker checks the token and its policy, an event function admits only
+	// the broker's token.
+	mux.Handle("POST /broker/cloudphone", p.broker)
+	mux.Handle("/", p.host)
 	var scfg function.ServerConfig
 	_ = config.Load(src, &scfg)
 	if scfg.MetricsAddress != "" {
@@ -339,57 +356,33 @@ func (p *Platform) startServices(ctx context.Context, cfg *Config, env map[strin
 	return nil
 }
 
+// version is the platform's build, as the module's VCS revision.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "dev"
+}
+
+// brokerSender lets the resources exist before the broker they send to.
+type brokerSender struct{ b *broker.Broker }
+
+func (s *brokerSender) Send(ctx context.Context, e event.Event) error {
+	if s.b == nil {
+		return apierr.New(apierr.Unavailable, "the broker is not running yet")
+	}
+	return s.b.Send(ctx, e)
+}
+
 // hostDeliverer lets the broker exist before the host it delivers to.
 type hostDeliverer struct{ host *host.Host }
 
 func (d *hostDeliverer) Deliver(ctx context.Context, subscriber string, e event.Event) (int, *event.Event, error) {
 	return d.host.Deliver(ctx, subscriber, e)
-}
-
-// runSchedules plays the part of Knative's PingSources and OpenFaaS'
-// cron-connector: at each scheduled minute it sends the function's first
-// consumed event type to the broker.
-func (p *Platform) runSchedules(ctx context.Context, entries []function.Entry) {
-	type job struct {
-		spec function.Spec
-		s    schedule
-	}
-	var jobs []job
-	for _, e := range entries {
-		if e.Spec.Schedule == "" || len(e.Spec.Consumes) == 0 {
-			continue
-		}
-		s, err := parseSchedule(e.Spec.Schedule)
-		if err != nil {
-			p.log.Error("bad schedule", "function", e.Spec.Name, "err", err)
-			continue
-		}
-		jobs = append(jobs, job{e.Spec, s})
-	}
-	if len(jobs) == 0 {
-		return
-	}
-	for {
-		now := time.Now()
-		next := now.Truncate(time.Minute).Add(time.Minute)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(next.Sub(now)):
-		}
-		for _, j := range jobs {
-			if !j.s.matches(next) {
-				continue
-			}
-			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/local/ping/"+j.spec.Name, "", events.Tick{ScheduledAt: next.UTC()})
-			if err == nil {
-				err = p.broker.Send(ctx, e)
-			}
-			if err != nil {
-				p.log.Error("scheduled event not sent", "function", j.spec.Name, "err", err)
-			}
-		}
-	}
 }
 
 // ensureKeys puts the token signing keys in env: given ones win; otherwise
@@ -444,22 +437,6 @@ func readOrMake(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: want 32 bytes", path)
 	}
 	return b, nil
-}
-
-// loopbackOnly lets only this machine post events (to the broker, or straight
-// to an event function): events are trusted commands, such as "grant this
-// quota", and the public API must not be a way to forge them. In a cluster
-// the same holds by the event functions being cluster-local.
-func loopbackOnly(next http.Handler, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !ip.Unmap().IsLoopback() {
-			apierr.Write(w, r, log, apierr.New(apierr.Forbidden, "events are accepted from this machine only"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // brokerOwner names this platform's broker the same across its restarts:

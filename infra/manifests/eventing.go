@@ -6,76 +6,31 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	eventingv1alpha1 "knative.dev/eventing/pkg/apis/eventing/v1alpha1"
+	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
-// Broker mirrors eventing.knative.dev/v1 Broker (knative.dev/eventing is not
-// available as a module here; field names follow its v1 types).
-type Broker struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              BrokerSpec `json:"spec"`
-}
-
-// BrokerSpec mirrors eventing v1 BrokerSpec.
-type BrokerSpec struct {
-	Config   *duckv1.KReference `json:"config,omitempty"`
-	Delivery *DeliverySpec      `json:"delivery,omitempty"`
-}
-
-// DeliverySpec mirrors eventing duck v1 DeliverySpec.
-type DeliverySpec struct {
-	DeadLetterSink *duckv1.Destination `json:"deadLetterSink,omitempty"`
-	Retry          *int32              `json:"retry,omitempty"`
-	Timeout        *string             `json:"timeout,omitempty"`
-	BackoffPolicy  *string             `json:"backoffPolicy,omitempty"`
-	BackoffDelay   *string             `json:"backoffDelay,omitempty"`
-}
-
-// Trigger mirrors eventing.knative.dev/v1 Trigger.
-type Trigger struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              TriggerSpec `json:"spec"`
-}
-
-// TriggerSpec mirrors eventing v1 TriggerSpec (new-style filters only).
-type TriggerSpec struct {
-	Broker     string             `json:"broker"`
-	Filters    []Filter           `json:"filters,omitempty"`
-	Subscriber duckv1.Destination `json:"subscriber"`
-	Delivery   *DeliverySpec      `json:"delivery,omitempty"`
-}
-
-// Filter mirrors eventing v1 SubscriptionsAPIFilter: one dialect per element.
-type Filter struct {
-	All    []Filter          `json:"all,omitempty"`
-	Any    []Filter          `json:"any,omitempty"`
-	Not    *Filter           `json:"not,omitempty"`
-	Exact  map[string]string `json:"exact,omitempty"`
-	Prefix map[string]string `json:"prefix,omitempty"`
-	Suffix map[string]string `json:"suffix,omitempty"`
-	CESQL  string            `json:"cesql,omitempty"`
-}
-
-// PingSource mirrors sources.knative.dev/v1 PingSource.
-type PingSource struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              PingSourceSpec `json:"spec"`
-}
-
-// PingSourceSpec mirrors sources v1 PingSourceSpec.
-type PingSourceSpec struct {
-	duckv1.SourceSpec `json:",inline"`
-	Schedule          string `json:"schedule"`
-	Timezone          string `json:"timezone,omitempty"`
-	ContentType       string `json:"contentType,omitempty"`
-	Data              string `json:"data,omitempty"`
-}
+// The Eventing objects are Knative Eventing's own v1 (and v1alpha1
+// EventPolicy) types, so what is rendered is what its webhook reads.
+type (
+	// Broker is eventing.knative.dev/v1 Broker.
+	Broker = eventingv1.Broker
+	// Trigger is eventing.knative.dev/v1 Trigger.
+	Trigger = eventingv1.Trigger
+	// Filter is one element of a Trigger's spec.filters.
+	Filter = eventingv1.SubscriptionsAPIFilter
+	// PingSource is sources.knative.dev/v1 PingSource.
+	PingSource = sourcesv1.PingSource
+	// EventPolicy is eventing.knative.dev/v1alpha1 EventPolicy.
+	EventPolicy = eventingv1alpha1.EventPolicy
+)
 
 func serviceRef(name string) duckv1.Destination {
 	return duckv1.Destination{Ref: &duckv1.KReference{
@@ -97,11 +52,11 @@ func broker(o Options) *Broker {
 			Labels:      map[string]string{"app.kubernetes.io/part-of": "cloudphone"},
 			Annotations: map[string]string{"eventing.knative.dev/broker.class": o.BrokerClass},
 		},
-		Spec: BrokerSpec{Delivery: &DeliverySpec{
+		Spec: eventingv1.BrokerSpec{Delivery: &eventingduckv1.DeliverySpec{
 			DeadLetterSink: &dls,
 			Retry:          ptr(int32(5)),
 			Timeout:        ptr("PT30S"),
-			BackoffPolicy:  ptr("exponential"),
+			BackoffPolicy:  ptr(eventingduckv1.BackoffPolicyExponential),
 			BackoffDelay:   ptr(isoDuration(catalog.DefaultBackoffDelay)),
 		}},
 	}
@@ -146,15 +101,15 @@ func trigger(s function.Spec, name string, filters []Filter, o Options) *Trigger
 	return &Trigger{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "eventing.knative.dev/v1", Kind: "Trigger"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: meta},
-		Spec: TriggerSpec{
+		Spec: eventingv1.TriggerSpec{
 			Broker:     o.Broker,
 			Filters:    filters,
 			Subscriber: serviceRef(s.Name),
-			Delivery: &DeliverySpec{
+			Delivery: &eventingduckv1.DeliverySpec{
 				DeadLetterSink: &dls,
 				Retry:          ptr(int32(retry)),
 				Timeout:        ptr(isoDuration(timeoutDuration(s))),
-				BackoffPolicy:  ptr("exponential"),
+				BackoffPolicy:  ptr(eventingduckv1.BackoffPolicyExponential),
 				BackoffDelay:   ptr(isoDuration(delay)),
 			},
 		},
@@ -172,7 +127,7 @@ func pingSource(s function.Spec, o Options) *PingSource {
 	return &PingSource{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "sources.knative.dev/v1", Kind: "PingSource"},
 		ObjectMeta: metav1.ObjectMeta{Name: PingSourceName(s.Name), Namespace: o.Namespace, Labels: labels(s)},
-		Spec: PingSourceSpec{
+		Spec: sourcesv1.PingSourceSpec{
 			SourceSpec: duckv1.SourceSpec{
 				Sink: duckv1.Destination{Ref: &duckv1.KReference{
 					APIVersion: "eventing.knative.dev/v1", Kind: "Broker", Name: o.Broker,
@@ -187,4 +142,54 @@ func pingSource(s function.Spec, o Options) *PingSource {
 			Data:        string(data),
 		},
 	}
+}
+
+// EventPolicyName is the name of the EventPolicy that lets sender send to the
+// Broker.
+func EventPolicyName(sender string) string { return "eventpolicy-" + sender }
+
+// ServiceAccountName is the Kubernetes service account the functions of
+// context run as: their identity as event senders on Knative.
+func ServiceAccountName(context string) string { return "cloudphone-" + context }
+
+// eventPolicies renders, for each sender of function.EventPolicy, the
+// EventPolicy that lets it send exactly its event types to the Broker: a
+// context by its functions' service account, the schedules by their
+// PingSources. With Eventing's OIDC authentication on, the Broker admits
+// nothing else; the embedded and the deployable broker enforce the same.
+func eventPolicies(specs []function.Spec, o Options) []*EventPolicy {
+	policy := function.EventPolicy(specs)
+	var out []*EventPolicy
+	for _, sender := range policy.Senders() {
+		var from []eventingv1alpha1.EventPolicySpecFrom
+		if sender == eventauth.PingSource {
+			for _, s := range specs {
+				if s.Schedule != "" {
+					from = append(from, eventingv1alpha1.EventPolicySpecFrom{Ref: &eventingv1alpha1.EventPolicyFromReference{
+						APIVersion: "sources.knative.dev/v1", Kind: "PingSource", Name: PingSourceName(s.Name), Namespace: o.Namespace,
+					}})
+				}
+			}
+		} else {
+			from = []eventingv1alpha1.EventPolicySpecFrom{{Sub: ptr("system:serviceaccount:" + o.Namespace + ":" + ServiceAccountName(sender))}}
+		}
+		var anyType []Filter
+		for _, t := range policy.Types(sender) {
+			anyType = append(anyType, Filter{Exact: map[string]string{"type": t}})
+		}
+		out = append(out, &EventPolicy{
+			TypeMeta: metav1.TypeMeta{APIVersion: "eventing.knative.dev/v1alpha1", Kind: "EventPolicy"},
+			ObjectMeta: metav1.ObjectMeta{Name: EventPolicyName(sender), Namespace: o.Namespace, Labels: map[string]string{
+				"app.kubernetes.io/part-of": "cloudphone", "cloudphone.dev/sender": sender,
+			}},
+			Spec: eventingv1alpha1.EventPolicySpec{
+				To: []eventingv1alpha1.EventPolicySpecTo{{Ref: &eventingv1alpha1.EventPolicyToReference{
+					APIVersion: "eventing.knative.dev/v1", Kind: "Broker", Name: o.Broker,
+				}}},
+				From:    from,
+				Filters: []Filter{{Any: anyType}},
+			},
+		})
+	}
+	return out
 }

@@ -62,6 +62,9 @@ func service(s function.Spec, o Options) *servingv1.Service {
 		{Name: "FUNCTION", Value: s.Name},
 		{Name: "LISTEN_ADDRESS", Value: ":" + strconv.Itoa(Port)},
 		{Name: "BROKER_URL", Value: o.BrokerURL},
+		// Eventing's Broker delivers with its own identity and enforces the
+		// EventPolicies; the event functions are cluster-local.
+		{Name: "CLOUDPHONE_EVENT_AUTH", Value: "eventing"},
 		// The user context's internal quota API, which the device context calls.
 		{Name: "CLOUDPHONE_USER_URL", Value: "http://user-quota-internal." + o.Namespace + ".svc.cluster.local"},
 		// Billing's internal funds API, which the device context asks before a phone starts.

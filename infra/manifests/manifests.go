@@ -162,6 +162,11 @@ func Render(specs []function.Spec, opts Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	files[APIFile] = api
+	for _, ep := range eventPolicies(specs, opts) {
+		if err := add(TriggerDir+"/"+ep.Name+".yaml", ep); err != nil {
+			return nil, err
+		}
+	}
 	if err := add(StackFile, stack(specs, opts)); err != nil {
 		return nil, err
 	}

@@ -46,10 +46,20 @@ type StackResources struct {
 // whose functions are all unbounded.
 const OpenFaaSDefaultMaxScale = 20
 
+// BrokerFunction is the OpenFaaS function of the deployable broker
+// (infra/cmd/broker), and BrokerGateway where it reaches the bundles.
+const (
+	BrokerFunction = "cloudphone-broker"
+	BrokerGateway  = "http://gateway.openfaas:8080"
+)
+
 // stack renders stack.yml: one OpenFaaS function per catalog.BundleOf, its
-// functions named in FUNCTIONS (comma-separated, catalog order). A cron bundle
-// carries the cron-connector annotations (topic cron-function + schedule).
-// OpenFaaS CE cannot scale to zero, so every bundle keeps at least one replica.
+// functions named in FUNCTIONS (comma-separated, catalog order), each sending
+// its events to the broker (BROKER_URL), plus the broker itself, which
+// delivers them by the Triggers and sends the scheduled functions their ticks
+// (a cron-connector call would carry no sender token). OpenFaaS CE cannot
+// scale to zero, so every bundle keeps at least one replica; the broker keeps
+// exactly one, so that every tick is sent once.
 func stack(specs []function.Spec, o Options) *Stack {
 	st := &Stack{
 		Version:   "1.0",
@@ -60,9 +70,10 @@ func stack(specs []function.Spec, o Options) *Stack {
 	for _, name := range sortedKeys(bundles) {
 		members := bundles[name]
 		var names []string
-		secrets := []string{SecretKeyDatabaseURL, SecretKeyRedisURL}
+		// Every bundle signs the sender tokens of its events and checks the
+		// broker's.
+		secrets := []string{SecretKeyDatabaseURL, SecretKeyRedisURL, function.SecretServiceTokenKey, function.SecretServiceTokenPublicKey}
 		minScale, maxScale, tmo, unbounded := 1, 0, 0, false
-		var schedules []string
 		for _, s := range members {
 			names = append(names, s.Name)
 			secrets = append(secrets, o.Deployment(s.Name).Secrets...)
@@ -72,9 +83,6 @@ func stack(specs []function.Spec, o Options) *Stack {
 			}
 			maxScale = max(maxScale, s.MaxScale)
 			tmo = max(tmo, timeout(s))
-			if s.Schedule != "" {
-				schedules = append(schedules, s.Schedule)
-			}
 		}
 		if unbounded || maxScale == 0 {
 			maxScale = OpenFaaSDefaultMaxScale
@@ -86,7 +94,8 @@ func stack(specs []function.Spec, o Options) *Stack {
 			SkipBuild:              true,
 			ReadOnlyRootFilesystem: true,
 			Environment: map[string]string{
-				"FUNCTIONS": strings.Join(names, ","),
+				"FUNCTIONS":  strings.Join(names, ","),
+				"BROKER_URL": BrokerGateway + "/function/" + BrokerFunction,
 				// The user bundle serves the internal quota API the device context calls.
 				"CLOUDPHONE_USER_URL": "http://gateway.openfaas:8080/function/cloudphone-user",
 				// The app bundle serves the internal download API the device context calls.
@@ -108,11 +117,25 @@ func stack(specs []function.Spec, o Options) *Stack {
 			Requests: &StackResources{Memory: "64Mi", CPU: "50m"},
 			Limits:   &StackResources{Memory: "256Mi", CPU: "1000m"},
 		}
-		if len(schedules) > 0 {
-			// A cron bundle holds exactly one scheduled function (BundleOf).
-			fn.Annotations = map[string]string{"topic": "cron-function", "schedule": schedules[0]}
-		}
 		st.Functions[name] = fn
+	}
+	st.Functions[BrokerFunction] = StackFunction{
+		Image:                  o.Image(BrokerFunction),
+		SkipBuild:              true,
+		ReadOnlyRootFilesystem: true,
+		Environment: map[string]string{
+			"BROKER_GATEWAY_URL": BrokerGateway,
+			"read_timeout":       "30s",
+			"write_timeout":      "30s",
+		},
+		Secrets: []string{SecretKeyDatabaseURL, function.SecretServiceTokenKey, function.SecretServiceTokenPublicKey},
+		Labels: map[string]string{
+			"com.openfaas.scale.min": "1",
+			"com.openfaas.scale.max": "1",
+			"cloudphone.dev/context": "broker",
+		},
+		Requests: &StackResources{Memory: "64Mi", CPU: "50m"},
+		Limits:   &StackResources{Memory: "256Mi", CPU: "1000m"},
 	}
 	return st
 }

@@ -16,6 +16,9 @@ import (
 type HTTPPublisher struct {
 	URL    string
 	Client *http.Client
+	// Authorize, when set, adds the sender's credentials to each request
+	// (a sender token, see eventauth); its error fails the send.
+	Authorize func(*http.Request) error
 }
 
 // NewHTTPPublisher returns a publisher for url with a short timeout.
@@ -28,6 +31,11 @@ func (p *HTTPPublisher) Send(ctx context.Context, e event.Event) error {
 	req, err := cehttp.NewHTTPRequestFromEvent(ctx, p.URL, e)
 	if err != nil {
 		return fmt.Errorf("build request for %s: %w", e.Type(), err)
+	}
+	if p.Authorize != nil {
+		if err := p.Authorize(req); err != nil {
+			return fmt.Errorf("send %s %s: %w", e.Type(), e.ID(), err)
+		}
 	}
 	resp, err := p.Client.Do(req)
 	if err != nil {

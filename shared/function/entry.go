@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/process"
 )
 
@@ -85,4 +86,30 @@ type EventType struct {
 	// catalog's functions does yet (a command whose sender is still to be
 	// built). It must be empty once a catalogued function produces Type.
 	Producer string
+}
+
+// EventPolicy returns who may send what, as the catalog declares it: each
+// context the event types its functions emit or reply with (replies are
+// checked against the replying function's context), and the schedules
+// (eventauth.PingSource) the types the scheduled functions consume.
+func EventPolicy(specs []Spec) *eventauth.Policy {
+	p := eventauth.NewPolicy(nil)
+	for _, s := range specs {
+		p.Member(s.Name, s.Context)
+		for _, t := range s.Emits {
+			p.Allow(s.Context, t)
+		}
+		for _, t := range s.Replies {
+			p.Allow(s.Context, t)
+		}
+		if s.Schedule != "" {
+			// A scheduled function's types are requests to run its jobs:
+			// its PingSource sends the first, an operator may ask for any.
+			for _, t := range s.Consumes {
+				p.Allow(eventauth.PingSource, t)
+			}
+			p.Allow(eventauth.PingSource, PingType)
+		}
+	}
+	return p
 }

@@ -18,6 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
@@ -86,6 +87,11 @@ type EventHandler struct {
 	Fn      EventFunction
 	Log     *slog.Logger
 	Metrics *metrics.Metrics // optional
+	// Auth, when set, admits only events from its senders with a valid
+	// token for this function (or handed over in-process): anything else is
+	// refused with 401 or 403 before it is decoded, and counted. Every
+	// host sets it; only unit tests of the decoding leave it nil.
+	Auth *eventauth.Receiver
 }
 
 func (h *EventHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +99,20 @@ func (h *EventHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		apierr.Write(w, r, h.Log, apierr.New(apierr.MethodNotAllowed, "events are delivered with POST"))
 		return
+	}
+	if h.Auth != nil {
+		if _, err := h.Auth.Admit(r, h.Spec.Name); err != nil {
+			reason := "unauthenticated"
+			if apierr.CodeOf(err) == apierr.Forbidden {
+				reason = "forbidden"
+			}
+			if h.Metrics != nil {
+				h.Metrics.EventsRefused.WithLabelValues(h.Spec.Name, reason).Inc()
+			}
+			h.Log.WarnContext(r.Context(), "event refused: sender not admitted", "function", h.Spec.Name, "remote", r.RemoteAddr, "err", err)
+			apierr.Write(w, r, h.Log, err)
+			return
+		}
 	}
 	e, err := h.decode(r)
 	if err != nil {

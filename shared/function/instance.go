@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -50,6 +51,14 @@ func NewInstance(spec Spec, fn any, log *slog.Logger, m *metrics.Metrics) (*Inst
 		return nil, fmt.Errorf("function %s: unknown kind %q", spec.Name, spec.Kind)
 	}
 	return in, nil
+}
+
+// AdmitEvents makes an event function take events only as rc admits them
+// (see EventHandler.Auth); it does nothing to an HTTP function.
+func (in *Instance) AdmitEvents(rc *eventauth.Receiver) {
+	if h, ok := in.handler.(*EventHandler); ok {
+		h.Auth = rc
+	}
 }
 
 // Start runs the function's Start once; a failed Start is returned again on

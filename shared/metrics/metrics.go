@@ -21,6 +21,7 @@ type Metrics struct {
 	Degraded       *prometheus.GaugeVec     // component: 1 while running on a fallback
 	SagaOutcomes   *prometheus.CounterVec   // saga, outcome
 	OutboxEvents   *prometheus.CounterVec   // context, outcome
+	EventsRefused  *prometheus.CounterVec   // receiver (broker or a function), reason
 }
 
 // New registers the platform's collectors (and the Go and process collectors)
@@ -39,6 +40,9 @@ func New() *Metrics {
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudphone_event_deliveries_total", Help: "Events handled by function, type and outcome.",
 		}, []string{"function", "type", "outcome"}),
+		EventsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cloudphone_events_refused_total", Help: "Events refused for their sender (no valid token, or not allowed), by receiver and reason.",
+		}, []string{"receiver", "reason"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cloudphone_rate_limit_refusals_total", Help: "Requests refused by the rate limiter, by rule.",
 		}, []string{"rule"}),
@@ -52,7 +56,7 @@ func New() *Metrics {
 			Name: "cloudphone_outbox_events_total", Help: "Outbox rows by context and outcome (published, retried, dead).",
 		}, []string{"context", "outcome"}),
 	}
-	r.MustRegister(m.Requests, m.RequestSeconds, m.Deliveries, m.RateLimited, m.Degraded, m.SagaOutcomes, m.OutboxEvents,
+	r.MustRegister(m.Requests, m.RequestSeconds, m.Deliveries, m.RateLimited, m.Degraded, m.SagaOutcomes, m.OutboxEvents, m.EventsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -20,9 +21,11 @@ import (
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/edge"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
 
 // Base is the configuration every process reads.
@@ -32,6 +35,13 @@ type Base struct {
 	// BrokerURL is where events are sent; Knative's SinkBinding sets K_SINK.
 	BrokerURL string `env:"BROKER_URL"`
 	KSink     string `env:"K_SINK"`
+	// EventAuth is how an event function checks who sent an event: "token"
+	// (the platform's sender tokens: locally and on OpenFaaS, where the
+	// platform's broker delivers) or "eventing" (on Knative, where Eventing's
+	// Broker delivers with its own OIDC identity and enforces the rendered
+	// EventPolicies at its ingress, and the event functions are
+	// cluster-local).
+	EventAuth string `env:"CLOUDPHONE_EVENT_AUTH" default:"token"`
 	// DatabasePrefix is put before every context's database name, so that
 	// several platforms (tests, say) can share one Postgres server.
 	DatabasePrefix string `env:"CLOUDPHONE_DATABASE_PREFIX"`
@@ -45,6 +55,11 @@ type Resources struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
 	Sender  events.Sender
+	// EventSigner signs the sender tokens of events this process sends, and
+	// EventVerifier checks those of events it receives; each is nil when the
+	// service-token key it needs is not configured (events are then refused).
+	EventSigner   *eventauth.Signer
+	EventVerifier *eventauth.Verifier
 
 	mu      sync.Mutex
 	once    map[string]*onceValue
@@ -63,10 +78,15 @@ type onceValue struct {
 	err  error
 }
 
-// New reads Base from env. A nil sender means "POST to K_SINK or BROKER_URL".
+// New reads Base from env. A nil sender means "POST to K_SINK or BROKER_URL"
+// with a sender token signed by the service-token key.
 func New(env config.Source, log *slog.Logger, m *metrics.Metrics, sender events.Sender) (*Resources, error) {
 	var base Base
 	if err := config.Load(env, &base); err != nil {
+		return nil, err
+	}
+	signer, verifier, err := eventKeys(env)
+	if err != nil {
 		return nil, err
 	}
 	if sender == nil {
@@ -79,15 +99,57 @@ func New(env config.Source, log *slog.Logger, m *metrics.Metrics, sender events.
 				return errors.New("no broker configured: set K_SINK or BROKER_URL")
 			})
 		} else {
-			sender = events.NewHTTPPublisher(url)
+			pub := events.NewHTTPPublisher(url)
+			if signer != nil {
+				pub.Authorize = func(r *http.Request) error {
+					sender := eventauth.SenderFrom(r.Context())
+					if sender == "" {
+						return errors.New("event sent with no sender identity")
+					}
+					return signer.Authorize(r, sender, eventauth.BrokerAudience)
+				}
+			}
+			sender = pub
 		}
 	}
 	if m == nil {
 		m = metrics.New()
 	}
 	bg, stop := context.WithCancel(context.Background())
-	return &Resources{Env: env, Base: base, Log: log, Metrics: m, Sender: sender,
+	return &Resources{Env: env, Base: base, Log: log, Metrics: m, Sender: sender, EventSigner: signer, EventVerifier: verifier,
 		once: map[string]*onceValue{}, relays: map[string]*outbox.Relay{}, bg: bg, stopBg: stop}, nil
+}
+
+// eventKeys makes the event token signer and verifier from the service-token
+// key pair, each nil when its key is not set.
+func eventKeys(env config.Source) (*eventauth.Signer, *eventauth.Verifier, error) {
+	var keys servicetoken.Config
+	if err := config.Load(env, &keys); err != nil {
+		return nil, nil, err
+	}
+	var (
+		signer   *eventauth.Signer
+		verifier *eventauth.Verifier
+	)
+	if keys.PrivateKey != "" {
+		priv, err := servicetoken.ParsePrivateKey(keys.PrivateKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		if signer, err = eventauth.NewSigner(priv); err != nil {
+			return nil, nil, err
+		}
+	}
+	if keys.PublicKey != "" {
+		pub, err := servicetoken.ParsePublicKey(keys.PublicKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		if verifier, err = eventauth.NewVerifier(pub); err != nil {
+			return nil, nil, err
+		}
+	}
+	return signer, verifier, nil
 }
 
 // Once returns the value open produced for key, calling open only the first
@@ -122,7 +184,13 @@ func (r *Resources) Postgres(ctx context.Context, database string, sets ...db.Mi
 		}
 		r.pools = append(r.pools, pool)
 		if slices.ContainsFunc(sets, func(s db.Migrations) bool { return s.Set == outbox.Migrations.Set }) {
-			relay := outbox.NewRelay(pool, r.Sender, outbox.Options{Log: r.Log.With("outbox", database), Metrics: r.Metrics, Context: database})
+			// The relay sends as the context owning the database: whichever
+			// of its functions wrote the row, the context's policy holds.
+			sendAs := eventauth.ContextOfDatabase(database[len(r.Base.DatabasePrefix):])
+			send := events.SenderFunc(func(ctx context.Context, e event.Event) error {
+				return r.Sender.Send(eventauth.WithSender(ctx, sendAs), e)
+			})
+			relay := outbox.NewRelay(pool, send, outbox.Options{Log: r.Log.With("outbox", database), Metrics: r.Metrics, Context: database})
 			r.relays[database] = relay
 			r.bgDone.Add(1)
 			go func() {

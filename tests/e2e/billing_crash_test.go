@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/fault"
 )
 
@@ -151,7 +153,8 @@ func TestBillingSagaEndsConsistentWhenThePlatformIsKilledAtEachStep(t *testing.T
 			e.adminPassword = billingAdminPassword
 			proc := newProcess(t, e)
 			proc.start(t, step)
-			p := billingPlatform{base: "http://" + proc.addr, admin: billingLogin(t, "http://"+proc.addr, "admin", billingAdminPassword)}
+			p := billingPlatform{base: "http://" + proc.addr, admin: billingLogin(t, "http://"+proc.addr, "admin", billingAdminPassword),
+				signer: signerOf(t, e.dataDir)}
 			p.db = billingDB(t, e)
 
 			var plan billing.Plan
@@ -226,4 +229,19 @@ func billingDB(t *testing.T, e env) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// signerOf signs sender tokens with the service-token key a platform made
+// under dataDir on its first start.
+func signerOf(t *testing.T, dataDir string) *eventauth.Signer {
+	t.Helper()
+	seed, err := os.ReadFile(filepath.Join(dataDir, "keys", "service-token.seed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := eventauth.NewSigner(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

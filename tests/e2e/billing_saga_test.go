@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -35,6 +35,8 @@ type billingPlatform struct {
 	base  string
 	admin string
 	db    *pgxpool.Pool
+	// signer signs events for a platform running in another process.
+	signer *eventauth.Signer
 }
 
 type billingOptions struct {
@@ -57,6 +59,7 @@ func startBilling(t testing.TB, o billingOptions) billingPlatform {
 			RedisURL: mustEnv(t, "REDIS_URL"), TriggersDir: "../../triggers", AdminPassword: billingAdminPassword},
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
+		Declared:  catalogSpecs(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
@@ -196,17 +199,27 @@ func (p billingPlatform) postEvent(t testing.TB, typ, subject string, data any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", p.base+"/broker/cloudphone", nil)
-	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&e), req); err != nil {
-		t.Fatal(err)
+	var status int
+	if p.running != nil {
+		status = p.sendEvent(t, e)
+	} else {
+		// A platform in another process: sign with the key it keeps.
+		req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), p.base+"/broker/cloudphone", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.signer.Authorize(req, producerOf(t, typ), eventauth.BrokerAudience); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("broker refused %s: %d", typ, resp.StatusCode)
+	if status/100 != 2 {
+		t.Fatalf("broker refused %s: %d", typ, status)
 	}
 }
 

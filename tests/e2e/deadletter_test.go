@@ -8,9 +8,6 @@ import (
 
 	"net/http"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-
 	"github.com/cloudphone/cloudphone/functions/scheduler"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -30,17 +27,8 @@ func TestARefusedEventEndsInTheDeadLetterStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", p.URL()+"/broker/cloudphone", nil)
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("broker answered %d", resp.StatusCode)
+	if status := p.sendEvent(t, e); status != http.StatusAccepted {
+		t.Fatalf("broker answered %d", status)
 	}
 	pool, err := p.Resources().Postgres(ctx, scheduler.Database, scheduler.MigrationSets()...)
 	if err != nil {

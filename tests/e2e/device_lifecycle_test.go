@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -64,6 +62,7 @@ func startDevicePlatform(t *testing.T, extra map[string]string) devicePlatform {
 		},
 		Env:       config.FromMap(e.config()),
 		Entries:   entries,
+		Declared:  catalogSpecs(),
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Bootstrap: userfunctions.Bootstrap(io.Discard),
 	})
@@ -115,17 +114,8 @@ func (p devicePlatform) publish(t *testing.T, typ, source, subject string, data 
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := json.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(p.base+"/broker/cloudphone", "application/cloudevents+json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("broker ingress refused %s: %d", typ, resp.StatusCode)
+	if status := p.sendEvent(t, e); status != http.StatusAccepted {
+		t.Fatalf("broker ingress refused %s: %d", typ, status)
 	}
 }
 

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 )
 
 // The user.registered event leaves auth-register through the outbox, goes
@@ -29,7 +32,10 @@ func TestRegisteredEventReachesItsSubscriberOnceEvenWhenRedelivered(t *testing.T
 
 	// Redeliver the very same event (same source and id) through the broker.
 	before := sub.attempts.Load()
-	resp, err := http.Post(p.URL()+"/broker/cloudphone", "application/cloudevents+json", bytes.NewReader(raw))
+	req, _ := http.NewRequest("POST", p.URL()+"/broker/cloudphone", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	p.authorize(t, req, producerOf(t, user.EventRegistered), eventauth.BrokerAudience)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +96,12 @@ func TestBrokerAndFunctionsRefuseBadEventsClearly(t *testing.T) {
 			req.Header.Set("Content-Type", c.contentType)
 			for k, v := range c.header {
 				req.Header.Set(k, v)
+			}
+			// A valid sender, so that what is refused is the event itself.
+			if fn, ok := strings.CutPrefix(c.path, "/function/"); ok {
+				p.authorize(t, req, eventauth.Broker, fn)
+			} else {
+				p.authorize(t, req, "user", eventauth.BrokerAudience)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -24,23 +24,14 @@ const notifyAdminPassword = "admin-password-for-notifications"
 
 // postFact sends a producer's fact to the platform's broker, as the
 // producing context's outbox relay would.
-func postFact(t *testing.T, base, typ, subject string, data any) {
+func postFact(t *testing.T, p *running, typ, subject string, data any) {
 	t.Helper()
 	e, err := events.New(context.Background(), typ, "/cloudphone/e2e/producer", subject, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := json.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(base+"/broker/cloudphone", "application/cloudevents+json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("broker ingress answered %d for %s", resp.StatusCode, typ)
+	if status := p.sendEvent(t, e); status != http.StatusAccepted {
+		t.Fatalf("broker ingress answered %d for %s", status, typ)
 	}
 }
 
@@ -159,9 +150,9 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 	next(": ping")
 	dev := events.NewID()
 	now := time.Now().UTC()
-	postFact(t, base, device.EventRunning, dev, device.Running{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, CPUCores: 2, MemoryMB: 2048, At: now})
-	postFact(t, base, device.EventStopped, dev, device.Stopped{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(time.Minute), Reason: "user"})
-	postFact(t, base, device.EventDeleted, dev, device.Deleted{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(2 * time.Minute)})
+	postFact(t, p, device.EventRunning, dev, device.Running{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, CPUCores: 2, MemoryMB: 2048, At: now})
+	postFact(t, p, device.EventStopped, dev, device.Stopped{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(time.Minute), Reason: "user"})
+	postFact(t, p, device.EventDeleted, dev, device.Deleted{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(2 * time.Minute)})
 	var types []string
 	for range 3 {
 		var n struct{ Type string }
@@ -198,8 +189,8 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 		t.Fatalf("preferences: %d", code)
 	}
 	dev2 := events.NewID()
-	postFact(t, base, device.EventRunning, dev2, device.Running{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, CPUCores: 1, MemoryMB: 1024, At: now})
-	postFact(t, base, device.EventDeleted, dev2, device.Deleted{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, At: now})
+	postFact(t, p, device.EventRunning, dev2, device.Running{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, CPUCores: 1, MemoryMB: 1024, At: now})
+	postFact(t, p, device.EventDeleted, dev2, device.Deleted{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, At: now})
 	var n struct{ Type string }
 	if err := json.Unmarshal([]byte(next("data: ")), &n); err != nil || n.Type != "device.deleted" {
 		t.Fatalf("after switching device.running off, the stream carried %q (%v)", n.Type, err)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/cloudphone/cloudphone/infra/local/broker"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -197,8 +199,9 @@ func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries [
 			TriggersDir:   "../../triggers",
 			AdminPassword: e.adminPassword,
 		},
-		Env:     config.FromMap(e.config()),
-		Entries: append(entries, sub.entry()),
+		Env:      config.FromMap(e.config()),
+		Entries:  append(entries, sub.entry()),
+		Declared: append(catalogSpecs(), sub.entry().Spec),
 		Extra: []broker.Trigger{{
 			Name:       "e2e-user-registered",
 			Subscriber: subscriberName,
@@ -313,4 +316,53 @@ func register(t testing.TB, base, username string) registered {
 
 func decodeJSON(resp *http.Response, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// catalogSpecs are the specs of every function of the platform.
+func catalogSpecs() []function.Spec {
+	var specs []function.Spec
+	for _, e := range catalog.Entries() {
+		specs = append(specs, e.Spec)
+	}
+	return specs
+}
+
+// producerOf names a context the catalog lets send typ: the sender whose
+// token an event of that type is posted with, as its outbox relay would.
+func producerOf(t testing.TB, typ string) string {
+	t.Helper()
+	policy := function.EventPolicy(catalogSpecs())
+	for _, s := range policy.Senders() {
+		if policy.Allows(s, typ) {
+			return s
+		}
+	}
+	t.Fatalf("no context may send %s", typ)
+	return ""
+}
+
+// authorize gives req the sender token sender would send to audience (the
+// broker, or a function's name), signed with the platform's key.
+func (r *running) authorize(t testing.TB, req *http.Request, sender, audience string) {
+	t.Helper()
+	if err := r.Resources().EventSigner.Authorize(req, sender, audience); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendEvent sends e to the broker's ingress as its producer would and returns
+// the status the broker answered.
+func (r *running) sendEvent(t testing.TB, e event.Event) int {
+	t.Helper()
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), r.URL()+"/broker/cloudphone", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.authorize(t, req, producerOf(t, e.Type()), eventauth.BrokerAudience)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

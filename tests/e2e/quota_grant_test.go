@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -126,17 +124,8 @@ func TestQuotaGrantCommandThroughTheBrokerRaisesTheUsersQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := json.Marshal(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(base+"/broker/cloudphone", "application/cloudevents+json", bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("broker ingress: %d", resp.StatusCode)
+	if status := p.sendEvent(t, e); status != http.StatusAccepted {
+		t.Fatalf("broker ingress: %d", status)
 	}
 	want := user.FreeTier.Plus(grant.Limits())
 	var q user.Quota

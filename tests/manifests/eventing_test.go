@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/rickb777/date/period"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	eventingv1alpha1 "knative.dev/eventing/pkg/apis/eventing/v1alpha1"
+	"knative.dev/eventing/pkg/apis/feature"
+	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/yaml"
@@ -22,191 +25,72 @@ import (
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
-// The Eventing v1 types, mirrored here field for field from knative/eventing
-// (pkg/apis/eventing/v1, pkg/apis/duck/v1, pkg/apis/sources/v1) because that
-// module is not available; strict decoding into them rejects unknown fields.
+// The Eventing objects are decoded into Knative Eventing's own types and
+// checked by its own defaulting and validation (the webhook's code), with the
+// features the platform needs on; errors and warnings both fail.
 type (
-	broker struct {
-		metav1.TypeMeta   `json:",inline"`
-		metav1.ObjectMeta `json:"metadata"`
-		Spec              struct {
-			Config   *duckv1.KReference `json:"config,omitempty"`
-			Delivery *delivery          `json:"delivery,omitempty"`
-		} `json:"spec"`
-	}
-	delivery struct {
-		DeadLetterSink *duckv1.Destination `json:"deadLetterSink,omitempty"`
-		Retry          *int32              `json:"retry,omitempty"`
-		Timeout        *string             `json:"timeout,omitempty"`
-		BackoffPolicy  *string             `json:"backoffPolicy,omitempty"`
-		BackoffDelay   *string             `json:"backoffDelay,omitempty"`
-		RetryAfterMax  *string             `json:"retryAfterMax,omitempty"`
-		Format         *string             `json:"format,omitempty"`
-	}
-	trigger struct {
-		metav1.TypeMeta   `json:",inline"`
-		metav1.ObjectMeta `json:"metadata"`
-		Spec              struct {
-			Broker     string             `json:"broker"`
-			Filter     *legacyFilter      `json:"filter,omitempty"`
-			Filters    []filter           `json:"filters,omitempty"`
-			Subscriber duckv1.Destination `json:"subscriber"`
-			Delivery   *delivery          `json:"delivery,omitempty"`
-		} `json:"spec"`
-	}
-	legacyFilter struct {
-		Attributes map[string]string `json:"attributes,omitempty"`
-	}
-	filter struct {
-		All    []filter          `json:"all,omitempty"`
-		Any    []filter          `json:"any,omitempty"`
-		Not    *filter           `json:"not,omitempty"`
-		Exact  map[string]string `json:"exact,omitempty"`
-		Prefix map[string]string `json:"prefix,omitempty"`
-		Suffix map[string]string `json:"suffix,omitempty"`
-		CESQL  string            `json:"cesql,omitempty"`
-	}
-	pingSource struct {
-		metav1.TypeMeta   `json:",inline"`
-		metav1.ObjectMeta `json:"metadata"`
-		Spec              struct {
-			duckv1.SourceSpec `json:",inline"`
-			Schedule          string `json:"schedule,omitempty"`
-			Timezone          string `json:"timezone,omitempty"`
-			ContentType       string `json:"contentType,omitempty"`
-			Data              string `json:"data,omitempty"`
-			DataBase64        string `json:"dataBase64,omitempty"`
-		} `json:"spec"`
-	}
+	broker      = eventingv1.Broker
+	trigger     = eventingv1.Trigger
+	filter      = eventingv1.SubscriptionsAPIFilter
+	pingSource  = sourcesv1.PingSource
+	eventPolicy = eventingv1alpha1.EventPolicy
 )
 
-var attributeName = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+// webhookCtx is a create request in the namespace of meta, with Eventing's
+// default features and its OIDC authentication on (EventPolicies are refused
+// without it).
+func webhookCtx(meta metav1.ObjectMeta) context.Context {
+	flags, err := feature.NewFlagsConfigFromMap(map[string]string{string(feature.OIDCAuthentication): string(feature.Enabled)})
+	if err != nil {
+		panic(err)
+	}
+	ctx := feature.ToContext(context.Background(), flags)
+	return apis.WithinParent(apis.WithinCreate(ctx), meta)
+}
 
-// webhookErrors mirrors the Eventing admission webhook for one object.
+// webhookErrors is what Eventing's admission webhook says of one object
+// (SetDefaults then Validate), plus the project rules Eventing leaves open:
+// every Broker and Trigger names a dead-letter sink, a schedule is a plain
+// five-field cron line.
 func webhookErrors(obj any) []string {
 	var errs []string
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
-	dest := func(field string, meta metav1.ObjectMeta, d *duckv1.Destination) {
-		if d == nil {
-			bad("%s: missing", field)
-			return
+	add := func(fe *apis.FieldError) {
+		if fe != nil {
+			errs = append(errs, fe.Error())
 		}
-		ctx := apis.WithinParent(apis.WithinCreate(context.Background()), meta)
-		if fe := d.Validate(ctx); fe != nil {
-			bad("%s: %v", field, fe)
+	}
+	needsDLS := func(d *eventingduckv1.DeliverySpec) {
+		switch {
+		case d == nil:
+			errs = append(errs, "spec.delivery: missing (every Broker and Trigger needs a dead-letter sink)")
+		case d.DeadLetterSink == nil:
+			errs = append(errs, "spec.delivery.deadLetterSink: missing")
 		}
 	}
 	switch o := obj.(type) {
 	case *broker:
-		if o.Annotations["eventing.knative.dev/broker.class"] == "" {
-			bad("broker: no eventing.knative.dev/broker.class annotation")
-		}
-		errs = append(errs, deliveryErrors("spec.delivery", o.ObjectMeta, o.Spec.Delivery, dest)...)
+		ctx := webhookCtx(o.ObjectMeta)
+		o.SetDefaults(ctx)
+		add(o.Validate(ctx))
+		needsDLS(o.Spec.Delivery)
 	case *trigger:
-		if o.Spec.Broker == "" {
-			bad("spec.broker: missing")
-		}
-		if o.Spec.Filter != nil {
-			for a := range o.Spec.Filter.Attributes {
-				if !attributeName.MatchString(a) {
-					bad("spec.filter.attributes: invalid attribute name %q", a)
-				}
-			}
-		}
-		for i, f := range o.Spec.Filters {
-			errs = append(errs, filterErrors(fmt.Sprintf("spec.filters[%d]", i), f)...)
-		}
-		dest("spec.subscriber", o.ObjectMeta, &o.Spec.Subscriber)
-		errs = append(errs, deliveryErrors("spec.delivery", o.ObjectMeta, o.Spec.Delivery, dest)...)
+		ctx := webhookCtx(o.ObjectMeta)
+		o.SetDefaults(ctx)
+		add(o.Validate(ctx))
+		needsDLS(o.Spec.Delivery)
 	case *pingSource:
-		ctx := apis.WithinParent(apis.WithinCreate(context.Background()), o.ObjectMeta)
-		if fe := o.Spec.SourceSpec.Validate(ctx); fe != nil {
-			bad("spec: %v", fe)
-		}
+		ctx := webhookCtx(o.ObjectMeta)
+		o.SetDefaults(ctx)
+		add(o.Validate(ctx))
 		if err := manifests.ParseCron(o.Spec.Schedule); err != nil {
-			bad("spec.schedule: %v", err)
+			errs = append(errs, "spec.schedule: "+err.Error())
 		}
-		if o.Spec.Data != "" && o.Spec.DataBase64 != "" {
-			bad("spec: data and dataBase64 are mutually exclusive")
-		}
+	case *eventPolicy:
+		ctx := webhookCtx(o.ObjectMeta)
+		o.SetDefaults(ctx)
+		add(o.Validate(ctx))
 	default:
-		bad("unexpected object %T", obj)
-	}
-	return errs
-}
-
-// deliveryErrors mirrors eventing duck v1 DeliverySpec.Validate, plus the
-// project rule that every delivery names a dead-letter sink.
-func deliveryErrors(field string, meta metav1.ObjectMeta, d *delivery, dest func(string, metav1.ObjectMeta, *duckv1.Destination)) []string {
-	if d == nil {
-		return []string{field + ": missing (every Broker and Trigger needs a dead-letter sink)"}
-	}
-	var errs []string
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
-	if d.DeadLetterSink == nil {
-		bad("%s.deadLetterSink: missing", field)
-	} else {
-		dest(field+".deadLetterSink", meta, d.DeadLetterSink)
-	}
-	if d.Retry != nil && *d.Retry < 0 {
-		bad("%s.retry: %d < 0", field, *d.Retry)
-	}
-	if d.BackoffPolicy != nil && *d.BackoffPolicy != "linear" && *d.BackoffPolicy != "exponential" {
-		bad("%s.backoffPolicy: %q is neither linear nor exponential", field, *d.BackoffPolicy)
-	}
-	for name, v := range map[string]*string{"backoffDelay": d.BackoffDelay, "timeout": d.Timeout, "retryAfterMax": d.RetryAfterMax} {
-		if v == nil {
-			continue
-		}
-		p, err := period.Parse(*v)
-		if err != nil {
-			bad("%s.%s: %q is not an ISO-8601 duration: %v", field, name, *v, err)
-		} else if name == "timeout" && (p.IsZero() || p.IsNegative()) {
-			bad("%s.timeout: %q is not positive", field, *v)
-		}
-	}
-	if d.Format != nil && *d.Format != "json" && *d.Format != "binary" {
-		bad("%s.format: %q is neither json nor binary", field, *d.Format)
-	}
-	return errs
-}
-
-// filterErrors mirrors the webhook's SubscriptionsAPIFilter rules.
-func filterErrors(field string, f filter) []string {
-	var errs []string
-	bad := func(fm string, a ...any) { errs = append(errs, fmt.Sprintf(fm, a...)) }
-	dialects := 0
-	for _, set := range []bool{f.All != nil, f.Any != nil, f.Not != nil, f.Exact != nil, f.Prefix != nil, f.Suffix != nil, f.CESQL != ""} {
-		if set {
-			dialects++
-		}
-	}
-	if dialects != 1 {
-		bad("%s: want exactly one dialect, found %d", field, dialects)
-	}
-	for name, m := range map[string]map[string]string{"exact": f.Exact, "prefix": f.Prefix, "suffix": f.Suffix} {
-		if m == nil {
-			continue
-		}
-		if len(m) != 1 {
-			bad("%s.%s: can have only one key-value, has %d", field, name, len(m))
-		}
-		for a := range m {
-			if !attributeName.MatchString(a) {
-				bad("%s.%s: invalid attribute name %q", field, name, a)
-			}
-		}
-	}
-	for name, list := range map[string][]filter{"all": f.All, "any": f.Any} {
-		if list != nil && len(list) == 0 {
-			bad("%s.%s: must contain at least one nested filter", field, name)
-		}
-		for i, g := range list {
-			errs = append(errs, filterErrors(fmt.Sprintf("%s.%s[%d]", field, name, i), g)...)
-		}
-	}
-	if f.Not != nil {
-		errs = append(errs, filterErrors(field+".not", *f.Not)...)
+		errs = append(errs, fmt.Sprintf("unexpected object %T", obj))
 	}
 	return errs
 }
@@ -266,15 +150,16 @@ func projectErrors(tr *trigger, services map[string]bool, specOf func(string) (f
 }
 
 type eventingObjects struct {
-	brokers     map[string]*broker
-	triggers    map[string]*trigger
-	pingSources map[string]*pingSource
-	services    map[string]bool
+	brokers       map[string]*broker
+	triggers      map[string]*trigger
+	pingSources   map[string]*pingSource
+	eventPolicies map[string]*eventPolicy
+	services      map[string]bool
 }
 
 func decodeEventing(t *testing.T, r repo) eventingObjects {
 	t.Helper()
-	o := eventingObjects{map[string]*broker{}, map[string]*trigger{}, map[string]*pingSource{}, map[string]bool{}}
+	o := eventingObjects{map[string]*broker{}, map[string]*trigger{}, map[string]*pingSource{}, map[string]*eventPolicy{}, map[string]bool{}}
 	for _, p := range r.under(manifests.KnativeDir) {
 		o.services[strings.TrimSuffix(path.Base(p), ".yaml")] = true
 	}
@@ -291,6 +176,9 @@ func decodeEventing(t *testing.T, r repo) eventingObjects {
 		case "PingSource":
 			o.pingSources[p] = &pingSource{}
 			target = o.pingSources[p]
+		case "EventPolicy":
+			o.eventPolicies[p] = &eventPolicy{}
+			target = o.eventPolicies[p]
 		default:
 			t.Fatalf("%s: unexpected kind %q", p, k)
 		}
@@ -337,6 +225,34 @@ func TestEventingObjectsPassWebhookAndProjectRules(t *testing.T) {
 		check(p, ps, ps.ObjectMeta, fileName(p), extra)
 	}
 
+	// The EventPolicies let each sender send exactly the types the catalog
+	// declares for it, to the Broker.
+	policy := function.EventPolicy(catalog.All())
+	for _, sender := range policy.Senders() {
+		p := manifests.TriggerDir + "/" + manifests.EventPolicyName(sender) + ".yaml"
+		ep, ok := o.eventPolicies[p]
+		if !ok {
+			t.Errorf("no EventPolicy lets %s send", sender)
+			continue
+		}
+		check(p, ep, ep.ObjectMeta, fileName(p), nil)
+		var got []string
+		for _, f := range ep.Spec.Filters {
+			for _, a := range f.Any {
+				got = append(got, a.Exact["type"])
+			}
+		}
+		if want := policy.Types(sender); !slices.Equal(got, want) {
+			t.Errorf("%s: allows %v, the catalog %v", p, got, want)
+		}
+		if len(ep.Spec.To) != 1 || ep.Spec.To[0].Ref == nil || ep.Spec.To[0].Ref.Kind != "Broker" || ep.Spec.To[0].Ref.Name != "cloudphone" {
+			t.Errorf("%s: not to the cloudphone Broker: %+v", p, ep.Spec.To)
+		}
+	}
+	if len(o.eventPolicies) != len(policy.Senders()) {
+		t.Errorf("%d EventPolicies for %d senders", len(o.eventPolicies), len(policy.Senders()))
+	}
+
 	// Every (consumed type, subscriber) has its Trigger, every schedule its
 	// PingSource.
 	for _, s := range catalog.All() {
@@ -368,6 +284,13 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 		}
 		return tr
 	}
+	validPolicy := func() *eventPolicy {
+		ep := &eventPolicy{}
+		if err := yaml.UnmarshalStrict(r.files[manifests.TriggerDir+"/"+manifests.EventPolicyName("user")+".yaml"], ep); err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
 	validPing := func() *pingSource {
 		ps := &pingSource{}
 		if err := yaml.UnmarshalStrict(r.files[manifests.TriggerDir+"/"+manifests.PingSourceName("user-outbox-redrive")+".yaml"], ps); err != nil {
@@ -377,6 +300,9 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 	}
 	if errs := append(webhookErrors(validTrigger()), projectErrors(validTrigger(), o.services, catalog.ByName)...); len(errs) > 0 {
 		t.Fatalf("the base Trigger must be valid: %v", errs)
+	}
+	if errs := webhookErrors(validPolicy()); len(errs) > 0 {
+		t.Fatalf("the base EventPolicy must be valid: %v", errs)
 	}
 	if errs := webhookErrors(validPing()); len(errs) > 0 {
 		t.Fatalf("the base PingSource must be valid: %v", errs)
@@ -388,43 +314,43 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 		want   string
 		viaOwn bool // a project rule rather than a webhook rule
 	}{
-		{"no broker", func() any { tr := validTrigger(); tr.Spec.Broker = ""; return tr }, "spec.broker: missing", false},
+		{"no broker", func() any { tr := validTrigger(); tr.Spec.Broker = ""; return tr }, "missing field(s): spec.broker", false},
 		{"two dialects in one filter", func() any {
 			tr := validTrigger()
 			tr.Spec.Filters[0].Prefix = map[string]string{"source": "/cloudphone"}
 			return tr
-		}, "exactly one dialect", false},
-		{"two attributes in one exact", func() any {
-			tr := validTrigger()
-			tr.Spec.Filters[0].Exact["source"] = "/x"
-			return tr
-		}, "only one key-value", false},
+		}, "multiple dialects found", false},
 		{"upper-case attribute", func() any {
 			tr := validTrigger()
 			tr.Spec.Filters = append(tr.Spec.Filters, filter{Exact: map[string]string{"Type": "x"}})
 			return tr
-		}, "invalid attribute name", false},
+		}, "Attribute name must start with a letter", false},
 		{"attribute starting with a digit", func() any {
 			tr := validTrigger()
 			tr.Spec.Filters = append(tr.Spec.Filters, filter{Exact: map[string]string{"1type": "x"}})
 			return tr
-		}, "invalid attribute name", false},
+		}, "Attribute name must start with a letter", false},
 		{"negative retry", func() any {
 			tr := validTrigger()
 			tr.Spec.Delivery.Retry = new(int32)
 			*tr.Spec.Delivery.Retry = -1
 			return tr
-		}, "retry: -1 < 0", false},
-		{"unknown backoff policy", func() any { tr := validTrigger(); tr.Spec.Delivery.BackoffPolicy = str("fibonacci"); return tr }, "neither linear nor exponential", false},
-		{"Go-style backoff delay", func() any { tr := validTrigger(); tr.Spec.Delivery.BackoffDelay = str("500ms"); return tr }, "not an ISO-8601 duration", false},
-		{"Go-style timeout", func() any { tr := validTrigger(); tr.Spec.Delivery.Timeout = str("30s"); return tr }, "not an ISO-8601 duration", false},
+		}, "invalid value: -1: spec.delivery.retry", false},
+		{"unknown backoff policy", func() any {
+			tr := validTrigger()
+			p := eventingduckv1.BackoffPolicyType("fibonacci")
+			tr.Spec.Delivery.BackoffPolicy = &p
+			return tr
+		}, "invalid value: fibonacci: spec.delivery.backoffPolicy", false},
+		{"Go-style backoff delay", func() any { tr := validTrigger(); tr.Spec.Delivery.BackoffDelay = str("500ms"); return tr }, "invalid value: 500ms: spec.delivery.backoffDelay", false},
+		{"Go-style timeout", func() any { tr := validTrigger(); tr.Spec.Delivery.Timeout = str("30s"); return tr }, "invalid value: 30s: spec.delivery.timeout", false},
 		{"no delivery", func() any { tr := validTrigger(); tr.Spec.Delivery = nil; return tr }, "needs a dead-letter sink", false},
 		{"no dead-letter sink", func() any { tr := validTrigger(); tr.Spec.Delivery.DeadLetterSink = nil; return tr }, "deadLetterSink: missing", false},
 		{"dead-letter ref without apiVersion", func() any {
 			tr := validTrigger()
 			tr.Spec.Delivery.DeadLetterSink.Ref.APIVersion = ""
 			return tr
-		}, "deadLetterSink: missing field(s): ref.apiVersion", false},
+		}, "missing field(s): spec.delivery.deadLetterSink.ref.apiVersion", false},
 		{"subscriber without ref or uri", func() any { tr := validTrigger(); tr.Spec.Subscriber = duckv1.Destination{}; return tr }, "expected at least one, got none", false},
 		{"subscriber ref without kind", func() any { tr := validTrigger(); tr.Spec.Subscriber.Ref.Kind = ""; return tr }, "kind", false},
 		{"subscriber is not a rendered Service", func() any { tr := validTrigger(); tr.Spec.Subscriber.Ref.Name = "nobody"; return tr }, "is not a Service in infra/knative", true},
@@ -442,7 +368,22 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 			ps.Spec.CloudEventOverrides.Extensions["cloudphone-type"] = "x"
 			return ps
 		}, "alphanumeric", false},
-		{"PingSource with data and dataBase64", func() any { ps := validPing(); ps.Spec.DataBase64 = "e30="; return ps }, "mutually exclusive", false},
+		{"PingSource with data and dataBase64", func() any { ps := validPing(); ps.Spec.DataBase64 = "e30="; return ps }, "expected exactly one, got both: spec.data, spec.dataBase64", false},
+		{"EventPolicy sender with neither ref nor sub", func() any {
+			ep := validPolicy()
+			ep.Spec.From = append(ep.Spec.From, eventingv1alpha1.EventPolicySpecFrom{})
+			return ep
+		}, "expected exactly one, got neither", false},
+		{"EventPolicy with a wildcard inside a sub", func() any {
+			ep := validPolicy()
+			ep.Spec.From[0].Sub = str("system:*:cloudphone")
+			return ep
+		}, "only allowed as suffix", false},
+		{"EventPolicy filter with two dialects", func() any {
+			ep := validPolicy()
+			ep.Spec.Filters[0].Prefix = map[string]string{"type": "cloudphone."}
+			return ep
+		}, "multiple dialects", false},
 		{"Broker without dead-letter sink", func() any {
 			for _, b := range o.brokers {
 				c := *b

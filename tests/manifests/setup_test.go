@@ -1,7 +1,8 @@
 // Package manifests_test checks the committed deployment descriptors without
 // a cluster: they equal what the catalog renders, Knative Services pass the
-// Serving webhook's own defaulting and validation, Eventing objects pass a
-// mirror of the Eventing webhook rules plus the project's routing rules, and
+// Serving webhook's own defaulting and validation, Eventing objects (Broker,
+// Triggers, PingSources, EventPolicies) pass Eventing's own defaulting and
+// validation plus the project's routing rules, and
 // stack.yml is a strict, valid OpenFaaS stack within the CE limits.
 package manifests_test
 

@@ -2,6 +2,7 @@ package manifests_test
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -65,9 +66,19 @@ const maxCEFunctions = 15
 
 var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
+// unroutedFacts are the facts published for subscribers outside the platform:
+// no function consumes them, and the broker accepts and drops them, as
+// Knative's does.
+var unroutedFacts = map[string]bool{
+	"cloudphone.app.uploaded": true, "cloudphone.app.deleted": true,
+	"cloudphone.device.connection.opened": true, "cloudphone.device.connection.closed": true,
+}
+
 // stackErrors checks a decoded stack.yml against the OpenFaaS rules and the
-// platform's: every catalog function is served by exactly one bundle.
-func stackErrors(st *openfaasStack) []string {
+// platform's: every catalog function is served by exactly one bundle, every
+// bundle sends to the broker, which is there, and every type a bundle emits
+// is routed by a Trigger of routed (type → routed).
+func stackErrors(st *openfaasStack, routed map[string]bool) []string {
 	var errs []string
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
 	if st.Provider.Name != "openfaas" {
@@ -103,13 +114,19 @@ func stackErrors(st *openfaasStack) []string {
 		if fn.Annotations != nil {
 			ann = *fn.Annotations
 		}
-		if sched, ok := ann["schedule"]; ok || ann["topic"] == "cron-function" {
-			if ann["topic"] != "cron-function" {
-				bad("%s: schedule without topic cron-function", name)
+		if _, ok := ann["schedule"]; ok || ann["topic"] == "cron-function" {
+			// The cron-connector's calls carry no sender token: the broker
+			// sends the ticks.
+			bad("%s: cron-connector annotations; the broker sends the schedules' ticks", name)
+		}
+		if name == manifests.BrokerFunction {
+			if labels["com.openfaas.scale.max"] != "1" {
+				bad("%s: more than one replica would send every tick twice", name)
 			}
-			if err := manifests.ParseCron(sched); err != nil {
-				bad("%s: %v", name, err)
-			}
+			continue
+		}
+		if want := manifests.BrokerGateway + "/function/" + manifests.BrokerFunction; fn.Environment["BROKER_URL"] != want {
+			bad("%s: BROKER_URL %q, want the broker's address %s", name, fn.Environment["BROKER_URL"], want)
 		}
 		members := strings.Split(fn.Environment["FUNCTIONS"], ",")
 		for _, m := range members {
@@ -122,8 +139,10 @@ func stackErrors(st *openfaasStack) []string {
 				bad("%s is served by both %s and %s", m, other, name)
 			}
 			served[m] = name
-			if s.Schedule != "" && (ann["schedule"] != s.Schedule || len(members) != 1) {
-				bad("%s: scheduled function %s must be alone in a cron bundle with schedule %q", name, m, s.Schedule)
+			for _, typ := range append(slices.Clone(s.Emits), s.Replies...) {
+				if !routed[typ] && !unroutedFacts[typ] {
+					bad("%s: %s emits %s, which no Trigger routes", name, m, typ)
+				}
 			}
 		}
 	}
@@ -132,7 +151,24 @@ func stackErrors(st *openfaasStack) []string {
 			bad("%s is not served by any OpenFaaS function", s.Name)
 		}
 	}
+	if _, ok := st.Functions[manifests.BrokerFunction]; !ok {
+		bad("no %s: the bundles' events would go nowhere", manifests.BrokerFunction)
+	}
 	return errs
+}
+
+// routedTypes are the event types the rendered Triggers route.
+func routedTypes(t *testing.T, r repo) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, tr := range decodeEventing(t, r).triggers {
+		for _, f := range tr.Spec.Filters {
+			for _, v := range f.Exact {
+				out[v] = true
+			}
+		}
+	}
+	return out
 }
 
 func decodeStack(t *testing.T, b []byte) *openfaasStack {
@@ -148,7 +184,7 @@ func TestStackIsAValidOpenFaaSStack(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
 	st := decodeStack(t, r.files[manifests.StackFile])
-	for _, e := range stackErrors(st) {
+	for _, e := range stackErrors(st, routedTypes(t, r)) {
 		t.Error(e)
 	}
 	for bundle, specs := range catalog.Bundles() {
@@ -185,12 +221,21 @@ func TestStackRulesRejectBrokenStacks(t *testing.T) {
 				s.Functions[fmt.Sprintf("extra-%d", i)] = openfaasFunction{Image: "x", SkipBuild: true}
 			}
 		}, "CE allows 15"},
-		{"bad cron", func(s *openfaasStack) {
-			fn := s.Functions["cloudphone-cron-user-outbox-redrive"]
-			ann := map[string]string{"topic": "cron-function", "schedule": "*/5 * * 13 *"}
+		{"cron-connector annotations", func(s *openfaasStack) {
+			fn := s.Functions["cloudphone-user"]
+			ann := map[string]string{"topic": "cron-function", "schedule": "*/5 * * * *"}
 			fn.Annotations = &ann
-			s.Functions["cloudphone-cron-user-outbox-redrive"] = fn
-		}, "month"},
+			s.Functions["cloudphone-user"] = fn
+		}, "the broker sends the schedules' ticks"},
+		{"bundle without the broker's address", func(s *openfaasStack) {
+			fn := s.Functions["cloudphone-billing"]
+			env := maps.Clone(fn.Environment)
+			delete(env, "BROKER_URL")
+			fn.Environment = env
+			s.Functions["cloudphone-billing"] = fn
+		}, "want the broker's address"},
+		{"no broker", func(s *openfaasStack) { delete(s.Functions, manifests.BrokerFunction) }, "events would go nowhere"},
+		{"bundle emits a type no Trigger routes", func(*openfaasStack) {}, "which no Trigger routes"},
 		{"function served twice", func(s *openfaasStack) {
 			fn := s.Functions["cloudphone-scheduler"]
 			env := map[string]string{"FUNCTIONS": "dead-letter,auth-login"}
@@ -204,7 +249,11 @@ func TestStackRulesRejectBrokenStacks(t *testing.T) {
 			t.Parallel()
 			st := decodeStack(t, r.files[manifests.StackFile])
 			tc.change(st)
-			if errs := stackErrors(st); !containsAny(errs, tc.want) {
+			routed := routedTypes(t, r)
+			if tc.name == "bundle emits a type no Trigger routes" {
+				delete(routed, "cloudphone.user.registered")
+			}
+			if errs := stackErrors(st, routed); !containsAny(errs, tc.want) {
 				t.Fatalf("want an error mentioning %q, got %v", tc.want, errs)
 			}
 		})

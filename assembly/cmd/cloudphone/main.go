@@ -46,8 +46,9 @@ func run() error {
 			fmt.Printf(`
 cloudphone is running at %[1]s
   public API        %[1]s/api/v1/...          (e.g. curl -X POST %[1]s/api/v1/auth/register)
-  OpenFaaS-style    %[1]s/function/<name>     (faas-cli invoke --gateway %[1]s <name>)
-  broker ingress    %[1]s/broker/cloudphone   (POST CloudEvents here)
+  OpenFaaS gateway  %[1]s/function/<name>     (faas-cli list --gateway %[1]s; faas-cli invoke reads the body from stdin:
+                    echo '{"login":"alice","password":"..."}' | faas-cli invoke auth-login --gateway %[1]s)
+  broker ingress    %[1]s/broker/cloudphone   (CloudEvents with a sender token, see "Events" in the README)
   health            %[1]s/health/readiness
   metrics           %[2]s
 Press Ctrl-C to stop.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
@@ -71,6 +72,15 @@ type Options struct {
 	// lapses. One owner runs one broker at a time. Empty: claims wait for
 	// their lease.
 	Owner string
+	// Policy is which sender may send which event types (the EventPolicies
+	// rendered from the catalog). When set, Send refuses an event whose
+	// sender (eventauth.SenderFrom) it does not allow, and a subscriber's
+	// reply of a type its identity may not send is not routed. Nil checks
+	// nothing: only tests of the routing leave it unset.
+	Policy *eventauth.Policy
+	// Verifier checks the sender tokens of events POSTed to the ingress;
+	// without it the ingress refuses every event (401).
+	Verifier *eventauth.Verifier
 }
 
 // Defaults of Options.
@@ -92,6 +102,8 @@ type Broker struct {
 	d        Deliverer
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	policy   *eventauth.Policy
+	verifier *eventauth.Verifier
 	workers  int
 	poll     time.Duration
 	now      func() time.Time
@@ -112,16 +124,18 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 		return nil, errors.New("broker: no deliverer")
 	}
 	b := &Broker{
-		pool:    pool,
-		byName:  make(map[string]Trigger, len(triggers)),
-		d:       d,
-		log:     opts.Log,
-		metrics: opts.Metrics,
-		workers: opts.Workers,
-		poll:    opts.PollInterval,
-		now:     opts.Now,
-		owner:   opts.Owner,
-		wake:    make(chan struct{}, 1),
+		pool:     pool,
+		byName:   make(map[string]Trigger, len(triggers)),
+		d:        d,
+		log:      opts.Log,
+		metrics:  opts.Metrics,
+		policy:   opts.Policy,
+		verifier: opts.Verifier,
+		workers:  opts.Workers,
+		poll:     opts.PollInterval,
+		now:      opts.Now,
+		owner:    opts.Owner,
+		wake:     make(chan struct{}, 1),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -144,6 +158,7 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 			return nil, fmt.Errorf("broker: two triggers named %s", t.Name)
 		}
 		t.Delivery = t.Delivery.withDefaults()
+		t.filter = t.compile()
 		longest = max(longest, t.Delivery.Timeout)
 		b.byName[t.Name] = t
 		b.triggers = append(b.triggers, t)
@@ -161,10 +176,24 @@ func (b *Broker) Triggers() []Trigger {
 // statement, before it returns nil: an accepted event survives a crash. An
 // event that matches no trigger is accepted and dropped, as Knative does. An
 // invalid event is an apierr Invalid; a database failure is an apierr
-// Unavailable (the sender should retry).
+// Unavailable (the sender should retry). With a Policy, an event from a
+// sender it does not allow is an apierr Forbidden (Unauthorized when ctx names
+// no sender), counted in EventsRefused, and nothing is stored.
 func (b *Broker) Send(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return apierr.Wrap(apierr.Invalid, err, "invalid CloudEvent: %v", err)
+	}
+	if b.policy != nil {
+		sender := eventauth.SenderFrom(ctx)
+		if sender == "" {
+			b.refused("unauthenticated")
+			return apierr.New(apierr.Unauthorized, "the sender of event %s is not known", e.ID())
+		}
+		if err := b.policy.Check(sender, e.Type()); err != nil {
+			b.refused("forbidden")
+			b.log.WarnContext(ctx, "event refused by the event policy", "sender", sender, "event_type", e.Type(), "event_id", e.ID())
+			return err
+		}
 	}
 	n, err := b.route(ctx, b.pool, e)
 	if err != nil {
@@ -218,6 +247,13 @@ func (b *Broker) notify() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
+	}
+}
+
+// refused counts an event the broker did not admit.
+func (b *Broker) refused(reason string) {
+	if b.metrics != nil {
+		b.metrics.EventsRefused.WithLabelValues(eventauth.BrokerAudience, reason).Inc()
 	}
 }
 

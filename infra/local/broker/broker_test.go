@@ -89,6 +89,9 @@ func setup(t *testing.T) fixture {
 // broker makes a broker on f's database routing by triggers.
 func (f fixture) broker(t *testing.T, triggers []Trigger, opts Options) *Broker {
 	t.Helper()
+	if opts.Verifier == nil {
+		opts.Verifier = testKeys.verifier
+	}
 	b, err := New(f.pool, triggers, f.subs, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
@@ -211,6 +212,11 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 		if err := checkReply(*a.reply); err != nil {
 			a = attempt{status: http.StatusBadGateway, err: "invalid reply event: " + err.Error()}
 			a.body = []byte(a.err)
+		} else if b.policy != nil && !b.policy.Allows(b.policy.SenderOf(target), a.reply.Type()) {
+			b.refused("forbidden")
+			reason := fmt.Sprintf("reply %s of type %s is not allowed from %s by the event policy", a.reply.ID(), a.reply.Type(), target)
+			b.dead(ctx, log, r, http.StatusForbidden, reason, target, e.Type())
+			return
 		} else if a.reply.Type() == e.Type() {
 			reason := fmt.Sprintf("reply loop: reply %s has the type %s of the event it answers", a.reply.ID(), e.Type())
 			b.dead(ctx, log, r, a.status, reason, target, e.Type())
@@ -265,7 +271,7 @@ func (b *Broker) attempt(ctx context.Context, t Trigger, target string, e event.
 			a.body = []byte(a.err)
 		}
 	}()
-	status, reply, err := b.d.Deliver(ctx, target, e)
+	status, reply, err := b.d.Deliver(eventauth.WithSender(ctx, eventauth.Broker), target, e)
 	switch {
 	case err != nil && (status < 100 || status > 599 || status/100 == 2):
 		a = attempt{status: http.StatusInternalServerError, err: "dispatch error: " + err.Error()}

@@ -6,7 +6,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 )
 
-func TestTriggerFiltersMatchLikeKnative(t *testing.T) {
+func TestTriggerFiltersMatchWithEventingsFilters(t *testing.T) {
 	t.Parallel()
 	e := event.New()
 	e.SetID("1")
@@ -22,7 +22,9 @@ func TestTriggerFiltersMatchLikeKnative(t *testing.T) {
 		{"no filter matches everything", ``, true},
 		{"legacy exact", "filter:\n    attributes:\n      type: cloudphone.billing.order.paid", true},
 		{"legacy mismatch", "filter:\n    attributes:\n      type: cloudphone.billing.order.failed", false},
-		{"legacy empty value is a wildcard", "filter:\n    attributes:\n      type: \"\"\n      subject: \"\"", true},
+		{"legacy empty value matches any value", "filter:\n    attributes:\n      type: \"\"\n      source: \"\"", true},
+		// As Knative's broker decides it: an empty value still needs the attribute set.
+		{"legacy empty value needs the attribute", "filter:\n    attributes:\n      subject: \"\"", false},
 		{"legacy ANDs attributes", "filter:\n    attributes:\n      type: cloudphone.billing.order.paid\n      source: /elsewhere", false},
 		{"legacy extension", "filter:\n    attributes:\n      correlationid: saga-7", true},
 		{"exact", "filters:\n    - exact:\n        type: cloudphone.billing.order.paid", true},
@@ -38,6 +40,8 @@ func TestTriggerFiltersMatchLikeKnative(t *testing.T) {
 		{"any with no hit", "filters:\n    - any:\n        - exact:\n            type: a\n        - exact:\n            type: b", false},
 		{"not", "filters:\n    - not:\n        exact:\n          type: cloudphone.billing.order.failed", true},
 		{"not of a match", "filters:\n    - not:\n        prefix:\n          type: cloudphone.", false},
+		{"cesql", "filters:\n    - cesql: \"type = 'cloudphone.billing.order.paid' AND correlationid LIKE 'saga-%'\"", true},
+		{"cesql mismatch", "filters:\n    - cesql: \"source = '/x'\"", false},
 		{"filters win over legacy filter", "filter:\n    attributes:\n      type: nope\n  filters:\n    - exact:\n        type: cloudphone.billing.order.paid", true},
 	}
 	for _, tc := range tests {

@@ -24,6 +24,7 @@ func TestIngressAcceptsBinaryAndStructuredEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signAs(t, req, "billing")
 	rec := httptest.NewRecorder()
 	b.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted {
@@ -37,6 +38,7 @@ func TestIngressAcceptsBinaryAndStructuredEvents(t *testing.T) {
 	}
 	req = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(doc)))
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	signAs(t, req, "billing")
 	rec = httptest.NewRecorder()
 	b.ServeHTTP(rec, req)
 	if rec.Code != http.StatusAccepted {
@@ -79,6 +81,7 @@ func TestIngressRefusesWhatIsNotAValidEvent(t *testing.T) {
 			for k, v := range tc.headers {
 				req.Header.Set(k, v)
 			}
+			signAs(t, req, "billing")
 			rec := httptest.NewRecorder()
 			b.ServeHTTP(rec, req)
 			var body apierr.Body

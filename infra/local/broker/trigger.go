@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rickb777/date/period"
+	"knative.dev/eventing/pkg/eventfilter"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,8 +46,8 @@ type Trigger struct {
 	Name   string
 	Broker string
 	// Attributes is the legacy spec.filter.attributes, ANDed: each attribute
-	// must be present and equal to its value; an empty value matches anything,
-	// as in Knative.
+	// must be set and equal to its value; an empty value matches any value of
+	// a set attribute, as in Knative.
 	Attributes map[string]string
 	// Filters is spec.filters, ANDed; when non-empty it wins over Attributes.
 	Filters []Filter
@@ -54,6 +55,8 @@ type Trigger struct {
 	// spec.subscriber.uri when there is no ref.
 	Subscriber string
 	Delivery   Delivery
+
+	filter eventfilter.Filter // compiled by New
 }
 
 // Delivery is a trigger's spec.delivery.
@@ -106,29 +109,6 @@ func (d Delivery) withDefaults() Delivery {
 	return d
 }
 
-// Matches reports whether e passes the trigger's filter. A trigger without a
-// filter matches every event.
-func (t Trigger) Matches(e event.Event) bool {
-	if len(t.Filters) > 0 {
-		for _, f := range t.Filters {
-			if !f.Matches(e) {
-				return false
-			}
-		}
-		return true
-	}
-	for name, want := range t.Attributes {
-		got, ok := attribute(e, name)
-		if want == "" {
-			continue
-		}
-		if !ok || got != want {
-			return false
-		}
-	}
-	return true
-}
-
 // validate checks what the Knative webhook would refuse and what the broker
 // needs: a name, a subscriber, sane delivery numbers and filters.
 func (t Trigger) validate() error {
@@ -149,17 +129,7 @@ func (t Trigger) validate() error {
 	if t.Delivery.BackoffDelay < 0 || t.Delivery.Timeout < 0 {
 		return fmt.Errorf("trigger %s: negative delivery duration", t.Name)
 	}
-	for name := range t.Attributes {
-		if !attrName.MatchString(name) {
-			return fmt.Errorf("trigger %s: filter attribute %q must match %s", t.Name, name, attrName)
-		}
-	}
-	for i, f := range t.Filters {
-		if err := f.validate(); err != nil {
-			return fmt.Errorf("trigger %s: spec.filters[%d]: %w", t.Name, i, err)
-		}
-	}
-	return nil
+	return t.validateFilters()
 }
 
 // LoadTriggers reads every *.yaml and *.yml file in dir (not its
@@ -168,11 +138,21 @@ func (t Trigger) validate() error {
 // document order. Documents of other kinds (Broker, PingSource, …) and empty
 // documents are ignored. It fails, naming the file and document, on YAML it
 // cannot parse, a Trigger of another API version, an unknown filter dialect or
-// a cesql filter (not supported locally), a backoffDelay or timeout that is
+// a filter Eventing's validation refuses, a backoffDelay or timeout that is
 // not an ISO-8601 duration of at least 0.1 s resolution, an unknown backoff
 // policy, a missing subscriber, or two Triggers with the same name.
 func LoadTriggers(dir string) ([]Trigger, error) {
-	entries, err := os.ReadDir(dir)
+	return loadTriggers(os.DirFS(dir), dir)
+}
+
+// LoadTriggersFS is LoadTriggers over the files at the root of fsys (the
+// deployable broker's embedded copy of triggers/).
+func LoadTriggersFS(fsys fs.FS) ([]Trigger, error) {
+	return loadTriggers(fsys, "")
+}
+
+func loadTriggers(fsys fs.FS, dir string) ([]Trigger, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("read triggers: %w", err)
 	}
@@ -184,7 +164,7 @@ func LoadTriggers(dir string) ([]Trigger, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		raw, err := os.ReadFile(path)
+		raw, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("read triggers: %w", err)
 		}
@@ -304,9 +284,13 @@ func parseDocument(doc []byte) (Trigger, bool, error) {
 		t.Attributes = m.Spec.Filter.Attributes
 	}
 	for i, raw := range m.Spec.Filters {
-		f, err := parseFilter(raw)
-		if err != nil {
-			return Trigger{}, false, fmt.Errorf("trigger %s: spec.filters[%d]: %w", t.Name, i, err)
+		// Strictly, so that a misspelt dialect is an error rather than a
+		// filter that matches everything.
+		var f Filter
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			return Trigger{}, false, fmt.Errorf("trigger %s: spec.filters[%d]: unknown filter dialect or malformed filter: %w", t.Name, i, err)
 		}
 		t.Filters = append(t.Filters, f)
 	}

@@ -1,10 +1,16 @@
-package local
+package broker
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cloudphone/cloudphone/shared/eventauth"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // schedule is a parsed 5-field cron expression (minute hour day-of-month month
@@ -79,4 +85,51 @@ func (s schedule) next(t time.Time) time.Time {
 		n = n.Add(time.Minute)
 	}
 	return time.Time{}
+}
+
+// RunSchedules plays the part of Knative's PingSources until ctx is done: at
+// each minute a scheduled function's schedule matches, it sends the
+// function's first consumed event type to b as eventauth.PingSource. Bad
+// schedules are logged and skipped.
+func RunSchedules(ctx context.Context, specs []function.Spec, b *Broker, log *slog.Logger) {
+	type job struct {
+		spec function.Spec
+		s    schedule
+	}
+	var jobs []job
+	for _, sp := range specs {
+		if sp.Schedule == "" || len(sp.Consumes) == 0 {
+			continue
+		}
+		s, err := parseSchedule(sp.Schedule)
+		if err != nil {
+			log.Error("bad schedule", "function", sp.Name, "err", err)
+			continue
+		}
+		jobs = append(jobs, job{sp, s})
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	for {
+		now := time.Now()
+		next := now.Truncate(time.Minute).Add(time.Minute)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next.Sub(now)):
+		}
+		for _, j := range jobs {
+			if !j.s.matches(next) {
+				continue
+			}
+			e, err := events.New(ctx, j.spec.Consumes[0], "/cloudphone/schedules/"+j.spec.Name, "", events.Tick{ScheduledAt: next.UTC()})
+			if err == nil {
+				err = b.Send(eventauth.WithSender(ctx, eventauth.PingSource), e)
+			}
+			if err != nil {
+				log.Error("scheduled event not sent", "function", j.spec.Name, "err", err)
+			}
+		}
+	}
 }
