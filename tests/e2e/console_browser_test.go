@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"image/color"
+	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,7 +285,14 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 		alice.wait("screen shown", `(function(){var i=document.querySelector("#screen");return i && !i.hidden && i.naturalWidth > 0})()`, 30*time.Second)
 		first := eval[string](alice, `document.querySelector("#screen").src`)
 		alice.wait("screen refreshed", fmt.Sprintf(`document.querySelector("#screen").src !== %q`, first), 15*time.Second)
+		// The tap reaches the phone: a screenshot after it carries the
+		// stand-in's mark of the last tap, which none before it had.
+		apiToken := login(t, p.base, "alice", password)
+		if tapMarked(t, p.base, apiToken, phoneID) {
+			t.Fatal("the screen shows a tap before any")
+		}
 		alice.do("tap the screen", chromedp.Click(chromedp.CSS(`#screen`)))
+		eventually(t, 15*time.Second, "the tap shows in the next screenshot", func() bool { return tapMarked(t, p.base, apiToken, phoneID) })
 		alice.do("run a shell command",
 			chromedp.SendKeys(chromedp.CSS(`#shell-form [name=command]`), "getprop ro.product.model"),
 			chromedp.Click(chromedp.CSS(`#shell-form button`)))
@@ -386,4 +396,39 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 	alice.wait("logged out", `location.pathname === "/console/login"`, 10*time.Second)
 	alice.open("/console/phones")
 	alice.wait("no session", `location.pathname === "/console/login"`, 10*time.Second)
+}
+
+// lastTapColour is the colour the phone stand-in marks its last tap with.
+var lastTapColour = color.RGBA{0xff, 0xd2, 0x3f, 0xff}
+
+// tapMarked reports whether a screenshot of the phone, taken now through the
+// API, shows the stand-in's mark of a last tap.
+func tapMarked(t *testing.T, base, token, phoneID string) bool {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+"/api/v1/devices/"+phoneID+"/screenshot", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("screenshot: %d", resp.StatusCode)
+	}
+	img, err := png.Decode(resp.Body)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if color.RGBAModel.Convert(img.At(x, y)) == lastTapColour {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -90,7 +90,7 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	alice.screenshot("webhook-added")
 
 	dev := events.NewID()
-	postFact(t, base, notification.EventAppInstalled, dev, notification.AppFact{SchemaVersion: 1, DeviceID: dev, UserID: me.ID,
+	postFact(t, p, notification.EventAppInstalled, dev, notification.AppFact{SchemaVersion: 1, DeviceID: dev, UserID: me.ID,
 		AppID: events.NewID(), Package: "com.example.notes", VersionCode: 1, At: time.Now().UTC()})
 	alice.wait("delivery given up", `(document.querySelector("#webhooks tbody button").click(), document.querySelector('#deliveries tr[data-status="failed"]') !== null)`, 30*time.Second)
 	if s := eval[string](alice, `document.querySelector('#deliveries tr[data-status="failed"]').textContent`); !strings.Contains(s, "answered 502") {
@@ -108,7 +108,7 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	mu.Unlock()
 
 	// A command its subscriber refuses for good becomes a dead letter.
-	postFact(t, base, user.EventQuotaGrantRequested, "no-grant", map[string]any{"schema_version": 1})
+	postFact(t, p, user.EventQuotaGrantRequested, "no-grant", map[string]any{"schema_version": 1})
 	admin := login(t, base, "admin", notifyAdminPassword)
 	eventually(t, 10*time.Second, "a dead letter kept", func() bool {
 		var l struct{ Items []scheduler.DeadLetter }

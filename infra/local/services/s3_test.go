@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +65,12 @@ func TestS3KeepsAnObjectAcrossStopAndStartAndSignsPresignedURLs(t *testing.T) {
 		t.Fatalf("presigned GET after restart returned %d bytes, want the %d stored", len(got), len(body))
 	}
 	// The gateway checks signatures: a presigned URL for another key fails.
-	resp, err := http.Get(url[:len(url)-1] + "0")
+	// The last character of the signature is changed, whatever it was.
+	last := "0"
+	if strings.HasSuffix(url, "0") {
+		last = "1"
+	}
+	resp, err := http.Get(url[:len(url)-1] + last)
 	if err != nil {
 		t.Fatal(err)
 	}
