@@ -91,9 +91,20 @@ type EventType struct {
 // EventPolicy returns who may send what, as the catalog declares it: each
 // context the event types its functions emit or reply with (replies are
 // checked against the replying function's context), and the schedules
-// (eventauth.PingSource) the types the scheduled functions consume.
+// (eventauth.PingSource) the types the scheduled functions consume; the
+// context of a function that Redrives dead letters, every consumed type.
 func EventPolicy(specs []Spec) *eventauth.Policy {
 	p := eventauth.NewPolicy(nil)
+	for _, s := range specs {
+		if !s.Redrives {
+			continue
+		}
+		for _, c := range specs {
+			for _, t := range c.Consumes {
+				p.Allow(s.Context, t)
+			}
+		}
+	}
 	for _, s := range specs {
 		p.Member(s.Name, s.Context)
 		for _, t := range s.Emits {

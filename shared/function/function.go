@@ -84,6 +84,11 @@ type Spec struct {
 	// API documents the routes of an HTTP function, one operation each, for
 	// the API reference.
 	API []Operation
+	// Redrives marks the function that sends dead letters back to the
+	// broker: its context may send every type some function consumes,
+	// under the event's own id, so that only the subscriber that refused it
+	// takes it again.
+	Redrives bool
 }
 
 // Delivery is the retry policy of the Triggers that feed one function. The

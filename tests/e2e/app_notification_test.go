@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -64,15 +62,9 @@ func TestAppFactsReachTheUserOnTheirChannelsExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, _ := json.Marshal(ev)
 		for range 2 {
-			resp, err := http.Post(base+"/broker/cloudphone", "application/cloudevents+json", bytes.NewReader(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("broker ingress answered %d for %s", resp.StatusCode, f.typ)
+			if status := p.sendEvent(t, ev); status != http.StatusAccepted {
+				t.Fatalf("broker ingress answered %d for %s", status, f.typ)
 			}
 		}
 	}

@@ -25,6 +25,7 @@ func TestConsolePhonesPageWithFiftyPhonesStaysLight(t *testing.T) {
 	chromiumPath(t)
 	p := startDevicePlatform(t, nil)
 	aliceID, alice := p.deviceToken(t, "alice")
+	p.fund(t, aliceID, 10_000_000)
 	p.publish(t, user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", "weight-grant", user.QuotaGrantRequested{
 		SchemaVersion: 1, GrantID: "weight-grant", UserID: aliceID, PlanID: "weight", MaxDevices: 60, MaxRunningDevices: 60,
 		MaxCPUCores: 60, MaxMemoryMB: 60 << 10, MaxStorageGB: 1 << 10, DeviceMaxCPUCores: 1, DeviceMaxMemoryMB: 1024})

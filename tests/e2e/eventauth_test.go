@@ -92,7 +92,7 @@ func TestForgedEventsAreRefusedForTheirSenderAndChangeNothing(t *testing.T) {
 	if q.Limits != user.FreeTier {
 		t.Fatalf("a forged grant changed alice's quota: %+v", q.Limits)
 	}
-	metrics := get(t, base+"/metrics")
+	metrics := get(t, p.MetricsURL())
 	for _, want := range []string{
 		`cloudphone_events_refused_total{reason="unauthenticated",receiver="broker"} 2`,
 		`cloudphone_events_refused_total{reason="forbidden",receiver="broker"} 1`,

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,12 +13,7 @@ import (
 // only on its own listener (CLOUDPHONE_METRICS_ADDR), not on the public port.
 func TestEveryAnswerCarriesSecurityHeadersAndMetricsAreNotOnThePublicPort(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
+	metricsAddr := freeAddr(t)
 	e := newEnv(t)
 	e.extra = map[string]string{"CLOUDPHONE_METRICS_ADDR": metricsAddr}
 	p := start(t, e, &subscriber{})

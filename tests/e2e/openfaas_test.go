@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,11 +84,30 @@ func TestOpenFaaSPathBuysAPlanThroughTheDeployableBroker(t *testing.T) {
 	ingress := httptest.NewServer(unit)
 	t.Cleanup(ingress.Close)
 
-	// The bundles, each sending to the unit.
+	// The bundles, each sending to the unit, behind a gateway stand-in
+	// that routes /function/<bundle>/... as OpenFaaS does.
+	var mu sync.Mutex // bundles fills while the first ones already answer
 	bundles := map[string]*host.Host{}
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, _ := strings.CutPrefix(r.URL.Path, "/function/")
+		name, sub, _ := strings.Cut(rest, "/")
+		mu.Lock()
+		h, ok := bundles[name]
+		mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/"+sub, ""
+		h.ServeHTTP(w, r2)
+	}))
+	t.Cleanup(gateway.Close)
+	gatewayURL = gateway.URL
 	for _, name := range []string{"cloudphone-user", "cloudphone-billing"} {
 		benv := maps.Clone(env)
 		benv["BROKER_URL"] = ingress.URL + "/"
+		benv["CLOUDPHONE_USER_URL"] = gatewayURL + "/function/cloudphone-user"
 		res, err := process.New(config.FromMap(benv), log, metrics.New(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -111,22 +131,10 @@ func TestOpenFaaSPathBuysAPlanThroughTheDeployableBroker(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		mu.Lock()
 		bundles[name] = h
+		mu.Unlock()
 	}
-	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rest, _ := strings.CutPrefix(r.URL.Path, "/function/")
-		name, sub, _ := strings.Cut(rest, "/")
-		h, ok := bundles[name]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = "/"+sub, ""
-		h.ServeHTTP(w, r2)
-	}))
-	t.Cleanup(gateway.Close)
-	gatewayURL = gateway.URL
 	users, bill := gateway.URL+"/function/cloudphone-user", gateway.URL+"/function/cloudphone-billing"
 
 	u := register(t, users, "olivia")

@@ -38,7 +38,8 @@ func startWithAdmin(t *testing.T) quotaPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.extra = map[string]string{"CLOUDPHONE_SERVICE_TOKEN_KEY": priv, "CLOUDPHONE_SERVICE_TOKEN_PUBLIC_KEY": pub}
+	e.extra = map[string]string{"CLOUDPHONE_SERVICE_TOKEN_KEY": priv, "CLOUDPHONE_SERVICE_TOKEN_PUBLIC_KEY": pub,
+		"CLOUDPHONE_METRICS_ADDR": freeAddr(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := local.Start(ctx, local.Options{

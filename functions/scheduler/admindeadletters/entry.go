@@ -15,7 +15,7 @@ import (
 // Entry declares the function: its spec and how it is built.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: scheduler.ContextName,
-	Routes: Routes, API: API,
+	Routes: Routes, API: API, Redrives: true,
 	MaxScale: 2, Concurrency: 20, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)
