@@ -1,5 +1,5 @@
 // Package manifests renders the deployment descriptors of the platform from
-// the function catalog: one Knative Service per function (infra/knative), the
+// the function catalog: one Knative Service per function and one ServiceAccount per context (infra/knative), the
 // Broker, one Trigger per (event type, subscriber) and one PingSource per
 // scheduled function (triggers), and the OpenFaaS stack.yml with the functions
 // bundled per context. Rendering is pure and deterministic: the same specs and
@@ -138,6 +138,15 @@ func Render(specs []function.Spec, opts Options) (map[string][]byte, error) {
 	for _, s := range specs {
 		if err := add(KnativeDir+"/"+s.Name+".yaml", service(s, opts)); err != nil {
 			return nil, err
+		}
+	}
+	contexts := map[string]bool{}
+	for _, s := range specs {
+		if !contexts[s.Context] {
+			contexts[s.Context] = true
+			if err := add(ServiceAccountFile(s.Context), serviceAccount(s.Context, opts)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := add(TriggerDir+"/broker.yaml", broker(opts)); err != nil {
