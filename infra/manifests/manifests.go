@@ -198,6 +198,8 @@ func Check(specs []function.Spec, opts Options) error {
 			bad("%q: name is not a DNS-1035 label of at most 63 characters", s.Name)
 		case seen[s.Name]:
 			bad("%s: listed twice", s.Name)
+		case strings.HasPrefix(s.Name, "serviceaccount-"):
+			bad("%s: the name of a function's file would be taken for a service account's", s.Name)
 		}
 		seen[s.Name] = true
 		if !dns1035.MatchString(s.Context) {
