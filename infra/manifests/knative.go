@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -65,6 +66,9 @@ func service(s function.Spec, o Options) *servingv1.Service {
 		// Eventing's Broker delivers with its own identity and enforces the
 		// EventPolicies; the event functions are cluster-local.
 		{Name: "CLOUDPHONE_EVENT_AUTH", Value: "eventing"},
+		// Events are sent with the pod's projected service-account token
+		// for the Broker: the identity its context's EventPolicy names.
+		{Name: "CLOUDPHONE_EVENT_TOKEN_FILE", Value: EventTokenDir + "/" + eventTokenPath},
 		// The user context's internal quota API, which the device context calls.
 		{Name: "CLOUDPHONE_USER_URL", Value: "http://user-quota-internal." + o.Namespace + ".svc.cluster.local"},
 		// Billing's internal funds API, which the device context asks before a phone starts.
@@ -81,11 +85,22 @@ func service(s function.Spec, o Options) *servingv1.Service {
 		// calls for installs.
 		env = append(env, corev1.EnvVar{Name: "CLOUDPHONE_APP_URL", Value: "http://app-apps-internal." + o.Namespace + ".svc.cluster.local"})
 	}
-	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	mounts := []corev1.VolumeMount{
+		{Name: "tmp", MountPath: "/tmp"},
+		{Name: "event-token", MountPath: EventTokenDir, ReadOnly: true},
+	}
 	sizeLimit := resource.MustParse("16Mi")
+	tokenLife := int64(EventTokenSeconds)
 	volumes := []corev1.Volume{{
 		Name:         "tmp",
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &sizeLimit}},
+	}, {
+		Name: "event-token",
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: BrokerAudience(o.Namespace, o.Broker), ExpirationSeconds: &tokenLife, Path: eventTokenPath,
+			},
+		}}}},
 	}}
 	if secrets := o.Deployment(s.Name).Secrets; len(secrets) > 0 {
 		env = append(env, corev1.EnvVar{Name: "CLOUDPHONE_SECRETS_DIR", Value: SecretsDir})
@@ -136,6 +151,10 @@ func service(s function.Spec, o Options) *servingv1.Service {
 					TimeoutSeconds:       &tmo,
 					PodSpec: corev1.PodSpec{
 						EnableServiceLinks: &no,
+						// The context's identity as an event sender; the
+						// Kubernetes API token is not mounted.
+						ServiceAccountName:           ServiceAccountName(s.Context),
+						AutomountServiceAccountToken: &no,
 						Containers: []corev1.Container{{
 							Name:  "function",
 							Image: o.Image(s.Name),
@@ -168,6 +187,41 @@ func service(s function.Spec, o Options) *servingv1.Service {
 			},
 		}},
 	}
+}
+
+// Where a Service's projected event token is mounted, and how long the
+// kubelet makes it valid (it replaces it after 80 % of that).
+const (
+	EventTokenDir     = "/var/run/secrets/cloudphone/eventing"
+	EventTokenSeconds = 3600
+	eventTokenPath    = "token"
+)
+
+// BrokerAudience is the OIDC audience of the Broker name in namespace, as
+// Eventing sets it in the Broker's status (group/kind/namespace/name, lower
+// case): the audience of the tokens senders present to it.
+func BrokerAudience(namespace, name string) string {
+	return strings.ToLower("eventing.knative.dev/broker/" + namespace + "/" + name)
+}
+
+// serviceAccount renders the service account the functions of context run
+// as. It carries no API token: the functions need only their projected
+// event token.
+func serviceAccount(context string, o Options) *corev1.ServiceAccount {
+	no := false
+	return &corev1.ServiceAccount{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Name: ServiceAccountName(context), Namespace: o.Namespace, Labels: map[string]string{
+			"app.kubernetes.io/part-of": "cloudphone", "cloudphone.dev/context": context,
+		}},
+		AutomountServiceAccountToken: &no,
+	}
+}
+
+// ServiceAccountFile is the file of the service account of context, beside
+// the Services.
+func ServiceAccountFile(context string) string {
+	return KnativeDir + "/serviceaccount-" + context + ".yaml"
 }
 
 func secretEnv(name, secret, key string) corev1.EnvVar {

@@ -1,5 +1,5 @@
 // Package manifests renders the deployment descriptors of the platform from
-// the function catalog: one Knative Service per function (infra/knative), the
+// the function catalog: one Knative Service per function and one ServiceAccount per context (infra/knative), the
 // Broker, one Trigger per (event type, subscriber) and one PingSource per
 // scheduled function (triggers), and the OpenFaaS stack.yml with the functions
 // bundled per context. Rendering is pure and deterministic: the same specs and
@@ -140,6 +140,15 @@ func Render(specs []function.Spec, opts Options) (map[string][]byte, error) {
 			return nil, err
 		}
 	}
+	contexts := map[string]bool{}
+	for _, s := range specs {
+		if !contexts[s.Context] {
+			contexts[s.Context] = true
+			if err := add(ServiceAccountFile(s.Context), serviceAccount(s.Context, opts)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := add(TriggerDir+"/broker.yaml", broker(opts)); err != nil {
 		return nil, err
 	}
@@ -189,6 +198,8 @@ func Check(specs []function.Spec, opts Options) error {
 			bad("%q: name is not a DNS-1035 label of at most 63 characters", s.Name)
 		case seen[s.Name]:
 			bad("%s: listed twice", s.Name)
+		case strings.HasPrefix(s.Name, "serviceaccount-"):
+			bad("%s: the name of a function's file would be taken for a service account's", s.Name)
 		}
 		seen[s.Name] = true
 		if !dns1035.MatchString(s.Context) {

@@ -42,6 +42,10 @@ type Base struct {
 	// EventPolicies at its ingress, and the event functions are
 	// cluster-local).
 	EventAuth string `env:"CLOUDPHONE_EVENT_AUTH" default:"token"`
+	// EventTokenFile is, with EventAuth "eventing", the projected
+	// service-account token (audience: the Broker) that events are sent
+	// with, so that Eventing's Broker knows their context.
+	EventTokenFile string `env:"CLOUDPHONE_EVENT_TOKEN_FILE"`
 	// DatabasePrefix is put before every context's database name, so that
 	// several platforms (tests, say) can share one Postgres server.
 	DatabasePrefix string `env:"CLOUDPHONE_DATABASE_PREFIX"`
@@ -100,7 +104,11 @@ func New(env config.Source, log *slog.Logger, m *metrics.Metrics, sender events.
 			})
 		} else {
 			pub := events.NewHTTPPublisher(url)
-			if signer != nil {
+			if base.EventAuth == "eventing" {
+				// Eventing's Broker knows senders by their OIDC
+				// identity, not by the platform's tokens.
+				pub.Authorize = (&eventauth.TokenFile{Path: base.EventTokenFile}).Authorize
+			} else if signer != nil {
 				pub.Authorize = func(r *http.Request) error {
 					sender := eventauth.SenderFrom(r.Context())
 					if sender == "" {

@@ -160,7 +160,7 @@ type eventingObjects struct {
 func decodeEventing(t *testing.T, r repo) eventingObjects {
 	t.Helper()
 	o := eventingObjects{map[string]*broker{}, map[string]*trigger{}, map[string]*pingSource{}, map[string]*eventPolicy{}, map[string]bool{}}
-	for _, p := range r.under(manifests.KnativeDir) {
+	for _, p := range r.services() {
 		o.services[strings.TrimSuffix(path.Base(p), ".yaml")] = true
 	}
 	for _, p := range r.under(manifests.TriggerDir) {

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
+	eventingv1alpha1 "knative.dev/eventing/pkg/apis/eventing/v1alpha1"
 	"knative.dev/pkg/apis"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
@@ -33,7 +37,7 @@ func validateService(t *testing.T, b []byte) (svc *servingv1.Service, errs, warn
 func TestKnativeServicesPassServingValidation(t *testing.T) {
 	t.Parallel()
 	r := setup(t)
-	paths := r.under(manifests.KnativeDir)
+	paths := r.services()
 	if len(paths) != len(catalog.All()) {
 		t.Errorf("%d Services in %s for %d catalog functions", len(paths), manifests.KnativeDir, len(catalog.All()))
 	}
@@ -80,7 +84,118 @@ func TestKnativeServicesPassServingValidation(t *testing.T) {
 			if env["FUNCTION"] != name {
 				t.Errorf("FUNCTION=%q, want %q", env["FUNCTION"], name)
 			}
+			spec, _ := catalog.ByName(name)
+			checkEventSender(t, r, svc, spec.Context, env)
 		})
+	}
+}
+
+// checkEventSender checks that a Service sends its events as its context:
+// it runs as the context's rendered service account (the identity its
+// EventPolicy names), has a projected token of that account for the Broker's
+// OIDC audience (as Eventing computes it), and sends it (eventing mode, the
+// token file on the mount).
+func checkEventSender(t *testing.T, r repo, svc *servingv1.Service, context string, env map[string]string) {
+	t.Helper()
+	ps := svc.Spec.Template.Spec.PodSpec
+	account := manifests.ServiceAccountName(context)
+	if ps.ServiceAccountName != account {
+		t.Errorf("serviceAccountName %q, want %q", ps.ServiceAccountName, account)
+	}
+	if _, ok := r.files[manifests.ServiceAccountFile(context)]; !ok {
+		t.Errorf("service account %s is not rendered in %s", account, manifests.ServiceAccountFile(context))
+	}
+	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
+		t.Errorf("the Kubernetes API token is mounted")
+	}
+	// Eventing's auth.GetAudience: group/kind/namespace/name, lower case.
+	audience := strings.ToLower(eventingv1.SchemeGroupVersion.Group + "/Broker/cloudphone/cloudphone")
+	var tokenVolume string
+	var tokenPath string
+	for _, v := range ps.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if sat := src.ServiceAccountToken; sat != nil {
+				if sat.Audience != audience {
+					t.Errorf("projected token for audience %q, want the Broker's %q", sat.Audience, audience)
+				}
+				if sat.ExpirationSeconds == nil || *sat.ExpirationSeconds < 600 {
+					t.Errorf("projected token lives %v s, Kubernetes wants at least 600", sat.ExpirationSeconds)
+				}
+				tokenVolume, tokenPath = v.Name, sat.Path
+			}
+		}
+	}
+	if tokenVolume == "" {
+		t.Fatalf("no projected service-account token")
+	}
+	mounted := false
+	for _, m := range ps.Containers[0].VolumeMounts {
+		if m.Name == tokenVolume && m.ReadOnly && env["CLOUDPHONE_EVENT_TOKEN_FILE"] == m.MountPath+"/"+tokenPath {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("CLOUDPHONE_EVENT_TOKEN_FILE=%q is not the token on a read-only mount of %s", env["CLOUDPHONE_EVENT_TOKEN_FILE"], tokenVolume)
+	}
+	if env["CLOUDPHONE_EVENT_AUTH"] != "eventing" {
+		t.Errorf("CLOUDPHONE_EVENT_AUTH=%q, want eventing", env["CLOUDPHONE_EVENT_AUTH"])
+	}
+}
+
+// The service accounts are valid Kubernetes objects, one per context, each
+// without the API token, and every EventPolicy that names a service account
+// names a rendered one.
+func TestServiceAccountsAreRenderedForEveryContextAndPolicy(t *testing.T) {
+	t.Parallel()
+	r := setup(t)
+	accounts := map[string]bool{}
+	for _, p := range r.under(manifests.KnativeDir) {
+		if kind(r.files[p]) != "ServiceAccount" {
+			continue
+		}
+		sa := &corev1.ServiceAccount{}
+		if err := yaml.UnmarshalStrict(r.files[p], sa); err != nil {
+			t.Fatalf("%s: strict decode into v1 ServiceAccount: %v", p, err)
+		}
+		if errs := validation.IsDNS1123Subdomain(sa.Name); len(errs) > 0 {
+			t.Errorf("%s: name %q: %v", p, sa.Name, errs)
+		}
+		if sa.Namespace != "cloudphone" || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("%s: want namespace cloudphone and no API token, got %s, %v", p, sa.Namespace, sa.AutomountServiceAccountToken)
+		}
+		accounts["system:serviceaccount:"+sa.Namespace+":"+sa.Name] = true
+	}
+	contexts := map[string]bool{}
+	for _, s := range catalog.All() {
+		contexts[s.Context] = true
+	}
+	if len(accounts) != len(contexts) {
+		t.Errorf("%d service accounts for %d contexts", len(accounts), len(contexts))
+	}
+	named := 0
+	for _, p := range r.under(manifests.TriggerDir) {
+		if kind(r.files[p]) != "EventPolicy" {
+			continue
+		}
+		ep := &eventingv1alpha1.EventPolicy{}
+		if err := yaml.UnmarshalStrict(r.files[p], ep); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, f := range ep.Spec.From {
+			if f.Sub == nil {
+				continue
+			}
+			named++
+			if !accounts[*f.Sub] {
+				t.Errorf("%s admits %s, which is not a rendered service account", p, *f.Sub)
+			}
+		}
+	}
+	if named == 0 {
+		t.Errorf("no EventPolicy names a service account")
 	}
 }
 

@@ -68,6 +68,7 @@ func TestRenderRefusesAnInvalidCatalog(t *testing.T) {
 		{"no dead-letter sink", without(base, catalog.DeadLetter), "dead-letter sink"},
 		{"name not DNS-1035", with(base, "auth-login", func(s *function.Spec) { s.Name = "1auth" }), "DNS-1035"},
 		{"duplicate name", append(append([]function.Spec(nil), base...), base[0]), "listed twice"},
+		{"name of a service account's file", with(base, "auth-login", func(s *function.Spec) { s.Name = "serviceaccount-user" }), "service account"},
 		{"bad schedule", with(base, "user-outbox-redrive", func(s *function.Spec) { s.Schedule = "*/5 * * *" }), "want 5 fields"},
 		{"event function without types", with(base, "user-outbox-redrive", func(s *function.Spec) { s.Consumes = nil; s.Schedule = "" }), "at least one type"},
 		{"timeout over Knative's cap", with(base, "auth-login", func(s *function.Spec) { s.TimeoutSeconds = 601 }), "outside 0..600"},

@@ -68,6 +68,18 @@ func (r repo) under(dir string) []string {
 	return out
 }
 
+// services returns the committed Knative Services, sorted by path (the
+// service accounts sit beside them).
+func (r repo) services() []string {
+	var out []string
+	for _, p := range r.under(manifests.KnativeDir) {
+		if kind(r.files[p]) == "Service" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // kind reads the kind of a YAML manifest without decoding the rest.
 func kind(b []byte) string {
 	for _, line := range strings.Split(string(b), "\n") {

@@ -29,13 +29,14 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/eventauth"
+	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Migrations creates the broker's table (broker_deliveries). Apply it with
+// Migrations creates the broker's tables (broker_deliveries, broker_owners). Apply it with
 // db.Open on the database the broker is given.
 var Migrations = db.Embedded("broker", migrationFiles, "migrations")
 
@@ -69,9 +70,16 @@ type Options struct {
 	// claims carry it, and Run first gives back the claims a previous
 	// broker of the same owner left when it died, so that its deliveries
 	// go on within seconds of a restart instead of when their lease
-	// lapses. One owner runs one broker at a time. Empty: claims wait for
-	// their lease.
+	// lapses. One owner runs one broker at a time. Empty: a name of this
+	// broker alone, so only the heartbeat frees its claims.
 	Owner string
+	// HeartbeatInterval is how often a running broker records that its
+	// owner is alive; default 1 s. Every interval it also takes over the
+	// claimed deliveries of owners whose heartbeat is older than
+	// HeartbeatExpiry intervals: their broker died (without coming back),
+	// and its deliveries go on within seconds rather than after their
+	// lease. A live owner's claims are never taken.
+	HeartbeatInterval time.Duration
 	// Policy is which sender may send which event types (the EventPolicies
 	// rendered from the catalog). When set, Send refuses an event whose
 	// sender (eventauth.SenderFrom) it does not allow, and a subscriber's
@@ -87,6 +95,12 @@ type Options struct {
 const (
 	DefaultWorkers      = 16
 	DefaultPollInterval = 100 * time.Millisecond
+	DefaultHeartbeat    = time.Second
+	// HeartbeatExpiry is how many heartbeat intervals an owner may miss
+	// before another broker takes over its claims: enough to ride out a
+	// slow database round trip or a pause of a loaded machine, short enough
+	// that a crashed broker's deliveries go on within seconds.
+	HeartbeatExpiry = 5
 	// claimGrace is added to the longest trigger timeout to get the time a
 	// claimed row stays invisible to other dispatchers; a dispatcher that
 	// died mid-delivery gives its rows back after it.
@@ -109,6 +123,7 @@ type Broker struct {
 	now      func() time.Time
 	lease    time.Duration
 	owner    string
+	beat     time.Duration
 	wake     chan struct{}
 }
 
@@ -135,6 +150,7 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 		poll:     opts.PollInterval,
 		now:      opts.Now,
 		owner:    opts.Owner,
+		beat:     opts.HeartbeatInterval,
 		wake:     make(chan struct{}, 1),
 	}
 	if b.log == nil {
@@ -148,6 +164,12 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 	}
 	if b.now == nil {
 		b.now = time.Now
+	}
+	if b.owner == "" {
+		b.owner = "instance-" + events.NewID()
+	}
+	if b.beat <= 0 {
+		b.beat = DefaultHeartbeat
 	}
 	longest := DefaultTimeout
 	for _, t := range triggers {

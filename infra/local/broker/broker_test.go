@@ -650,7 +650,8 @@ func reopen(t *testing.T, pool *pgxpool.Pool) *pgxpool.Pool {
 
 // A broker that restarts under the same owner takes back at once the
 // deliveries its dead predecessor had claimed (instead of after their
-// lease, minutes later); a broker of another owner leaves them alone.
+// lease, minutes later); a broker of another owner, with no heartbeat of
+// the first owner to judge by, leaves them alone.
 func TestARestartedBrokerResumesItsOwnClaimedDeliveriesAtOnce(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

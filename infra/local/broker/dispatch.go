@@ -59,12 +59,26 @@ type claimed struct {
 // Options.Workers in flight. It wakes on Send and otherwise polls every
 // Options.PollInterval for due retries. Several Run loops, in one process or
 // many, may share the database: each row is claimed by one of them at a time.
-// A claimed row whose dispatcher dies becomes due again after the longest
-// trigger timeout plus 30 s, or as soon as a broker of the same Owner runs. When ctx is done Run stops claiming, lets the
-// deliveries in flight finish (each bounded by its trigger's timeout) and
-// records their results, then returns nil. Database errors are logged and
-// retried, never returned.
+// While Run runs, it beats for its Owner every Options.HeartbeatInterval. A
+// claimed row whose dispatcher dies becomes due again as soon as a broker of
+// the same Owner runs, or when another broker sees that the owner's heartbeat
+// stopped (HeartbeatExpiry intervals), or at the latest after the longest
+// trigger timeout plus 30 s. When ctx is done Run stops claiming, lets the
+// deliveries in flight finish (each bounded by its trigger's timeout; the
+// heartbeat goes on meanwhile) and records their results, then returns nil.
+// Database errors are logged and retried, never returned.
 func (b *Broker) Run(ctx context.Context) error {
+	beating, stopBeating := context.WithCancel(context.WithoutCancel(ctx))
+	first, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		b.heartbeat(beating, first)
+	}()
+	defer func() {
+		stopBeating()
+		<-stopped
+	}()
+	<-first // claims are made only by a broker that beats
 	done := make(chan struct{}, b.workers)
 	inFlight := 0
 	defer func() {
@@ -106,7 +120,7 @@ func (b *Broker) Run(ctx context.Context) error {
 
 const claimDue = `
 UPDATE broker_deliveries d
-SET attempts = d.attempts + 1, next_attempt_at = $2, claim = $3, updated_at = $1
+SET attempts = d.attempts + 1, next_attempt_at = $2, claim = $3, claim_owner = $5, updated_at = $1
 FROM (
     SELECT id FROM broker_deliveries
     WHERE status = 'pending' AND next_attempt_at <= $1
@@ -121,15 +135,12 @@ RETURNING d.id, d.trigger, d.subscriber, d.event, d.attempts, d.dead_letter, d.e
 // of that owner, which is dead) due now.
 const resumeOwn = `
 UPDATE broker_deliveries SET claim = NULL, next_attempt_at = $2, updated_at = $2
-WHERE status = 'pending' AND starts_with(claim, $1)`
+WHERE status = 'pending' AND claim IS NOT NULL AND (claim_owner = $1 OR starts_with(claim, $1 || '/'))`
 
 // resume gives back the claims a previous broker of b's owner left (see
 // Options.Owner). A failure is logged: those rows wait for their lease.
 func (b *Broker) resume(ctx context.Context) {
-	if b.owner == "" {
-		return
-	}
-	tag, err := b.pool.Exec(ctx, resumeOwn, b.owner+"/", b.now().UTC())
+	tag, err := b.pool.Exec(ctx, resumeOwn, b.owner, b.now().UTC())
 	if err != nil {
 		b.log.ErrorContext(ctx, "resume the deliveries claimed before a restart; they wait for their lease", "err", err)
 		return
@@ -143,11 +154,8 @@ func (b *Broker) resume(ctx context.Context) {
 // the lease and counting the attempt.
 func (b *Broker) claim(ctx context.Context, limit int) ([]claimed, error) {
 	now := b.now().UTC()
-	token := events.NewID()
-	if b.owner != "" {
-		token = b.owner + "/" + token
-	}
-	rows, err := b.pool.Query(ctx, claimDue, now, now.Add(b.lease), token, limit)
+	token := b.owner + "/" + events.NewID()
+	rows, err := b.pool.Query(ctx, claimDue, now, now.Add(b.lease), token, limit, b.owner)
 	if err != nil {
 		return nil, fmt.Errorf("claim due deliveries: %w", err)
 	}

@@ -1,0 +1,2 @@
+ALTER TABLE broker_deliveries DROP COLUMN claim_owner;
+DROP TABLE broker_owners;
