@@ -40,18 +40,20 @@ manifests-check: ## fail when the committed manifests differ from the catalog
 	$(GO) run ./infra/manifests/cmd/render -check
 
 .PHONY: build
-build: ## build the platform and the single-function binary into bin/
+build: ## build the platform, the bundle binary bin/function and one binary per function in bin/fn/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./assembly/cmd/cloudphone
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./assembly/cmd/function
+	@echo "building bin/fn/<function>, one binary per function (a few minutes)..."
+	@mains=$$($(GO) run ./assembly/cmd/mains) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/fn/ $$mains
 
 .PHONY: cli
 cli: ## build the command line, bin/cpctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cpctl ./infra/cmd/cpctl
 
 .PHONY: images
-images: build ## build one image per function and per OpenFaaS bundle (FROM scratch, the binary only)
+images: build ## build one image per function (its own binary) and per OpenFaaS bundle (FROM scratch, the binary only)
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
-	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest bin >/dev/null && echo cloudphone/$$f:latest; done
+	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f --build-arg BINARY=fn/$$f -t cloudphone/$$f:latest bin >/dev/null && echo cloudphone/$$f:latest; done
 	@for b in $$($(GO) run ./infra/manifests/cmd/render -bundles); do \
 	  docker build -q -f infra/image/Dockerfile -t cloudphone/$$b:latest bin >/dev/null && echo cloudphone/$$b:latest; done
 
