@@ -36,7 +36,7 @@ func main() {
 	runs := flag.Int("runs", 40, "start-ups per measurement")
 	fn := flag.String("function", "user-profile", "function to start")
 	bin := flag.String("bin", "bin", "folder with function, cloudphone, bare and fn/<function>")
-	platformRuns := flag.Int("platform-runs", 3, "local platform start-ups per measurement")
+	platformRuns := flag.Int("platform-runs", 3, "local platform start-ups per measurement (0: none)")
 	flag.Parse()
 	if err := run(*bin, *fn, *runs, *platformRuns); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
@@ -82,6 +82,9 @@ func run(bin, fn string, runs, platformRuns int) error {
 	report("fn/"+fn+" /health/readiness", ready, bare)
 	report("function (bundle) /health/readiness", bundleReady, bare)
 
+	if platformRuns == 0 {
+		return nil
+	}
 	// The local platform, with its own Postgres and Redis.
 	var penv []string
 	for _, kv := range env {
