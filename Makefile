@@ -52,10 +52,13 @@ cli: ## build the command line, bin/cpctl
 
 .PHONY: images
 images: build ## build one image per function (its own binary) and per OpenFaaS bundle (FROM scratch, the binary only)
+	@# Each build's context is the Dockerfile and the one binary it copies, not all of bin/.
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
-	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f --build-arg BINARY=fn/$$f -t cloudphone/$$f:latest bin >/dev/null && echo cloudphone/$$f:latest; done
+	  tar -c -C infra/image Dockerfile -C ../../bin/fn $$f | \
+	  docker build -q --build-arg FUNCTION=$$f --build-arg BINARY=$$f -t cloudphone/$$f:latest - >/dev/null && echo cloudphone/$$f:latest; done
 	@for b in $$($(GO) run ./infra/manifests/cmd/render -bundles); do \
-	  docker build -q -f infra/image/Dockerfile -t cloudphone/$$b:latest bin >/dev/null && echo cloudphone/$$b:latest; done
+	  tar -c -C infra/image Dockerfile -C ../../bin function | \
+	  docker build -q -t cloudphone/$$b:latest - >/dev/null && echo cloudphone/$$b:latest; done
 
 .PHONY: phone-standin
 phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)
