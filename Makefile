@@ -40,22 +40,28 @@ manifests-check: ## fail when the committed manifests differ from the catalog
 	$(GO) run ./infra/manifests/cmd/render -check
 
 .PHONY: build
-build: ## build the platform, the single-function binary and the deployable broker into bin/
+build: ## build the platform, the bundle binary bin/function, the deployable broker and one binary per function in bin/fn/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cloudphone ./assembly/cmd/cloudphone
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/function ./assembly/cmd/function
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/broker ./infra/cmd/broker
+	@echo "building bin/fn/<function>, one binary per function (a few minutes)..."
+	@mains=$$($(GO) run ./assembly/cmd/mains) && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/fn/ $$mains
 
 .PHONY: cli
 cli: ## build the command line, bin/cpctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/cpctl ./infra/cmd/cpctl
 
 .PHONY: images
-images: build ## build one image per function, per OpenFaaS bundle and the broker's (FROM scratch, the binary only)
+images: build ## build one image per function (its own binary), per OpenFaaS bundle and the broker's (FROM scratch, the binary only)
+	@# Each build's context is the Dockerfile and the one binary it copies, not all of bin/.
 	@for f in $$($(GO) run ./infra/manifests/cmd/render -list); do \
-	  docker build -q -f infra/image/Dockerfile --build-arg FUNCTION=$$f -t cloudphone/$$f:latest bin >/dev/null && echo cloudphone/$$f:latest; done
+	  tar -c -C infra/image Dockerfile -C ../../bin/fn $$f | \
+	  docker build -q --build-arg FUNCTION=$$f --build-arg BINARY=$$f -t cloudphone/$$f:latest - >/dev/null && echo cloudphone/$$f:latest; done
 	@for b in $$($(GO) run ./infra/manifests/cmd/render -bundles); do \
-	  docker build -q -f infra/image/Dockerfile -t cloudphone/$$b:latest bin >/dev/null && echo cloudphone/$$b:latest; done
-	@docker build -q -f infra/image/Dockerfile --build-arg BINARY=broker -t cloudphone/cloudphone-broker:latest bin >/dev/null && echo cloudphone/cloudphone-broker:latest
+	  tar -c -C infra/image Dockerfile -C ../../bin function | \
+	  docker build -q -t cloudphone/$$b:latest - >/dev/null && echo cloudphone/$$b:latest; done
+	@tar -c -C infra/image Dockerfile -C ../../bin broker | \
+	  docker build -q --build-arg BINARY=broker -t cloudphone/cloudphone-broker:latest - >/dev/null && echo cloudphone/cloudphone-broker:latest
 
 .PHONY: phone-standin
 phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)

@@ -1,9 +1,12 @@
 // Command startup measures start-up times and prints them:
 //
-//   - a single function (bin/function with FUNCTION=…) from exec to its first
-//     200 on /health/liveness (process serving) and on /health/readiness
-//     (pools open, migrations checked), against a bare Go HTTP server built in
-//     the same run;
+//   - the size of each per-function binary (bin/fn/<function>, which links
+//     that function alone), of the bundle binary (bin/function, every
+//     function) and of a bare Go HTTP server built in the same run;
+//   - a single function, as its own binary (bin/fn/<function>) and as the
+//     bundle binary with FUNCTION=…, from exec to its first 200 on
+//     /health/liveness (process serving) and on /health/readiness (pools
+//     open, migrations checked), against the bare server;
 //   - the local platform (bin/cloudphone) from exec to its first 200 on
 //     /health/readiness, with a fresh data folder (initdb included) and with
 //     an existing one.
@@ -32,8 +35,8 @@ import (
 func main() {
 	runs := flag.Int("runs", 40, "start-ups per measurement")
 	fn := flag.String("function", "user-profile", "function to start")
-	bin := flag.String("bin", "bin", "folder with function, cloudphone and bare")
-	platformRuns := flag.Int("platform-runs", 3, "local platform start-ups per measurement")
+	bin := flag.String("bin", "bin", "folder with function, cloudphone, bare and fn/<function>")
+	platformRuns := flag.Int("platform-runs", 3, "local platform start-ups per measurement (0: none)")
 	flag.Parse()
 	if err := run(*bin, *fn, *runs, *platformRuns); err != nil {
 		fmt.Fprintln(os.Stderr, "startup:", err)
@@ -52,31 +55,36 @@ func run(bin, fn string, runs, platformRuns int) error {
 		"CLOUDPHONE_DATABASE_PREFIX=bench_",
 		"LOG_LEVEL=error",
 	)
-	for _, b := range []string{"bare", "function", "cloudphone"} {
-		st, err := os.Stat(filepath.Join(bin, b))
-		if err != nil {
-			return fmt.Errorf("%v (run make build first)", err)
-		}
-		fmt.Printf("binary %-10s %6.1f MB\n", b, float64(st.Size())/1e6)
+	if err := sizes(bin); err != nil {
+		return err
 	}
+	own := filepath.Join(bin, "fn", fn)
 
 	bare, err := measure(filepath.Join(bin, "bare"), env, runs, "/")
 	if err != nil {
 		return err
 	}
-	live, err := measure(filepath.Join(bin, "function"), env, runs, "/health/liveness")
+	live, err := measure(own, env, runs, "/health/liveness")
 	if err != nil {
 		return err
 	}
-	ready, err := measure(filepath.Join(bin, "function"), env, runs, "/health/readiness")
+	ready, err := measure(own, env, runs, "/health/readiness")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nexec → first 200, %d runs each (command: make bench, or go run ./tests/bench/startup)\n", runs)
+	bundleReady, err := measure(filepath.Join(bin, "function"), env, runs, "/health/readiness")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nexec → first 200, %d runs each (command: make bench, or go run ./tests/bench/startup after make build)\n", runs)
 	report("bare Go HTTP server", bare, nil)
-	report(fn+" /health/liveness", live, bare)
-	report(fn+" /health/readiness", ready, bare)
+	report("fn/"+fn+" /health/liveness", live, bare)
+	report("fn/"+fn+" /health/readiness", ready, bare)
+	report("function (bundle) /health/readiness", bundleReady, bare)
 
+	if platformRuns == 0 {
+		return nil
+	}
 	// The local platform, with its own Postgres and Redis.
 	var penv []string
 	for _, kv := range env {
@@ -107,6 +115,42 @@ func run(bin, fn string, runs, platformRuns int) error {
 	fmt.Printf("\nlocal platform exec → /health/readiness 200, %d runs each\n", platformRuns)
 	report("fresh data folder (initdb)", fresh, nil)
 	report("existing data folder", warm, nil)
+	return nil
+}
+
+// sizes prints the size of every per-function binary beside the bare
+// server's and the bundle's.
+func sizes(bin string) error {
+	size := func(path string) (float64, error) {
+		st, err := os.Stat(path)
+		if err != nil {
+			return 0, fmt.Errorf("%v (run make build first)", err)
+		}
+		return float64(st.Size()) / 1e6, nil
+	}
+	bare, err := size(filepath.Join(bin, "bare"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("binary sizes, -s -w (command: make build, then ls -l bin/bare bin/function bin/cloudphone bin/fn)\n")
+	for _, b := range []string{"bare", "function", "cloudphone"} {
+		mb, err := size(filepath.Join(bin, b))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-34s %6.1f MB   (%.1fx bare)\n", b, mb, mb/bare)
+	}
+	fns, err := os.ReadDir(filepath.Join(bin, "fn"))
+	if err != nil {
+		return fmt.Errorf("%v (run make build first)", err)
+	}
+	for _, f := range fns {
+		mb, err := size(filepath.Join(bin, "fn", f.Name()))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-34s %6.1f MB   (%.1fx bare)\n", "fn/"+f.Name(), mb, mb/bare)
+	}
 	return nil
 }
 
