@@ -83,12 +83,14 @@ func (k *keeper) watch() {
 			continue // p has exited: the next turn counts and retries
 		}
 		k.mu.Lock()
+		k.proc = np
 		if k.stopped {
+			// stop is waiting for this loop: it stops np, the process
+			// it now finds current, as it would have stopped the one
+			// that died.
 			k.mu.Unlock()
-			np.kill()
 			return
 		}
-		k.proc = np
 		k.mu.Unlock()
 		wait = keeperBackoff
 		k.log.Warn(k.name+" restarted", "pid", np.cmd.Process.Pid)
