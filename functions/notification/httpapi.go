@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -57,17 +56,4 @@ func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 		}
 		httpjson.Write(w, status, body)
 	})
-}
-
-// Limit reads ?limit (absent = 0, the default page size).
-func Limit(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxPageSize {
-		return 0, apierr.New(apierr.Invalid, "limit: must be 1 to %d", MaxPageSize)
-	}
-	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
@@ -104,6 +105,20 @@ func jsonKind(goType string) string {
 	default:
 		return "an object"
 	}
+}
+
+// Limit reads the page size in r's ?limit: 0 when absent (the caller's
+// default), apierr Invalid unless it is a number from 1 to max.
+func Limit(r *http.Request, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, apierr.New(apierr.Invalid, "limit: must be 1 to %d", max)
+	}
+	return n, nil
 }
 
 // Write writes v as JSON with status. A nil v writes no body (204 and the like).

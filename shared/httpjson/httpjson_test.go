@@ -132,3 +132,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestLimitIsZeroWhenAbsentAndRefusesWhatIsNotOneToMax(t *testing.T) {
+	for query, want := range map[string]int{"": 0, "?limit=": 0, "?limit=1": 1, "?limit=100": 100, "?cursor=x&limit=7": 7} {
+		n, err := httpjson.Limit(httptest.NewRequest("GET", "/x"+query, nil), 100)
+		if err != nil || n != want {
+			t.Errorf("%q: %d, %v; want %d", query, n, err, want)
+		}
+	}
+	for _, query := range []string{"?limit=0", "?limit=101", "?limit=-1", "?limit=ten"} {
+		_, err := httpjson.Limit(httptest.NewRequest("GET", "/x"+query, nil), 100)
+		if !apierr.Is(err, apierr.Invalid) || !strings.Contains(err.Error(), "1 to 100") {
+			t.Errorf("%q: %v, want invalid naming 1 to 100", query, err)
+		}
+	}
+}

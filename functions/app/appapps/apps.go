@@ -13,7 +13,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/cloudphone/cloudphone/functions/app"
@@ -79,13 +78,9 @@ func New(svc *app.Service, maxAPK int64, log *slog.Logger) *Function {
 	require := auth.Require(svc.Verifier(), log)
 	f.mux.Handle(RouteUpload, require(f.route(app.PermUpload, f.upload)))
 	f.mux.Handle(RouteList, require(f.route(app.PermRead, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
-		limit := 0
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > app.MaxPageSize {
-				return 0, nil, apierr.New(apierr.Invalid, "limit: must be 1 to %d", app.MaxPageSize)
-			}
-			limit = n
+		limit, err := httpjson.Limit(r, app.MaxPageSize)
+		if err != nil {
+			return 0, nil, err
 		}
 		page, err := svc.List(ctx, p.UserID, limit, r.URL.Query().Get("cursor"))
 		return http.StatusOK, page, err

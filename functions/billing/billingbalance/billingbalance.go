@@ -6,10 +6,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -48,7 +46,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 		})))
 	mux.Handle(RouteTransactions, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
-			limit, err := Limit(r)
+			limit, err := httpjson.Limit(r, billing.MaxPageSize)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -69,16 +67,3 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
-
-// Limit reads ?limit (absent = 0, the default).
-func Limit(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > billing.MaxPageSize {
-		return 0, apierr.New(apierr.Invalid, "limit: must be 1 to %d", billing.MaxPageSize)
-	}
-	return n, nil
-}

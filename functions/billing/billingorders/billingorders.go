@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/billing/billingbalance"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -62,7 +61,7 @@ func New(svc *billing.Service, v *auth.Verifier, log *slog.Logger) *Function {
 		})))
 	mux.Handle(RouteList, require(auth.Route(read, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
-			limit, err := billingbalance.Limit(r)
+			limit, err := httpjson.Limit(r, billing.MaxPageSize)
 			if err != nil {
 				return 0, nil, err
 			}

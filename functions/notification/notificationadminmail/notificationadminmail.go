@@ -58,7 +58,7 @@ func New(dir string, v *auth.Verifier, log *slog.Logger) *Function {
 			if dir == "" {
 				return 0, nil, apierr.New(apierr.NotFound, "no mail catcher runs here: mail goes to the server in SMTP_URL")
 			}
-			limit, err := notification.Limit(r)
+			limit, err := httpjson.Limit(r, notification.MaxPageSize)
 			if err != nil {
 				return 0, nil, err
 			}

@@ -43,7 +43,7 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 	require := auth.Require(v, log)
 	mux.Handle(RouteList, require(notification.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
-			limit, err := notification.Limit(r)
+			limit, err := httpjson.Limit(r, notification.MaxPageSize)
 			if err != nil {
 				return 0, nil, err
 			}

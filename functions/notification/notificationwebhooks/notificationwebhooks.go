@@ -77,7 +77,7 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 		return http.StatusNoContent, nil, svc.DeleteWebhook(ctx, p.UserID, r.PathValue("id"))
 	})
 	handle(RouteDeliveries, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
-		limit, err := notification.Limit(r)
+		limit, err := httpjson.Limit(r, notification.MaxPageSize)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -49,13 +49,12 @@ func New(store Store, v *auth.Verifier, log *slog.Logger) *Function {
 	require := auth.Require(v, log)
 	admin := auth.Access{Role: auth.RoleAdmin}
 	mux.Handle(RouteList, require(auth.Route(admin, log, func(ctx context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
-		limit := 100
-		if s := r.URL.Query().Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > 500 {
-				return 0, nil, apierr.New(apierr.Invalid, "limit: must be 1 to 500")
-			}
-			limit = n
+		limit, err := httpjson.Limit(r, 500)
+		if err != nil {
+			return 0, nil, err
+		}
+		if limit == 0 {
+			limit = 100
 		}
 		items, err := store.List(ctx, limit)
 		if items == nil {

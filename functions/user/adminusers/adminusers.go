@@ -6,10 +6,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/cloudphone/cloudphone/functions/user"
-	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 )
@@ -69,14 +67,11 @@ func (f *Function) serve(handle func(ctx context.Context, p auth.Principal, r *h
 
 func (f *Function) list(ctx context.Context, _ auth.Principal, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	query := user.ListUsersQuery{Cursor: q.Get("cursor"), Q: q.Get("q")}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return nil, apierr.New(apierr.Invalid, "limit: must be 1 to %d", user.ListMaxLimit)
-		}
-		query.Limit = n
+	limit, err := httpjson.Limit(r, user.ListMaxLimit)
+	if err != nil {
+		return nil, err
 	}
+	query := user.ListUsersQuery{Cursor: q.Get("cursor"), Q: q.Get("q"), Limit: limit}
 	return f.svc.ListUsers(ctx, query)
 }
 
