@@ -2,13 +2,13 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/internalapi"
 )
 
 // Users tells whether a user exists, as the user context knows. Money is
@@ -21,46 +21,35 @@ type Users interface {
 }
 
 // UsersClient asks the user context's internal quota API (GET
-// /internal/v1/quotas/{user_id}, 404 for an unknown user) at BaseURL with
-// Client, which is expected to carry a service token for the user context
-// (servicetoken.Client). Safe for concurrent use.
-type UsersClient struct {
-	BaseURL string
-	Client  *http.Client
-}
+// /internal/v1/quotas/{user_id}, 404 for an unknown user). Safe for
+// concurrent use.
+type UsersClient struct{ api *internalapi.Client }
 
-// NewUsersClient returns a UsersClient; it fails on a base URL that is not
-// absolute http(s) or a nil client.
+// NewUsersClient returns a UsersClient of the API at baseURL through c,
+// which is expected to carry a service token for the user context
+// (servicetoken.Client); it fails on a base URL that is not absolute
+// http(s) or a nil client.
 func NewUsersClient(baseURL string, c *http.Client) (*UsersClient, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("billing: CLOUDPHONE_USER_URL %q is not an http(s) URL", baseURL)
+	api, err := internalapi.New("CLOUDPHONE_USER_URL", baseURL, c, "the user service")
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
 	}
-	if c == nil {
-		return nil, fmt.Errorf("billing: NewUsersClient needs an HTTP client")
-	}
-	return &UsersClient{BaseURL: strings.TrimRight(baseURL, "/"), Client: c}, nil
+	return &UsersClient{api: api}, nil
 }
 
 // Exists implements Users.
 func (u *UsersClient) Exists(ctx context.Context, userID string) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.BaseURL+"/internal/v1/quotas/"+url.PathEscape(userID), nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := u.Client.Do(req)
-	if err != nil {
-		return false, apierr.Wrap(apierr.Unavailable, err, "the user service cannot be reached")
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	switch resp.StatusCode {
-	case http.StatusOK:
+	err := u.api.Call(ctx, http.MethodGet, "/internal/v1/quotas/"+url.PathEscape(userID), nil, nil, "user "+userID)
+	var r *internalapi.Refusal
+	switch {
+	case err == nil:
 		return true, nil
-	case http.StatusNotFound:
+	case errors.As(err, &r) && r.Status == http.StatusNotFound:
 		return false, nil
+	case r != nil:
+		return false, u.api.Unavailable(r)
 	}
-	return false, apierr.Wrap(apierr.Unavailable, fmt.Errorf("user service answered %d", resp.StatusCode), "the user service cannot tell")
+	return false, err
 }
 
 // CheckUsers makes Credit and TopUp refuse user ids that users does not

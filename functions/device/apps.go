@@ -1,12 +1,9 @@
 package device
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,6 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/internalapi"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
@@ -86,54 +84,40 @@ type Apps interface {
 }
 
 // AppsClient calls the app context's internal route
-// GET /internal/v1/users/{user_id}/apps/{app_id}/download at BaseURL with
-// Client, which is expected to carry a service token for the app context
-// (servicetoken.Client). Safe for concurrent use.
-type AppsClient struct {
-	BaseURL string
-	Client  *http.Client
-}
+// GET /internal/v1/users/{user_id}/apps/{app_id}/download. Safe for
+// concurrent use.
+type AppsClient struct{ api *internalapi.Client }
 
-// NewAppsClient returns an AppsClient; it fails on a base URL that is not
-// absolute http(s) or a nil client.
+// NewAppsClient returns an AppsClient of the API at baseURL through c,
+// which is expected to carry a service token for the app context
+// (servicetoken.Client); it fails on a base URL that is not absolute
+// http(s) or a nil client.
 func NewAppsClient(baseURL string, c *http.Client) (*AppsClient, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("device: CLOUDPHONE_APP_URL %q is not an http(s) URL", baseURL)
+	api, err := internalapi.New("CLOUDPHONE_APP_URL", baseURL, c, "the app service")
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
 	}
-	if c == nil {
-		return nil, errors.New("device: NewAppsClient needs an HTTP client")
-	}
-	return &AppsClient{BaseURL: strings.TrimRight(baseURL, "/"), Client: c}, nil
+	return &AppsClient{api: api}, nil
 }
 
 // Download implements Apps.
 func (a *AppsClient) Download(ctx context.Context, userID, appID string) (AppDownload, error) {
-	u := a.BaseURL + "/internal/v1/users/" + url.PathEscape(userID) + "/apps/" + url.PathEscape(appID) + "/download"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
+	var d AppDownload
+	what := "download of app " + appID
+	err := a.api.Call(ctx, http.MethodGet, "/internal/v1/users/"+url.PathEscape(userID)+"/apps/"+url.PathEscape(appID)+"/download",
+		nil, &d, what)
+	var r *internalapi.Refusal
+	switch {
+	case errors.As(err, &r) && r.Status == http.StatusNotFound:
+		return AppDownload{}, apierr.Wrap(apierr.NotFound, r, "app not found")
+	case r != nil:
+		return AppDownload{}, a.api.Unavailable(r)
+	case err != nil:
 		return AppDownload{}, err
+	case d.URL == "" || d.Package == "" || len(d.SHA256) != 64 || d.Size <= 0:
+		return AppDownload{}, a.api.Unavailable(fmt.Errorf("%s: unusable answer %+v", what, d))
 	}
-	resp, err := a.Client.Do(req)
-	if err != nil {
-		return AppDownload{}, apierr.Wrap(apierr.Unavailable, fmt.Errorf("download of app %s: %w", appID, err),
-			"the app service is unavailable, try again shortly")
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode == http.StatusOK {
-		var d AppDownload
-		if err := json.Unmarshal(raw, &d); err != nil || d.URL == "" || d.Package == "" || len(d.SHA256) != 64 || d.Size <= 0 {
-			return AppDownload{}, apierr.Wrap(apierr.Unavailable, fmt.Errorf("download of app %s: unusable answer %.200s", appID, raw),
-				"the app service is unavailable, try again shortly")
-		}
-		return d, nil
-	}
-	cause := fmt.Errorf("download of app %s: status %d: %s", appID, resp.StatusCode, bytes.TrimSpace(raw))
-	if resp.StatusCode == http.StatusNotFound {
-		return AppDownload{}, apierr.Wrap(apierr.NotFound, cause, "app not found")
-	}
-	return AppDownload{}, apierr.Wrap(apierr.Unavailable, cause, "the app service is unavailable, try again shortly")
+	return d, nil
 }
 
 // packagePattern is an Android package name.

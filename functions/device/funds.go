@@ -1,16 +1,14 @@
 package device
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/internalapi"
 )
 
 // Funds is billing's check that a user can pay for a phone, as the device
@@ -25,56 +23,33 @@ type Funds interface {
 }
 
 // FundsClient calls billing's internal funds API
-// (/internal/v1/funds/{user_id}/check) at BaseURL with Client, which is
-// expected to carry a service token for the billing context
-// (servicetoken.Client). Safe for concurrent use.
-type FundsClient struct {
-	BaseURL string
-	Client  *http.Client
-}
+// (/internal/v1/funds/{user_id}/check). Safe for concurrent use.
+type FundsClient struct{ api *internalapi.Client }
 
-// NewFundsClient returns a FundsClient; it fails on a base URL that is not
-// absolute http(s) or a nil client.
+// NewFundsClient returns a FundsClient of the API at baseURL through c,
+// which is expected to carry a service token for the billing context
+// (servicetoken.Client); it fails on a base URL that is not absolute
+// http(s) or a nil client.
 func NewFundsClient(baseURL string, c *http.Client) (*FundsClient, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("device: CLOUDPHONE_BILLING_URL %q is not an http(s) URL", baseURL)
+	api, err := internalapi.New("CLOUDPHONE_BILLING_URL", baseURL, c, "billing")
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
 	}
-	if c == nil {
-		return nil, fmt.Errorf("device: NewFundsClient needs an HTTP client")
-	}
-	return &FundsClient{BaseURL: strings.TrimRight(baseURL, "/"), Client: c}, nil
+	return &FundsClient{api: api}, nil
 }
 
 // CoverHour implements Funds.
 func (f *FundsClient) CoverHour(ctx context.Context, userID string, cpuCores, memoryMB int) error {
-	b, err := json.Marshal(map[string]int{"cpu_cores": cpuCores, "memory_mb": memoryMB})
-	if err != nil {
+	err := f.api.Call(ctx, http.MethodPost, "/internal/v1/funds/"+url.PathEscape(userID)+"/check",
+		map[string]int{"cpu_cores": cpuCores, "memory_mb": memoryMB}, nil, "funds check for user "+userID)
+	var r *internalapi.Refusal
+	if !errors.As(err, &r) {
 		return err
 	}
-	u := f.BaseURL + "/internal/v1/funds/" + url.PathEscape(userID) + "/check"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.Client.Do(req)
-	if err != nil {
-		return apierr.Wrap(apierr.Unavailable, fmt.Errorf("funds check for user %s: %w", userID, err),
-			"billing is unavailable, try again shortly")
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	var eb apierr.Body
-	_ = json.Unmarshal(raw, &eb)
-	cause := fmt.Errorf("funds check for user %s: status %d: %s", userID, resp.StatusCode, bytes.TrimSpace(raw))
-	if eb.Error.Code == apierr.InsufficientFunds {
-		e := apierr.Wrap(apierr.InsufficientFunds, cause, "%s", eb.Error.Message)
+	if r.Code == apierr.InsufficientFunds {
+		e := apierr.Wrap(apierr.InsufficientFunds, r, "%s", r.Message)
 		e.Status = http.StatusConflict
 		return e
 	}
-	return apierr.Wrap(apierr.Unavailable, cause, "billing is unavailable, try again shortly")
+	return f.api.Unavailable(r)
 }

@@ -1,16 +1,14 @@
 package device
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/internalapi"
 )
 
 // Quota is the user context's quota service as the device context uses it.
@@ -39,25 +37,20 @@ type QuotaReservation struct {
 }
 
 // QuotaClient calls the user context's internal quota API
-// (/internal/v1/quotas/{user_id}/reserve|release|start|stop) at BaseURL with
-// Client, which is expected to carry a service token for the user context
-// (servicetoken.Client). Safe for concurrent use.
-type QuotaClient struct {
-	BaseURL string
-	Client  *http.Client
-}
+// (/internal/v1/quotas/{user_id}/reserve|release|start|stop). Safe for
+// concurrent use.
+type QuotaClient struct{ api *internalapi.Client }
 
-// NewQuotaClient returns a QuotaClient; it fails on a base URL that is not
-// absolute http(s).
+// NewQuotaClient returns a QuotaClient of the API at baseURL through c,
+// which is expected to carry a service token for the user context
+// (servicetoken.Client); it fails on a base URL that is not absolute
+// http(s) or a nil client.
 func NewQuotaClient(baseURL string, c *http.Client) (*QuotaClient, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("device: CLOUDPHONE_USER_URL %q is not an http(s) URL", baseURL)
+	api, err := internalapi.New("CLOUDPHONE_USER_URL", baseURL, c, "the quota service")
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
 	}
-	if c == nil {
-		return nil, fmt.Errorf("device: NewQuotaClient needs an HTTP client")
-	}
-	return &QuotaClient{BaseURL: strings.TrimRight(baseURL, "/"), Client: c}, nil
+	return &QuotaClient{api: api}, nil
 }
 
 // Reserve implements Quota.
@@ -99,39 +92,19 @@ func (q *QuotaClient) post(ctx context.Context, userID, op string, body any) err
 // call is post that decodes a 2xx answer into out (nil: ignored); an answer
 // it cannot decode is taken as one that names nothing.
 func (q *QuotaClient) call(ctx context.Context, userID, op string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
+	err := q.api.Call(ctx, http.MethodPost, "/internal/v1/quotas/"+url.PathEscape(userID)+"/"+op, body, out,
+		"quota "+op+" for user "+userID)
+	var r *internalapi.Refusal
+	if !errors.As(err, &r) {
 		return err
 	}
-	u := q.BaseURL + "/internal/v1/quotas/" + url.PathEscape(userID) + "/" + op
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := q.Client.Do(req)
-	if err != nil {
-		return apierr.Wrap(apierr.Unavailable, fmt.Errorf("quota %s for user %s: %w", op, userID, err),
-			"the quota service is unavailable, try again shortly")
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 == 2 {
-		if out != nil {
-			_ = json.Unmarshal(raw, out)
-		}
-		return nil
-	}
-	var eb apierr.Body
-	_ = json.Unmarshal(raw, &eb)
-	cause := fmt.Errorf("quota %s for user %s: status %d: %s", op, userID, resp.StatusCode, bytes.TrimSpace(raw))
 	switch {
-	case eb.Error.Code == apierr.QuotaExceeded:
-		return apierr.Wrap(apierr.QuotaExceeded, cause, "%s", eb.Error.Message)
-	case resp.StatusCode == http.StatusNotFound:
-		return apierr.Wrap(apierr.QuotaExceeded, cause, "quota exceeded: you have no device quota")
-	case resp.StatusCode == http.StatusConflict:
-		return apierr.Wrap(apierr.Conflict, cause, "the device's quota reservation does not match")
+	case r.Code == apierr.QuotaExceeded:
+		return apierr.Wrap(apierr.QuotaExceeded, r, "%s", r.Message)
+	case r.Status == http.StatusNotFound:
+		return apierr.Wrap(apierr.QuotaExceeded, r, "quota exceeded: you have no device quota")
+	case r.Status == http.StatusConflict:
+		return apierr.Wrap(apierr.Conflict, r, "the device's quota reservation does not match")
 	}
-	return apierr.Wrap(apierr.Unavailable, cause, "the quota service is unavailable, try again shortly")
+	return q.api.Unavailable(r)
 }
