@@ -71,7 +71,6 @@ var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // Knative's does.
 var unroutedFacts = map[string]bool{
 	"cloudphone.app.uploaded": true, "cloudphone.app.deleted": true,
-	"cloudphone.device.connection.opened": true, "cloudphone.device.connection.closed": true,
 }
 
 // stackErrors checks a decoded stack.yml against the OpenFaaS rules and the
@@ -144,6 +143,11 @@ func stackErrors(st *openfaasStack, routed map[string]bool) []string {
 					bad("%s: %s emits %s, which no Trigger routes", name, m, typ)
 				}
 			}
+		}
+	}
+	for typ := range unroutedFacts {
+		if routed[typ] {
+			bad("%s is routed now: take it off unroutedFacts", typ)
 		}
 	}
 	for _, s := range catalog.All() {
