@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -114,20 +115,29 @@ func (in *Instance) Alive(ctx context.Context) (bool, error) {
 // ServeHTTP serves the function's requests (not the health paths).
 func (in *Instance) ServeHTTP(w http.ResponseWriter, r *http.Request) { in.handler.ServeHTTP(w, r) }
 
+// instrument counts and times every request in the function's metrics and
+// logs it: one line per request, errors included, with the method, the
+// route's pattern (never the path or query, which may carry ids and
+// tickets), the status and the time taken; the correlation id comes from the
+// context.
 func (in *Instance) instrument(next http.Handler) http.Handler {
-	if in.Metrics == nil {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(sw, r)
+		took := time.Since(start)
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		in.Metrics.Requests.WithLabelValues(in.Spec.Name, route, fmt.Sprint(sw.status)).Inc()
-		in.Metrics.RequestSeconds.WithLabelValues(in.Spec.Name, route).Observe(time.Since(start).Seconds())
+		if in.Metrics != nil {
+			in.Metrics.Requests.WithLabelValues(in.Spec.Name, route, strconv.Itoa(sw.status)).Inc()
+			in.Metrics.RequestSeconds.WithLabelValues(in.Spec.Name, route).Observe(took.Seconds())
+		}
+		if in.Log != nil && in.Log.Enabled(r.Context(), slog.LevelInfo) {
+			in.Log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("route", route),
+				slog.Int("status", sw.status), slog.Float64("duration_ms", float64(took.Microseconds())/1000))
+		}
 	})
 }
 
