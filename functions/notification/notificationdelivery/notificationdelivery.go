@@ -4,13 +4,12 @@ package notificationdelivery
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // Name is the function's name in the catalog.
@@ -33,10 +32,7 @@ const Schedule = "* * * * *"
 type Function struct {
 	svc *notification.Service
 	log *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg  function.Background
 }
 
 // New returns the function over svc. It panics when an argument is nil.
@@ -49,36 +45,11 @@ func New(svc *notification.Service, log *slog.Logger) *Function {
 
 // Start runs the background worker until Stop.
 func (f *Function) Start(_ context.Context, _ map[string]string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cancel != nil {
-		return errors.New("notificationdelivery: started twice")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.cancel, f.done = cancel, make(chan struct{})
-	go func() {
-		defer close(f.done)
-		_ = f.svc.RunDelivery(ctx)
-	}()
-	return nil
+	return f.bg.Go(func(ctx context.Context) { _ = f.svc.RunDelivery(ctx) })
 }
 
 // Stop ends the background worker, waiting for the send in flight.
-func (f *Function) Stop(ctx context.Context) error {
-	f.mu.Lock()
-	cancel, done := f.cancel, f.done
-	f.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (f *Function) Stop(ctx context.Context) error { return f.bg.Stop(ctx) }
 
 // Handle drains what is due; a database failure is retried.
 func (f *Function) Handle(ctx context.Context, _ event.Event) (*event.Event, error) {

@@ -39,11 +39,7 @@ func (a *app) adbConnect(ctx context.Context, args []string) error {
 	if *port < 0 || *port > 65535 {
 		return exitf(exitUsage, "--port %d is not a port", *port)
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}
@@ -153,11 +149,7 @@ func (a *app) shell(ctx context.Context, args []string) error {
 	if len(words) == 0 {
 		return exitf(exitUsage, "usage: cpctl shell PHONE -- CMD…")
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}
@@ -202,11 +194,7 @@ func (a *app) screenshot(ctx context.Context, args []string) error {
 	if *out == "" {
 		return exitf(exitUsage, "usage: cpctl screenshot PHONE -o FILE.png")
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}
@@ -250,11 +238,7 @@ func (a *app) logs(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}

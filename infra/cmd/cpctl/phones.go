@@ -25,6 +25,17 @@ type phone struct {
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
+// phoneClient makes the client f asks for and resolves ref, a phone's id
+// or name, to its id.
+func (a *app) phoneClient(ctx context.Context, f *flags, ref string) (*client, string, error) {
+	c, err := a.newClient(f, false)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := c.resolve(ctx, ref)
+	return c, id, err
+}
+
 // resolve turns a phone's id or name into its id: a name must name exactly
 // one of the user's phones.
 func (c *client) resolve(ctx context.Context, ref string) (string, error) {
@@ -179,11 +190,7 @@ func (a *app) phonesAct(ctx context.Context, op string, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}
@@ -218,11 +225,7 @@ func (a *app) phonesWait(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.newClient(f, false)
-	if err != nil {
-		return err
-	}
-	id, err := c.resolve(ctx, pos[0])
+	c, id, err := a.phoneClient(ctx, f, pos[0])
 	if err != nil {
 		return err
 	}

@@ -27,9 +27,7 @@ type Unit struct {
 	specs []function.Spec
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	bg function.Background
 }
 
 // NewUnit returns the unit around b (made on pool), running the schedules of
@@ -49,41 +47,18 @@ func (u *Unit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Start runs the dispatcher and the schedules until Stop.
 func (u *Unit) Start(context.Context, map[string]string) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.cancel != nil {
-		return errors.New("broker unit already started")
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	u.cancel, u.done = cancel, make(chan struct{})
-	go func() {
-		defer close(u.done)
+	return u.bg.Go(func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { RunSchedules(ctx, u.specs, u.b, u.log.With("component", "schedules")) })
 		if err := u.b.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			u.log.Error("broker stopped", "err", err)
 		}
 		wg.Wait()
-	}()
-	return nil
+	})
 }
 
 // Stop stops the dispatcher (deliveries in flight finish) and the schedules.
-func (u *Unit) Stop(ctx context.Context) error {
-	u.mu.Lock()
-	cancel, done := u.cancel, u.done
-	u.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (u *Unit) Stop(ctx context.Context) error { return u.bg.Stop(ctx) }
 
 // Ready reports whether the store answers.
 func (u *Unit) Ready(ctx context.Context) (bool, error) {
