@@ -22,6 +22,8 @@ type CreateRequest struct {
 	MemoryMB  int    `json:"memory_mb"`
 	StorageGB *int   `json:"storage_gb"`
 	Image     string `json:"image"`
+	// NodeLabels are labels the phone's node must carry (all of them).
+	NodeLabels map[string]string `json:"node_labels"`
 }
 
 // validate returns an apierr Invalid listing every fault of req.
@@ -34,6 +36,7 @@ func (s *Service) validate(req CreateRequest) error {
 	p.Check(req.MemoryMB >= MemoryMBMin && req.MemoryMB <= MemoryMBMax, "memory_mb", fmt.Sprintf("must be %d to %d", MemoryMBMin, MemoryMBMax))
 	p.Check(req.StorageGB == nil || (*req.StorageGB >= 0 && *req.StorageGB <= StorageGBMax), "storage_gb", fmt.Sprintf("must be 0 to %d", StorageGBMax))
 	p.Check(req.Image == "" || s.images[req.Image], "image", "is not an image this platform offers")
+	checkLabels(&p, "node_labels", req.NodeLabels)
 	return p.Err()
 }
 
@@ -74,7 +77,7 @@ func (s *Service) Create(ctx context.Context, p auth.Principal, req CreateReques
 		return Device{}, s.undoReserve(ctx, d, err)
 	}
 	d.setIdleLimit(idle)
-	if err := s.record(ctx, &d); err != nil {
+	if err := s.record(ctx, &d, req.NodeLabels); err != nil {
 		return Device{}, s.undoReserve(ctx, d, err)
 	}
 	s.log.InfoContext(ctx, "device created", "device_id", d.ID, "user_id", d.UserID, "node_id", d.NodeID, "adb_port", d.ADBPort)
@@ -96,14 +99,18 @@ func (s *Service) undoReserve(ctx context.Context, d Device, cause error) error 
 
 const insertDevice = `
 INSERT INTO devices (id, user_id, name, state, node_id, image, cpu_cores, memory_mb, storage_gb, adb_port,
-    holds_slot, op_seq, state_changed_at, idle_minutes)
-VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8, $9, true, 0, now(), $10)`
+    holds_slot, op_seq, state_changed_at, idle_minutes, node_labels)
+VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8, $9, true, 0, now(), $10, $11)`
 
-// record places d, holds its port, inserts it and writes its create
-// command, in one transaction; it fills d's node, port and timestamps.
-func (s *Service) record(ctx context.Context, d *Device) error {
+// record places d on a node with labels, holds its port, inserts it and
+// writes its create command, in one transaction; it fills d's node, port and
+// timestamps.
+func (s *Service) record(ctx context.Context, d *Device, labels map[string]string) error {
+	if labels == nil {
+		labels = map[string]string{}
+	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		nodeID, err := place(ctx, tx, d.CPUCores, d.MemoryMB)
+		nodeID, err := place(ctx, tx, d.CPUCores, d.MemoryMB, labels, s.pack)
 		if err != nil {
 			return err
 		}
@@ -112,7 +119,7 @@ func (s *Service) record(ctx context.Context, d *Device) error {
 			return err
 		}
 		if _, err := tx.Exec(ctx, insertDevice, d.ID, d.UserID, d.Name, nodeID, d.Image, d.CPUCores, d.MemoryMB,
-			d.StorageGB, port, d.IdleMinutes); err != nil {
+			d.StorageGB, port, d.IdleMinutes, labels); err != nil {
 			return fmt.Errorf("insert device %s: %w", d.ID, err)
 		}
 		got, err := scanDevice(tx.QueryRow(ctx, selectDevices+` WHERE d.id = $1`, d.ID))

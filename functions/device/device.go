@@ -68,6 +68,9 @@ type Config struct {
 	NodeADBHost  string `env:"DEVICE_NODE_ADB_HOST" default:"127.0.0.1"`
 	NodeCPU      int    `env:"DEVICE_NODE_CPU" default:"64"`
 	NodeMemoryMB int    `env:"DEVICE_NODE_MEMORY_MB" default:"262144"`
+	// Placement is how phones are spread over the nodes: spread (the least
+	// loaded node with room) or pack (the most loaded one).
+	Placement string `env:"DEVICE_PLACEMENT" default:"spread"`
 	// TicketKey is the standard base64 of at least 32 bytes that sign
 	// connection tickets; when empty a key is derived from ServiceTokenKey.
 	TicketKey string        `env:"CLOUDPHONE_DEVICE_TICKET_KEY" secret:"device-ticket-key"`
@@ -119,6 +122,8 @@ type Options struct {
 	Image            string   // default image
 	Images           []string // further allowed images
 	DefaultStorageGB int
+	// Placement is PlacementSpread (also when empty) or PlacementPack.
+	Placement string
 	// GatewayURL is the ws:// or wss:// base of the ADB gateway (empty:
 	// taken from each request).
 	GatewayURL string
@@ -139,6 +144,7 @@ type Service struct {
 	image   string
 	images  map[string]bool
 	storage int
+	pack    bool // PlacementPack
 	gateway string
 	log     *slog.Logger
 	now     func() time.Time
@@ -165,6 +171,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		return nil, fmt.Errorf("device: default image %q is not an image reference", opt.Image)
 	case opt.GatewayURL != "" && !gatewayURLPattern.MatchString(opt.GatewayURL):
 		return nil, fmt.Errorf("device: DEVICE_GATEWAY_URL %q is not a ws:// or wss:// URL without a path", opt.GatewayURL)
+	case opt.Placement != "" && opt.Placement != PlacementSpread && opt.Placement != PlacementPack:
+		return nil, fmt.Errorf("device: DEVICE_PLACEMENT %q is neither spread nor pack", opt.Placement)
 	case opt.DefaultStorageGB < 0 || opt.DefaultStorageGB > StorageGBMax:
 		return nil, fmt.Errorf("device: default storage %d GB is not within 0-%d", opt.DefaultStorageGB, StorageGBMax)
 	}
@@ -181,7 +189,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opt Options) (*Service, error
 		}
 	}
 	s := &Service{pool: pool, quota: opt.Quota, apps: opt.Apps, funds: opt.Funds, tickets: opt.Tickets, ports: opt.Ports, image: opt.Image,
-		images: images, storage: opt.DefaultStorageGB, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
+		images: images, storage: opt.DefaultStorageGB, pack: opt.Placement == PlacementPack, gateway: strings.TrimSuffix(opt.GatewayURL, "/"), log: opt.Log, now: opt.Now}
 	if opt.Node.Name != "" {
 		if err := s.RegisterNode(ctx, opt.Node); err != nil {
 			return nil, err

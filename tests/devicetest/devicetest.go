@@ -60,6 +60,12 @@ func Node(cpu, memoryMB int) Option {
 	return func(o *device.Options) { o.Node.CPUCores, o.Node.MemoryMB = cpu, memoryMB }
 }
 
+// Placement sets the placement strategy (device.PlacementSpread or
+// device.PlacementPack).
+func Placement(strategy string) Option {
+	return func(o *device.Options) { o.Placement = strategy }
+}
+
 // New returns an Env: a fresh device database, a fresh user context behind
 // an httptest server running the user-quota-internal function, and a
 // Service calling it with a device-context service token.

@@ -1,6 +1,7 @@
 package adminnodes_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
+	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/tests/devicetest"
@@ -18,7 +20,13 @@ func TestOnlyAdminsSeeAndChangeNodes(t *testing.T) {
 	t.Parallel()
 	env := devicetest.New(t)
 	v := env.Users.Service.Verifier()
-	fn := adminnodes.New(env.Service, v, logging.Discard())
+	check := func(_ context.Context, _, dockerHost string) error {
+		if dockerHost == "tcp://10.0.0.3:2376" {
+			return apierr.New(apierr.Unprocessable, "engine_unreachable: no answer")
+		}
+		return nil
+	}
+	fn := adminnodes.New(env.Service, v, check, logging.Discard())
 	alice := env.User(t, "alice")
 	do := func(method, path, token, body string, out any) int {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -62,6 +70,31 @@ func TestOnlyAdminsSeeAndChangeNodes(t *testing.T) {
 	}
 	if code := do("PUT", path, alice.Token, `{"cpu_cores":1}`, nil); code != http.StatusForbidden {
 		t.Fatalf("a user's update: %d", code)
+	}
+
+	body := `{"name":"node2","docker_host":"tcp://10.0.0.2:2376","adb_host":"10.0.0.2","cpu_cores":8,"memory_mb":8192,"labels":{"zone":"b"}}`
+	if code := do("POST", "/api/v1/admin/nodes", alice.Token, body, nil); code != http.StatusForbidden {
+		t.Fatalf("a user's add: %d", code)
+	}
+	var added device.Node
+	if code := do("POST", "/api/v1/admin/nodes", adminTok, body, &added); code != http.StatusCreated || added.Name != "node2" ||
+		added.Labels["zone"] != "b" || added.Health != device.NodeUp {
+		t.Fatalf("admin add: %d %+v", code, added)
+	}
+	var refused apierr.Body
+	body = `{"name":"node3","docker_host":"tcp://10.0.0.3:2376","adb_host":"10.0.0.3","cpu_cores":8,"memory_mb":8192}`
+	if code := do("POST", "/api/v1/admin/nodes", adminTok, body, &refused); code != http.StatusUnprocessableEntity ||
+		!strings.HasPrefix(refused.Error.Message, "engine_unreachable:") {
+		t.Fatalf("a node whose engine fails the check: %d %+v", code, refused)
+	}
+	if code := do("DELETE", path, adminTok, "", nil); code != http.StatusNoContent {
+		t.Fatalf("delete the empty node: %d", code)
+	}
+	if code := do("DELETE", path, adminTok, "", nil); code != http.StatusNotFound {
+		t.Fatalf("delete it again: %d", code)
+	}
+	if code := do("GET", "/api/v1/admin/nodes", adminTok, "", &list); code != http.StatusOK || len(list.Nodes) != 1 || list.Nodes[0].Name != "node2" {
+		t.Fatalf("list after delete: %d %+v", code, list)
 	}
 }
 

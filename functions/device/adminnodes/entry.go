@@ -3,7 +3,9 @@ package adminnodes
 import (
 	"context"
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
+	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
 )
@@ -21,5 +23,12 @@ func build(ctx context.Context, r *process.Resources) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(svc, v, r.Log), nil
+	var cfg deviceruntime.Config
+	if err := config.Load(r.Env, &cfg); err != nil {
+		return nil, err
+	}
+	check := func(ctx context.Context, name, dockerHost string) error {
+		return deviceruntime.CheckEngine(ctx, cfg, name, dockerHost)
+	}
+	return New(svc, v, check, r.Log), nil
 }

@@ -27,13 +27,22 @@
 // desired state in runtime_devices with the engines' containers: a device
 // that should run but whose container is missing, stopped or not answering
 // on its ADB port is reported crashed and recreated once; a managed container
-// with no device (or a deleted one) is removed.
+// with no device (or a deleted one) is removed. Each engine's containers are
+// matched by their node and instance labels, so two nodes that share one
+// engine never take each other's containers for orphans.
+//
+// A health loop pings every registered node's engine (every 10 s): one that
+// has not answered for DEVICE_NODE_DOWN_AFTER marks its node down and has
+// the node's running devices reported crashed with reason node_down; when
+// it answers again the node is up and a reconcile pass reports the devices
+// whose containers still run started again (or recreates the others once).
 //
 // Desired state is the runtime's own: runtime_devices is fed only by the
 // commands received (the last command of a device says what it should be), so
 // the runtime works the same whether it shares a process with the device
-// context or not. The one table of the context it reads is nodes, to refuse
-// an engine that is not a registered node's (see admit).
+// context or not. The one table of the context it uses is nodes: it refuses
+// an engine that is not a registered node's (see admit) and keeps the
+// nodes' health.
 package deviceruntime
 
 import (
@@ -255,6 +264,13 @@ type Config struct {
 	// InstallTimeout bounds one attempt at an install: the download, the
 	// push to the phone and the package manager.
 	InstallTimeout time.Duration `env:"DEVICE_INSTALL_TIMEOUT" default:"10m"`
+	// NodeHealthInterval is how often every registered node's engine is
+	// pinged.
+	NodeHealthInterval time.Duration `env:"DEVICE_NODE_HEALTH_INTERVAL" default:"10s"`
+	// NodeDownAfter is how long a node's engine may fail to answer before
+	// the node is marked down and its running devices reported crashed
+	// (reason node_down).
+	NodeDownAfter time.Duration `env:"DEVICE_NODE_DOWN_AFTER" default:"60s"`
 	// HealthFailures is how many reconcile passes in a row a running
 	// container may fail the ADB handshake before it counts as crashed.
 	HealthFailures int `env:"DEVICE_HEALTH_FAILURES" default:"3"`
@@ -349,6 +365,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InstallTimeout <= 0 {
 		c.InstallTimeout = 10 * time.Minute
+	}
+	if c.NodeHealthInterval <= 0 {
+		c.NodeHealthInterval = 10 * time.Second
+	}
+	if c.NodeDownAfter <= 0 {
+		c.NodeDownAfter = time.Minute
 	}
 	if c.HealthFailures <= 0 {
 		c.HealthFailures = 3

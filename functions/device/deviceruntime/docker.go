@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,11 +33,36 @@ type engines struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	clients map[string]*client.Client
-	netMu   sync.Mutex // serializes ensureNetwork
+	nodes   map[string]nodeRef // registered nodes by id (see setNodes)
+	netMu   sync.Mutex         // serializes ensureNetwork
+}
+
+// setNodes records the registered nodes, whose names and ids pick the TLS
+// files of their engines and whose engines tell which containers each
+// engine's view holds.
+func (e *engines) setNodes(ns []nodeRef) {
+	m := make(map[string]nodeRef, len(ns))
+	for _, n := range ns {
+		m[n.ID] = n
+	}
+	e.mu.Lock()
+	e.nodes = m
+	e.mu.Unlock()
+}
+
+// nodeEngine returns the engine (a key) of registered node id.
+func (e *engines) nodeEngine(id string) (string, bool) {
+	e.mu.Lock()
+	n, ok := e.nodes[id]
+	e.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	return e.key(n.DockerHost), true
 }
 
 func newEngines(cfg Config, labels map[string]string, log *slog.Logger) *engines {
-	return &engines{cfg: cfg, labels: labels, log: log, clients: map[string]*client.Client{}}
+	return &engines{cfg: cfg, labels: labels, log: log, clients: map[string]*client.Client{}, nodes: map[string]nodeRef{}}
 }
 
 // mine reports whether a listed managed container belongs to this instance.
@@ -76,14 +100,26 @@ func (e *engines) defaultHost() string {
 	return client.DefaultDockerHost
 }
 
-// client returns the client of host ("" = the default engine); nodeID picks
-// a node's TLS directory for tcp:// engines.
+// client returns the client of host ("" = the default engine); nodeID (or
+// else the registered node of that engine) picks the node's TLS directory
+// for tcp:// engines.
 func (e *engines) client(host, nodeID string) (*client.Client, error) {
 	host = e.key(host)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.clients[host]; ok {
 		return c, nil
+	}
+	ref, ok := e.nodes[nodeID]
+	if !ok {
+		for _, n := range e.nodes {
+			if e.key(n.DockerHost) == host {
+				ref = n
+			}
+		}
+	}
+	if ref.ID == "" {
+		ref.ID = nodeID
 	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	target := host
@@ -93,7 +129,7 @@ func (e *engines) client(host, nodeID string) (*client.Client, error) {
 	if target != "" {
 		opts = append(opts, client.WithHost(target))
 		if strings.HasPrefix(target, "tcp://") || strings.HasPrefix(target, "https://") {
-			ca, cert, key := e.tlsFiles(nodeID)
+			ca, cert, key := tlsMaterial(e.cfg, ref.Name, ref.ID)
 			if ca != "" || cert != "" || key != "" {
 				opts = append(opts, client.WithTLSClientConfig(ca, cert, key))
 			}
@@ -105,19 +141,6 @@ func (e *engines) client(host, nodeID string) (*client.Client, error) {
 	}
 	e.clients[host] = c
 	return c, nil
-}
-
-// tlsFiles returns the TLS client files for a node's engine: those in
-// <TLSCertDir>/<nodeID>/ when that directory has them, else the configured
-// files.
-func (e *engines) tlsFiles(nodeID string) (ca, cert, key string) {
-	if e.cfg.TLSCertDir != "" && nodeID != "" && filepath.Base(nodeID) == nodeID {
-		dir := filepath.Join(e.cfg.TLSCertDir, nodeID)
-		if _, err := os.Stat(filepath.Join(dir, "cert.pem")); err == nil {
-			return filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		}
-	}
-	return e.cfg.TLSCA, e.cfg.TLSCert, e.cfg.TLSKey
 }
 
 // hostOf names the engine of c for messages.

@@ -109,6 +109,9 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 		o.fail(d, q.Op, err)
 		return o
 	}
+	if dev != nil && dev.NodeID != "" && d.NodeID != dev.NodeID && f.engines.key(dev.DockerHost) != f.engines.key(d.DockerHost) {
+		f.leaveNode(ctx, dev)
+	}
 	switch q.Op {
 	case OpCreate:
 		d.Desired, d.Recreations = desiredRunning, 0
@@ -234,6 +237,14 @@ func (f *Function) bringUp(ctx context.Context, c *client.Client, d *device, o *
 	if exists && ci.Config != nil && ci.Config.Labels[LabelDeviceID] != d.ID {
 		return fmt.Errorf("container %s on %s is not device %s's", ContainerName(d.ID), hostOf(c), d.ID)
 	}
+	if node := labelOf(ci, LabelNodeID); exists && node != "" && d.NodeID != "" && node != d.NodeID {
+		// Made for the node the device was moved from, which shares this
+		// engine: the device starts afresh on its new node.
+		if err := timed(&o.docker, func() error { return removeContainer(ctx, c, ci.ID) }); err != nil {
+			return err
+		}
+		exists = false
+	}
 	created := false
 	if !exists {
 		if err := timed(&o.docker, func() error { return f.ensureImage(ctx, c, d.Image) }); err != nil {
@@ -353,4 +364,28 @@ func (f *Function) stop(ctx context.Context, c *client.Client, d *device, o *out
 		return &code, nil
 	}
 	return nil, nil
+}
+
+// labelOf is the container's label k, "" when it has none.
+func labelOf(ci container.InspectResponse, k string) string {
+	if ci.Config == nil {
+		return ""
+	}
+	return ci.Config.Labels[k]
+}
+
+// leaveNode removes the container of a device moved off old's node from
+// that node's engine, when the engine answers within 10 s; one that does
+// not keeps it until its reconcile pass removes it as another node's.
+func (f *Function) leaveNode(ctx context.Context, old *device) {
+	c, err := f.engines.client(old.DockerHost, old.NodeID)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err = removeContainer(ctx, c, ContainerName(old.ID))
+	}
+	if err != nil {
+		f.log.WarnContext(ctx, "device-runtime: the container of a moved device stays on its old node for now",
+			"device_id", old.ID, "node_id", old.NodeID, "err", err)
+	}
 }

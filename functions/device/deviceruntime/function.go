@@ -66,7 +66,8 @@ type Function struct {
 	http     *http.Client // fetches APKs from their presigned URLs
 	wake     chan struct{}
 
-	health healthCounts
+	health  healthCounts
+	metrics *nodeMetrics // nil without WithMetrics
 
 	// passing serializes reconcile passes in this process: two passes at
 	// once would both act on (and report) the same container.
@@ -202,11 +203,15 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	work, abortWork := context.WithCancel(context.Background())
 	f.claimsCtx, f.stopClaims, f.abortWork = claims, stopClaims, abortWork
 	f.checkImage(ctx)
+	if _, err := f.loadNodes(ctx); err != nil {
+		f.log.Warn("device-runtime: cannot read the nodes yet", "err", err)
+	}
 	for range f.cfg.Workers {
 		f.loops.Go(func() { f.workLoop(claims, work) })
 	}
 	f.watchLocked(claims, "")
 	f.loops.Go(func() { f.reconcileLoop(claims) })
+	f.loops.Go(func() { f.healthLoop(claims) })
 	return nil
 }
 

@@ -37,7 +37,7 @@ func (c Config) allowedImages() (map[string]bool, error) {
 
 // registeredHost says whether a node (table nodes of the device context, in
 // the same database) has the Docker engine.
-const registeredHost = `SELECT EXISTS (SELECT 1 FROM nodes WHERE docker_host = $1)`
+const registeredHost = `SELECT EXISTS (SELECT 1 FROM nodes WHERE docker_host = $1 AND deleted_at IS NULL)`
 
 // admit checks the device a command of op would act on against the policy:
 // an engine other than the default must be a registered node's, and a

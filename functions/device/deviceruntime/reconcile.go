@@ -82,6 +82,9 @@ func (f *Function) Reconcile(ctx context.Context) (Pass, error) {
 	if err != nil {
 		return p, err
 	}
+	if _, err := f.loadNodes(ctx); err != nil {
+		return p, err
+	}
 	hosts := knownHosts(before, f.engines)
 	f.ensureWatches(f.loopContext(), hosts)
 	// Containers first, then rows: every container seen existed before the
@@ -92,13 +95,19 @@ func (f *Function) Reconcile(ctx context.Context) (Pass, error) {
 		if err == nil {
 			var list []container.Summary
 			if list, err = f.engines.listManaged(ctx, c); err == nil {
-				v := &engineView{client: c, byDevice: map[string]container.Summary{}, containers: list}
+				v := &engineView{client: c, byDevice: map[string]container.Summary{}}
 				for _, ctr := range list {
+					// A container of a node on another engine (two nodes
+					// sharing one daemon) is that engine's to judge.
+					if e, ok := f.engines.nodeEngine(ctr.Labels[LabelNodeID]); ok && e != h {
+						continue
+					}
+					v.containers = append(v.containers, ctr)
 					v.byDevice[ctr.Labels[LabelDeviceID]] = ctr
 				}
 				views[h] = v
 				p.Engines++
-				p.Containers += len(list)
+				p.Containers += len(v.containers)
 				continue
 			}
 		}
@@ -117,7 +126,9 @@ func (f *Function) Reconcile(ctx context.Context) (Pass, error) {
 		for _, ctr := range v.containers {
 			id := ctr.Labels[LabelDeviceID]
 			d := devs[id]
-			if d != nil && d.Desired != desiredDeleted && f.engines.key(d.DockerHost) == h || pending[id] {
+			node := ctr.Labels[LabelNodeID]
+			if d != nil && d.Desired != desiredDeleted && f.engines.key(d.DockerHost) == h &&
+				(node == "" || d.NodeID == "" || node == d.NodeID) || pending[id] {
 				continue
 			}
 			removed, err := f.removeOrphan(ctx, v.client, ctr, d)
@@ -337,7 +348,8 @@ func (f *Function) removeOrphan(ctx context.Context, c *client.Client, ctr conta
 			if err != nil || !locked {
 				return err
 			}
-			if d != nil && d.Desired != desiredDeleted && d.DockerHost == known.DockerHost {
+			if node := ctr.Labels[LabelNodeID]; d != nil && d.Desired != desiredDeleted && d.DockerHost == known.DockerHost &&
+				(node == "" || d.NodeID == "" || node == d.NodeID) {
 				return nil // the device came back to life meanwhile
 			}
 		}
@@ -355,7 +367,7 @@ func (f *Function) removeOrphan(ctx context.Context, c *client.Client, ctr conta
 		if d != nil && d.Desired == desiredDeleted {
 			reason = "the device was deleted"
 		} else if d != nil {
-			reason = "the device lives on another engine"
+			reason = "the device lives on another node"
 		}
 		stub := &device{ID: id, NodeID: ctr.Labels[LabelNodeID], ContainerID: ctr.ID}
 		if id == "" {

@@ -79,7 +79,7 @@ func Service(ctx context.Context, r *process.Resources) (*device.Service, error)
 			Quota: quota, Apps: apps, Funds: funds, Tickets: tickets, Ports: ports,
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
-			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB,
+			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB, Placement: cfg.Placement,
 			GatewayURL: cfg.GatewayURL, Log: log,
 		})
 	})
