@@ -227,7 +227,8 @@ func (f *Function) checkNodes(ctx context.Context, h *nodeHealth) error {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			pctx, cancel := context.WithTimeout(ctx, min(f.cfg.NodeHealthInterval, 5*time.Second))
+			// Generous beside a short interval: a slow answer is not down.
+			pctx, cancel := context.WithTimeout(ctx, min(max(f.cfg.NodeHealthInterval, 2*time.Second), 5*time.Second))
 			defer cancel()
 			start := time.Now()
 			c, err := f.engines.client(n.DockerHost, n.ID)
