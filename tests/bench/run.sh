@@ -29,6 +29,13 @@ echo
 echo "== notifications, Record start → arrival on an open stream, 1,000 streams: go test -run '^\$' -bench StreamDelivery -benchtime 1x ./functions/notification/"
 go test -count=1 -run '^$' -bench StreamDelivery -benchtime 1x ./functions/notification/
 
+echo
+echo "== placement decision, 1,000 nodes and 10,000 phones in the database vs one node: go test -run '^\$' -bench Placement ./functions/device/"
+go test -count=1 -run '^$' -bench Placement ./functions/device/
+
+echo
+echo "== 40 phones create → running, on one node vs spread over two (part of -bench . below): go test -run '^\$' -bench CreateToRunningOverNodes -benchtime 1x ./tests/bench/device/"
+
 for pkg in ./tests/bench/ratelimit/ ./tests/bench/edge/ ./shared/auth/ ./shared/servicetoken/ ./tests/bench/device/ ./functions/billing/; do
   if [ -d "$pkg" ] && ls "$pkg"*_test.go >/dev/null 2>&1 && grep -qs '^func Benchmark' "$pkg"*_test.go; then
     echo

@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -110,7 +111,8 @@ func newFixture(b *testing.B, workers int) *fixture {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	pool, err := db.Open(ctx, base+sep+"pool_max_conns="+strconv.Itoa(workers+8), name, outbox.Migrations, deviceruntime.Migrations)
+	pool, err := db.Open(ctx, base+sep+"pool_max_conns="+strconv.Itoa(workers+8), name, outbox.Migrations,
+		devicecontext.Migrations, deviceruntime.Migrations) // the device context's nodes: the engines the runtime may use
 	if err != nil {
 		b.Fatal(err)
 	}
