@@ -378,6 +378,18 @@ func (s *brokerSender) Send(ctx context.Context, e event.Event) error {
 	return s.b.Send(ctx, e)
 }
 
+// SendBatch sends evs to the broker in one statement.
+func (s *brokerSender) SendBatch(ctx context.Context, evs []event.Event) []error {
+	if s.b == nil {
+		errs := make([]error, len(evs))
+		for i := range errs {
+			errs[i] = apierr.New(apierr.Unavailable, "the broker is not running yet")
+		}
+		return errs
+	}
+	return s.b.SendBatch(ctx, evs)
+}
+
 // hostDeliverer lets the broker exist before the host it delivers to.
 type hostDeliverer struct{ host *host.Host }
 

@@ -117,6 +117,17 @@ type SenderFunc func(ctx context.Context, e event.Event) error
 // Send calls f.
 func (f SenderFunc) Send(ctx context.Context, e event.Event) error { return f(ctx, e) }
 
+// BatchSender is a Sender that also accepts several events in one call, each
+// accepted or refused on its own, in fewer round trips than one Send each
+// (the local broker stores a batch in one statement). The outbox relay uses
+// SendBatch when its sender has it.
+type BatchSender interface {
+	Sender
+	// SendBatch returns one error per event of evs, in their order: nil for
+	// each event the broker accepted durably.
+	SendBatch(ctx context.Context, evs []event.Event) []error
+}
+
 // Tick is the data of every scheduled event (a PingSource's, the local
 // platform's or a cron-connector's): the minute it was due.
 type Tick struct {

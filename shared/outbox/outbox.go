@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
 //go:embed migrations/*.sql
@@ -69,8 +70,8 @@ func (r Row) Event() (event.Event, error) {
 
 // Statuses of a row.
 const (
-	StatusPending = "pending"
-	StatusDead    = "dead"
+	StatusPending = workqueue.StatusPending
+	StatusDead    = workqueue.StatusDead
 )
 
 // insertEvents inserts the events in array order, so ids follow the order

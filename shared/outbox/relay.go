@@ -16,6 +16,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
 // Options tune a Relay. Zero fields take the defaults written beside them.
@@ -75,13 +76,16 @@ func (o Options) withDefaults() Options {
 // Backoff returns the wait before the next attempt after attempts failures:
 // BaseBackoff doubled per failure after the first, capped at MaxBackoff.
 func (o Options) Backoff(attempts int) time.Duration {
-	o = o.withDefaults()
-	d := o.BaseBackoff
-	for i := 1; i < attempts && d < o.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, o.MaxBackoff)
+	return o.withDefaults().backoff().Delay(attempts)
 }
+
+func (o Options) backoff() workqueue.Backoff {
+	return workqueue.Backoff{Base: o.BaseBackoff, Max: o.MaxBackoff, MaxAttempts: o.MaxAttempts}
+}
+
+// queue is the outbox table as a work queue: rows are claimed for the
+// relay's transaction, in the order they were added.
+var queue = workqueue.Queue{Table: "outbox"}
 
 // Relay publishes the rows of one database's outbox table. Any number of
 // relays, in any number of processes, may run on one table: a row is claimed
@@ -197,29 +201,7 @@ func (r *Relay) listenOnce(ctx context.Context) error {
 
 // claimDue locks up to $1 due pending rows that no other relay holds, oldest
 // first.
-const claimDue = `
-SELECT id, event_id, type, payload, attempts
-FROM outbox
-WHERE status = 'pending' AND next_attempt_at <= now()
-ORDER BY id
-LIMIT $1
-FOR UPDATE SKIP LOCKED`
-
-const deleteSent = `DELETE FROM outbox WHERE id = ANY($1::bigint[])`
-
-// markFailed records a failed attempt; the wait counts from the failure, not
-// from the claim.
-const markFailed = `
-UPDATE outbox AS o
-SET attempts = f.attempts,
-	next_attempt_at = clock_timestamp() + f.delay_us * interval '1 microsecond',
-	last_error = f.error,
-	status = f.status
-FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::text[]) AS f(id, attempts, delay_us, error, status)
-WHERE o.id = f.id`
-
-// maxErrorLen caps last_error.
-const maxErrorLen = 2000
+var claimDue = queue.ClaimLocked("id, event_id, type, payload, attempts")
 
 // finishTimeout bounds the statements that record a batch's sends, which run
 // even after Run's ctx is cancelled.
@@ -275,11 +257,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	var sent []int64
-	var failed struct {
-		ids, delays      []int64
-		attempts         []int32
-		errors, statuses []string
-	}
+	var failed workqueue.Failures
 	var retried, dead int
 	for i, c := range batch {
 		res := results[i]
@@ -289,20 +267,8 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 			sent = append(sent, c.id)
 		default:
 			attempts := c.attempts + 1
-			status, delay := StatusPending, r.opt.Backoff(attempts)
-			if res.broken || attempts >= r.opt.MaxAttempts {
-				status = StatusDead
-			}
-			msg := res.err.Error()
-			if len(msg) > maxErrorLen {
-				msg = msg[:maxErrorLen]
-			}
-			failed.ids = append(failed.ids, c.id)
-			failed.attempts = append(failed.attempts, int32(attempts))
-			failed.delays = append(failed.delays, delay.Microseconds())
-			failed.errors = append(failed.errors, msg)
-			failed.statuses = append(failed.statuses, status)
-			log := r.log.With("event_id", c.eventID, "type", c.typ, "outbox_id", c.id, "attempts", attempts, "error", msg)
+			status, delay := failed.Add(r.opt.backoff(), c.id, attempts, res.err, res.broken)
+			log := r.log.With("event_id", c.eventID, "type", c.typ, "outbox_id", c.id, "attempts", attempts, "error", res.err.Error())
 			if status == StatusDead {
 				dead++
 				log.ErrorContext(fctx, "outbox event is dead; redrive it once the cause is fixed")
@@ -314,10 +280,10 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	}
 	b := &pgx.Batch{}
 	if len(sent) > 0 {
-		b.Queue(deleteSent, sent)
+		b.Queue(queue.Done(), sent)
 	}
-	if len(failed.ids) > 0 {
-		b.Queue(markFailed, failed.ids, failed.attempts, failed.delays, failed.errors, failed.statuses)
+	if failed.Len() > 0 {
+		b.Queue(queue.Failed(), failed.Args()...)
 	}
 	if b.Len() > 0 {
 		if err := tx.SendBatch(fctx, b).Close(); err != nil {
@@ -333,10 +299,14 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	return len(batch), nil
 }
 
-// sendAll sends the batch with at most Concurrency sends in flight, starting
-// them in id order. Once ctx is done it starts no more; sends in flight run
-// to completion, bounded by SendTimeout.
+// sendAll sends the batch: in one SendBatch when the sender has it, else
+// with at most Concurrency sends in flight, starting them in id order. Once
+// ctx is done it starts no more; sends in flight run to completion, bounded
+// by SendTimeout.
 func (r *Relay) sendAll(ctx context.Context, batch []claimed) []result {
+	if bs, ok := r.sender.(events.BatchSender); ok {
+		return r.sendBatch(ctx, bs, batch)
+	}
 	results := make([]result, len(batch))
 	sem := make(chan struct{}, r.opt.Concurrency)
 	var wg sync.WaitGroup
@@ -354,6 +324,41 @@ func (r *Relay) sendAll(ctx context.Context, batch []claimed) []result {
 		})
 	}
 	wg.Wait()
+	return results
+}
+
+// sendBatch decodes the batch and sends what decodes in one SendBatch,
+// bounded by SendTimeout.
+func (r *Relay) sendBatch(ctx context.Context, bs events.BatchSender, batch []claimed) []result {
+	results := make([]result, len(batch))
+	if ctx.Err() != nil {
+		return results
+	}
+	evs := make([]event.Event, 0, len(batch))
+	idx := make([]int, 0, len(batch))
+	for i, c := range batch {
+		var e event.Event
+		if err := e.UnmarshalJSON(c.payload); err != nil {
+			results[i] = result{done: true, broken: true, err: fmt.Errorf("decode outbox payload: %w", err)}
+			continue
+		}
+		evs, idx = append(evs, e), append(idx, i)
+	}
+	if len(evs) == 0 {
+		return results
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.SendTimeout)
+	defer cancel()
+	errs := bs.SendBatch(sctx, evs)
+	for j, i := range idx {
+		var err error
+		if j < len(errs) {
+			err = errs[j]
+		} else {
+			err = fmt.Errorf("the sender answered %d of %d events", len(errs), len(evs))
+		}
+		results[i] = result{done: true, err: err}
+	}
 	return results
 }
 
@@ -377,10 +382,7 @@ func (r *Relay) count(outcome string, n int) {
 	}
 }
 
-const redrive = `
-UPDATE outbox
-SET status = 'pending', attempts = 0, next_attempt_at = now()
-WHERE status = 'dead' AND (cardinality($1::bigint[]) = 0 OR id = ANY($1::bigint[]))`
+var redrive = queue.Redrive("")
 
 // Redrive makes the dead rows with the given ids pending again, or all dead
 // rows when no ids are given, with a fresh set of MaxAttempts attempts and
@@ -392,7 +394,7 @@ func (r *Relay) Redrive(ctx context.Context, ids ...int64) (int, error) {
 	}
 	var n int
 	err := db.WithTx(ctx, r.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, redrive, ids)
+		tag, err := tx.Exec(ctx, redrive, ids, nil)
 		if err != nil {
 			return err
 		}
@@ -412,12 +414,7 @@ func (r *Relay) Redrive(ctx context.Context, ids ...int64) (int, error) {
 	return n, nil
 }
 
-const selectDead = `
-SELECT id, event_id, type, source, subject, payload, created_at, attempts, next_attempt_at, last_error, status
-FROM outbox
-WHERE status = 'dead'
-ORDER BY id
-LIMIT $1`
+var selectDead = queue.Parked("id, event_id, type, source, subject, payload, created_at, attempts, next_attempt_at, last_error, status")
 
 // Dead returns up to limit dead rows, oldest first; limit <= 0 means 100.
 func (r *Relay) Dead(ctx context.Context, limit int) ([]Row, error) {

@@ -195,9 +195,12 @@ func (r *Resources) Postgres(ctx context.Context, database string, sets ...db.Mi
 			// The relay sends as the context owning the database: whichever
 			// of its functions wrote the row, the context's policy holds.
 			sendAs := eventauth.ContextOfDatabase(database[len(r.Base.DatabasePrefix):])
-			send := events.SenderFunc(func(ctx context.Context, e event.Event) error {
+			var send events.Sender = events.SenderFunc(func(ctx context.Context, e event.Event) error {
 				return r.Sender.Send(eventauth.WithSender(ctx, sendAs), e)
 			})
+			if bs, ok := r.Sender.(events.BatchSender); ok {
+				send = batchSenderAs{bs, sendAs}
+			}
 			relay := outbox.NewRelay(pool, send, outbox.Options{Log: r.Log.With("outbox", database), Metrics: r.Metrics, Context: database})
 			r.relays[database] = relay
 			r.bgDone.Add(1)
@@ -313,4 +316,18 @@ func (r *Resources) Close() error {
 		return r.rdb.Close()
 	}
 	return nil
+}
+
+// batchSenderAs sends through a BatchSender as the context as.
+type batchSenderAs struct {
+	s  events.BatchSender
+	as string
+}
+
+func (b batchSenderAs) Send(ctx context.Context, e event.Event) error {
+	return b.s.Send(eventauth.WithSender(ctx, b.as), e)
+}
+
+func (b batchSenderAs) SendBatch(ctx context.Context, evs []event.Event) []error {
+	return b.s.SendBatch(eventauth.WithSender(ctx, b.as), evs)
 }

@@ -1,23 +1,39 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 )
 
 // BenchmarkBillingPurchase measures purchases end to end on the local
 // platform, from POST /orders to the order being active (watched in billing's
 // database): at 1 and 16 concurrent buyers, and at a fixed offered load of
-// 200 purchases/s for 3 s. Reports purchases/s and p50/p99 in ms.
+// 200 purchases/s for 3 s. Reports purchases/s, p50/p99 in ms and
+// write_xacts/purchase: the transactions that wrote to any database of the
+// server (transaction ids assigned, read-only ones excluded), every context
+// and the broker together. baseline=pgbench first runs `pgbench -N` with 16
+// clients for 5 s on a database of the same server and reports its tps and
+// its commit latency; buyers=16 reports its purchases/s and p99 as ratios to
+// them (of_pgbench_tps, p99_per_pgbench_commit).
 //
-//	go test -run '^$' -bench BillingPurchase -benchtime 200x ./tests/e2e
+//	go test -run '^$' -bench BillingPurchase -benchtime 100x ./tests/e2e
 func BenchmarkBillingPurchase(b *testing.B) {
 	p := startBilling(b, billingOptions{})
 	plan := billing.PlanRequest{ID: "bench", Name: "Bench", Price: 1, Currency: "USD", PeriodDays: 1, Quota: billing.Quota{MaxDevices: 1}}
@@ -28,6 +44,16 @@ func BenchmarkBillingPurchase(b *testing.B) {
 	for i := range tokens {
 		_, tokens[i] = p.buyer(b, fmt.Sprintf("bench%d", i), 1e9)
 	}
+	var tps, commit float64 // the pgbench baseline
+	b.Run("baseline=pgbench", func(b *testing.B) {
+		tps, commit = pgbenchBaseline(b, 16, 5*time.Second)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(tps, "tps")
+		b.ReportMetric(commit, "commit_ms")
+	})
+
+	w := newOrderWatcher(p.db)
+	defer w.stop()
 	var seq atomic.Int64
 	purchase := func(tok string) (time.Duration, bool) {
 		t0 := time.Now()
@@ -35,33 +61,32 @@ func BenchmarkBillingPurchase(b *testing.B) {
 		if st != http.StatusAccepted {
 			return 0, false
 		}
-		for time.Since(t0) < 30*time.Second {
-			var status string
-			_ = p.db.QueryRow(b.Context(), `SELECT status FROM orders WHERE id = $1`, o.ID).Scan(&status)
-			if status == billing.OrderActive {
-				return time.Since(t0), true
-			}
-			if status == billing.OrderFailed {
-				return 0, false
-			}
-			time.Sleep(time.Millisecond)
+		select {
+		case status := <-w.watch(o.ID):
+			return time.Since(t0), status == billing.OrderActive
+		case <-time.After(30 * time.Second):
+			return 0, false
 		}
-		return 0, false
 	}
-	report := func(b *testing.B, lat []time.Duration, elapsed time.Duration) {
+	report := func(b *testing.B, lat []time.Duration, elapsed time.Duration, xacts int64) (rate, p99 float64) {
 		slices.Sort(lat)
 		if len(lat) == 0 {
 			b.Fatal("no purchase completed")
 		}
-		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "purchases/s")
+		rate = float64(len(lat)) / elapsed.Seconds()
+		p99 = float64(lat[len(lat)*99/100].Microseconds()) / 1000
+		b.ReportMetric(rate, "purchases/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+		b.ReportMetric(p99, "p99_ms")
+		b.ReportMetric(float64(xacts)/float64(len(lat)), "write_xacts/purchase")
+		return rate, p99
 	}
 	for _, buyers := range []int{1, 16} {
 		b.Run(fmt.Sprintf("buyers=%d", buyers), func(b *testing.B) {
 			var next atomic.Int64
 			var mu sync.Mutex
 			var lat []time.Duration
+			x0 := writeXacts(b, p.db)
 			start := time.Now()
 			var wg sync.WaitGroup
 			for w := range buyers {
@@ -76,7 +101,12 @@ func BenchmarkBillingPurchase(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			report(b, lat, time.Since(start))
+			elapsed := time.Since(start)
+			rate, p99 := report(b, lat, elapsed, writeXacts(b, p.db)-x0)
+			if buyers == 16 && tps > 0 {
+				b.ReportMetric(rate/tps, "of_pgbench_tps")
+				b.ReportMetric(p99/commit, "p99_per_pgbench_commit")
+			}
 		})
 	}
 	b.Run("offered=200/s", func(b *testing.B) {
@@ -86,6 +116,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 		var wg sync.WaitGroup
 		tick := time.NewTicker(time.Second / rate)
 		defer tick.Stop()
+		x0 := writeXacts(b, p.db)
 		start := time.Now()
 		for i := range rate * seconds {
 			<-tick.C
@@ -98,7 +129,127 @@ func BenchmarkBillingPurchase(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		report(b, lat, time.Since(start))
+		report(b, lat, time.Since(start), writeXacts(b, p.db)-x0)
 		b.ReportMetric(float64(len(lat)), "completed")
 	})
+}
+
+// writeXacts returns the server's next transaction id less one: the
+// difference of two calls is the number of transactions that wrote anything
+// in between, on every database of the server (the call itself is one).
+func writeXacts(b *testing.B, pool *pgxpool.Pool) int64 {
+	b.Helper()
+	var n int64
+	if err := pool.QueryRow(b.Context(), `SELECT pg_current_xact_id()::text::bigint`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// orderWatcher tells each waiting purchase when its order settled, with one
+// query for all orders in flight every millisecond, so that watching does
+// not load the server in proportion to the buyers.
+type orderWatcher struct {
+	mu      sync.Mutex
+	waiting map[string]chan string
+	done    chan struct{}
+	stopped sync.WaitGroup
+}
+
+func newOrderWatcher(pool *pgxpool.Pool) *orderWatcher {
+	w := &orderWatcher{waiting: map[string]chan string{}, done: make(chan struct{})}
+	w.stopped.Go(func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-tick.C:
+			}
+			w.mu.Lock()
+			ids := make([]string, 0, len(w.waiting))
+			for id := range w.waiting {
+				ids = append(ids, id)
+			}
+			w.mu.Unlock()
+			if len(ids) == 0 {
+				continue
+			}
+			rows, err := pool.Query(context.Background(), `SELECT id::text, status FROM orders
+WHERE id = ANY($1::uuid[]) AND status IN ('`+billing.OrderActive+`', '`+billing.OrderFailed+`')`, ids)
+			if err != nil {
+				continue
+			}
+			for rows.Next() {
+				var id, status string
+				if rows.Scan(&id, &status) == nil {
+					w.mu.Lock()
+					if c, ok := w.waiting[id]; ok {
+						c <- status
+						delete(w.waiting, id)
+					}
+					w.mu.Unlock()
+				}
+			}
+			rows.Close()
+		}
+	})
+	return w
+}
+
+// watch returns a channel that receives the order's status once it is
+// active or failed.
+func (w *orderWatcher) watch(id string) <-chan string {
+	c := make(chan string, 1)
+	w.mu.Lock()
+	w.waiting[id] = c
+	w.mu.Unlock()
+	return c
+}
+
+func (w *orderWatcher) stop() {
+	close(w.done)
+	w.stopped.Wait()
+}
+
+// pgbenchBaseline runs `pgbench -N` (TPC-B without the updates of the
+// branch and teller rows) with clients clients for d on a fresh database of
+// the $DATABASE_URL server, and returns its tps and its mean latency per
+// transaction in ms. Without pgbench it skips.
+func pgbenchBaseline(b *testing.B, clients int, d time.Duration) (tps, latencyMS float64) {
+	b.Helper()
+	bin, err := exec.LookPath("pgbench")
+	if err != nil {
+		found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench")
+		if len(found) == 0 {
+			b.Skip("no pgbench: install postgresql (its client tools) for the baseline")
+		}
+		bin = found[len(found)-1]
+	}
+	u, err := url.Parse(dbtest.BaseURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.Path = "/" + dbtest.Database(b).Config().ConnConfig.Database
+	run := func(args ...string) string {
+		cmd := exec.CommandContext(b.Context(), bin, append(args, u.String())...)
+		cmd.Env = append(os.Environ(), "PGAPPNAME=pgbench")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("pgbench %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("-i", "-q", "-s", "1")
+	out := run("-N", "-n", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(int(d.Seconds())))
+	parse := func(re string) float64 {
+		m := regexp.MustCompile(re).FindStringSubmatch(out)
+		if m == nil {
+			b.Fatalf("pgbench output has no %s:\n%s", re, out)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	return parse(`tps = ([0-9.]+)`), parse(`latency average = ([0-9.]+) ms`)
 }

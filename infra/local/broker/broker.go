@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -125,6 +126,10 @@ type Broker struct {
 	owner    string
 	beat     time.Duration
 	wake     chan struct{}
+
+	completing  sync.Mutex    // guards completions and recording
+	completions []*completion // delivered rows waiting for a transaction
+	recording   bool          // a complete call is recording completions
 }
 
 // New returns a broker over pool (which must hold the Migrations) routing by
@@ -202,6 +207,47 @@ func (b *Broker) Triggers() []Trigger {
 // sender it does not allow is an apierr Forbidden (Unauthorized when ctx names
 // no sender), counted in EventsRefused, and nothing is stored.
 func (b *Broker) Send(ctx context.Context, e event.Event) error {
+	return b.SendBatch(ctx, []event.Event{e})[0]
+}
+
+// SendBatch is Send for several events at once: each is checked on its own,
+// and the deliveries of all it admits are stored in one statement. It returns
+// one error per event, as Send would for it.
+func (b *Broker) SendBatch(ctx context.Context, evs []event.Event) []error {
+	errs := make([]error, len(evs))
+	var r routing
+	var admitted []int
+	for i, e := range evs {
+		if errs[i] = b.admit(ctx, e); errs[i] != nil {
+			continue
+		}
+		n, err := b.match(&r, e)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		log := b.log.With("event_id", e.ID(), "event_type", e.Type(), "event_source", e.Source())
+		if n == 0 {
+			log.DebugContext(ctx, "event matches no trigger, dropped")
+			continue
+		}
+		log.DebugContext(ctx, "event accepted", "deliveries", n)
+		admitted = append(admitted, i)
+	}
+	if err := b.store(ctx, b.pool, &r); err != nil {
+		for _, i := range admitted {
+			errs[i] = err
+		}
+		return errs
+	}
+	if len(admitted) > 0 {
+		b.notify()
+	}
+	return errs
+}
+
+// admit checks e is valid and that the sender ctx names may send it.
+func (b *Broker) admit(ctx context.Context, e event.Event) error {
 	if err := e.Validate(); err != nil {
 		return apierr.Wrap(apierr.Invalid, err, "invalid CloudEvent: %v", err)
 	}
@@ -217,17 +263,6 @@ func (b *Broker) Send(ctx context.Context, e event.Event) error {
 			return err
 		}
 	}
-	n, err := b.route(ctx, b.pool, e)
-	if err != nil {
-		return err
-	}
-	log := b.log.With("event_id", e.ID(), "event_type", e.Type(), "event_source", e.Source())
-	if n == 0 {
-		log.DebugContext(ctx, "event matches no trigger, dropped")
-		return nil
-	}
-	log.DebugContext(ctx, "event accepted", "deliveries", n)
-	b.notify()
 	return nil
 }
 
@@ -238,30 +273,54 @@ type execer interface {
 
 const insertDeliveries = `
 INSERT INTO broker_deliveries (trigger, subscriber, event, next_attempt_at, created_at, updated_at)
-SELECT t.trigger, t.subscriber, $3, $4, $4, $4
-FROM unnest($1::text[], $2::text[]) AS t(trigger, subscriber)`
+SELECT t.trigger, t.subscriber, t.event, $4, $4, $4
+FROM unnest($1::text[], $2::text[], $3::json[]) AS t(trigger, subscriber, event)`
 
-// route stores a delivery of e for each trigger it matches and returns how
-// many it stored.
-func (b *Broker) route(ctx context.Context, x execer, e event.Event) (int, error) {
-	var names, subscribers []string
+// routing is the deliveries of some events, one per (event, matching
+// trigger), to be stored in one statement.
+type routing struct {
+	triggers, subscribers []string
+	docs                  [][]byte
+	ids                   []string // of the events
+}
+
+// match adds a delivery of e to r for each trigger e matches and returns how
+// many it added.
+func (b *Broker) match(r *routing, e event.Event) (int, error) {
+	var doc []byte
+	n := 0
 	for _, t := range b.triggers {
-		if t.Matches(e) {
-			names = append(names, t.Name)
-			subscribers = append(subscribers, t.Subscriber)
+		if !t.Matches(e) {
+			continue
 		}
+		if doc == nil {
+			var err error
+			if doc, err = json.Marshal(e); err != nil {
+				return 0, apierr.Wrap(apierr.Invalid, err, "event %s cannot be encoded: %v", e.ID(), err)
+			}
+			r.ids = append(r.ids, e.ID())
+		}
+		r.triggers = append(r.triggers, t.Name)
+		r.subscribers = append(r.subscribers, t.Subscriber)
+		r.docs = append(r.docs, doc)
+		n++
 	}
-	if len(names) == 0 {
-		return 0, nil
+	return n, nil
+}
+
+// store inserts r's deliveries; with none it does nothing.
+func (b *Broker) store(ctx context.Context, x execer, r *routing) error {
+	if len(r.triggers) == 0 {
+		return nil
 	}
-	doc, err := json.Marshal(e)
-	if err != nil {
-		return 0, apierr.Wrap(apierr.Invalid, err, "event %s cannot be encoded: %v", e.ID(), err)
+	if _, err := x.Exec(ctx, insertDeliveries, r.triggers, r.subscribers, r.docs, b.now().UTC()); err != nil {
+		what := "event " + r.ids[0]
+		if len(r.ids) > 1 {
+			what = fmt.Sprintf("%d events (first %s)", len(r.ids), r.ids[0])
+		}
+		return apierr.Wrap(apierr.Unavailable, fmt.Errorf("store deliveries of %s: %w", what, err), "the broker cannot store the event")
 	}
-	if _, err := x.Exec(ctx, insertDeliveries, names, subscribers, doc, b.now().UTC()); err != nil {
-		return 0, apierr.Wrap(apierr.Unavailable, fmt.Errorf("store deliveries of event %s: %w", e.ID(), err), "the broker cannot store the event")
-	}
-	return len(names), nil
+	return nil
 }
 
 // notify wakes the dispatcher without blocking.

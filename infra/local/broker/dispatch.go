@@ -17,6 +17,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
 // Extensions set on an event sent to a dead-letter sink, as Knative sets them.
@@ -112,24 +113,27 @@ func (b *Broker) Run(ctx context.Context) error {
 			return nil
 		case <-done:
 			inFlight--
+			for drained := false; !drained; { // claim once for every slot freed meanwhile
+				select {
+				case <-done:
+					inFlight--
+				default:
+					drained = true
+				}
+			}
 		case <-b.wake:
 		case <-ticker.C:
 		}
 	}
 }
 
-const claimDue = `
-UPDATE broker_deliveries d
-SET attempts = d.attempts + 1, next_attempt_at = $2, claim = $3, claim_owner = $5, updated_at = $1
-FROM (
-    SELECT id FROM broker_deliveries
-    WHERE status = 'pending' AND next_attempt_at <= $1
-    ORDER BY next_attempt_at, id
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
-) due
-WHERE d.id = due.id
-RETURNING d.id, d.trigger, d.subscriber, d.event, d.attempts, d.dead_letter, d.error_code, d.error_data`
+// queue is the deliveries table as a work queue: rows are leased, due ones
+// taken in the order they fell due.
+var queue = workqueue.Queue{Table: "broker_deliveries", Order: "next_attempt_at, id"}
+
+// claimDue leases due rows to a claim token ($4) of an owner ($5).
+var claimDue = queue.ClaimLeased(", claim = $4, claim_owner = $5, updated_at = $2",
+	"q.id, q.trigger, q.subscriber, q.event, q.attempts, q.dead_letter, q.error_code, q.error_data")
 
 // resumeOwn makes the pending rows claimed under owner (by a previous broker
 // of that owner, which is dead) due now.
@@ -155,7 +159,7 @@ func (b *Broker) resume(ctx context.Context) {
 func (b *Broker) claim(ctx context.Context, limit int) ([]claimed, error) {
 	now := b.now().UTC()
 	token := b.owner + "/" + events.NewID()
-	rows, err := b.pool.Query(ctx, claimDue, now, now.Add(b.lease), token, limit, b.owner)
+	rows, err := b.pool.Query(ctx, claimDue, limit, now, now.Add(b.lease), token, b.owner)
 	if err != nil {
 		return nil, fmt.Errorf("claim due deliveries: %w", err)
 	}
@@ -342,31 +346,95 @@ func (b *Broker) finish(ctx context.Context, log *slog.Logger, record func() err
 	}
 }
 
-const deleteDelivered = `DELETE FROM broker_deliveries WHERE id = $1 AND claim = $2`
+// deleteDelivered removes the delivered rows whose claims still hold and
+// returns their ids.
+const deleteDelivered = `
+DELETE FROM broker_deliveries d
+USING unnest($1::bigint[], $2::text[]) AS c(id, claim)
+WHERE d.id = c.id AND d.claim = c.claim
+RETURNING d.id`
+
+// completion is a delivered row waiting for complete to record it.
+type completion struct {
+	r     claimed
+	reply *event.Event
+	done  chan error
+}
 
 // complete removes a delivered row and, in the same transaction, routes the
 // reply: either both happen or neither (the row is then delivered again).
+// Deliveries that complete while a transaction is recording others are
+// recorded together in the next one (group commit): under load one
+// transaction records many deliveries instead of one each.
 func (b *Broker) complete(ctx context.Context, r claimed, reply *event.Event) error {
-	routed := 0
+	c := &completion{r: r, reply: reply, done: make(chan error, 1)}
+	b.completing.Lock()
+	b.completions = append(b.completions, c)
+	if b.recording {
+		b.completing.Unlock()
+		return <-c.done
+	}
+	b.recording = true
+	for len(b.completions) > 0 {
+		batch := b.completions
+		b.completions = nil
+		b.completing.Unlock()
+		b.completeAll(ctx, batch)
+		b.completing.Lock()
+	}
+	b.recording = false
+	b.completing.Unlock()
+	return <-c.done
+}
+
+// completeAll records batch in one transaction and answers each completion.
+func (b *Broker) completeAll(ctx context.Context, batch []*completion) {
+	ids := make([]int64, len(batch))
+	claims := make([]string, len(batch))
+	for i, c := range batch {
+		ids[i], claims[i] = c.r.id, c.r.claim
+	}
+	deleted := map[int64]bool{}
+	var routed routing
 	err := db.WithTx(ctx, b.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, deleteDelivered, r.id, r.claim)
+		clear(deleted)
+		routed = routing{}
+		rows, err := tx.Query(ctx, deleteDelivered, ids, claims)
 		if err != nil {
-			return fmt.Errorf("delete delivered %d: %w", r.id, err)
+			return fmt.Errorf("delete %d delivered: %w", len(ids), err)
 		}
-		if tag.RowsAffected() == 0 {
-			return errClaimLost
+		gone, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("delete %d delivered: %w", len(ids), err)
 		}
-		if reply != nil {
-			if routed, err = b.route(ctx, tx, *reply); err != nil {
-				return fmt.Errorf("route reply %s: %w", reply.ID(), err)
+		for _, id := range gone {
+			deleted[id] = true
+		}
+		for _, c := range batch {
+			if c.reply != nil && deleted[c.r.id] {
+				if _, err := b.match(&routed, *c.reply); err != nil {
+					return fmt.Errorf("route reply %s: %w", c.reply.ID(), err)
+				}
 			}
+		}
+		if err := b.store(ctx, tx, &routed); err != nil {
+			return fmt.Errorf("route %d replies: %w", len(routed.ids), err)
 		}
 		return nil
 	})
-	if err == nil && routed > 0 {
+	if err == nil && len(routed.triggers) > 0 {
 		b.notify()
 	}
-	return err
+	for _, c := range batch {
+		switch {
+		case err != nil:
+			c.done <- err
+		case !deleted[c.r.id]:
+			c.done <- errClaimLost
+		default:
+			c.done <- nil
+		}
+	}
 }
 
 const rescheduleFailed = `

@@ -25,13 +25,8 @@ type Row struct {
 	UpdatedAt  time.Time
 }
 
-const selectDead = `
-SELECT id, trigger, subscriber, event, status, dead_letter, attempts,
-       coalesce(last_status, 0), coalesce(last_error, ''), created_at, updated_at
-FROM broker_deliveries
-WHERE status = 'dead'
-ORDER BY id
-LIMIT $1`
+var selectDead = queue.Parked(`id, trigger, subscriber, event, status, dead_letter, attempts,
+       coalesce(last_status, 0), coalesce(last_error, ''), created_at, updated_at`)
 
 // Dead returns up to limit dead deliveries (100 when limit ≤ 0), oldest
 // first.
@@ -61,11 +56,7 @@ func (b *Broker) Dead(ctx context.Context, limit int) ([]Row, error) {
 	return out, nil
 }
 
-const redriveDead = `
-UPDATE broker_deliveries
-SET status = 'pending', dead_letter = false, error_code = NULL, error_data = NULL, attempts = 0,
-    next_attempt_at = $1, claim = NULL, updated_at = $1
-WHERE status = 'dead' AND (cardinality($2::bigint[]) = 0 OR id = ANY($2::bigint[]))`
+var redriveDead = queue.Redrive(", dead_letter = false, error_code = NULL, error_data = NULL, claim = NULL, updated_at = $2")
 
 // Redrive makes dead deliveries due again towards their trigger's subscriber
 // (not its dead-letter sink), with a fresh retry budget: those with the given
@@ -75,7 +66,7 @@ func (b *Broker) Redrive(ctx context.Context, ids ...int64) (int, error) {
 	if ids == nil {
 		ids = []int64{}
 	}
-	tag, err := b.pool.Exec(ctx, redriveDead, b.now().UTC(), ids)
+	tag, err := b.pool.Exec(ctx, redriveDead, ids, b.now().UTC())
 	if err != nil {
 		return 0, fmt.Errorf("redrive dead deliveries: %w", err)
 	}
