@@ -98,9 +98,15 @@ func (b *batcher) take() []*call {
 // call, or ends this pipeline's turn, and wakes batch's calls but self (the
 // caller's own).
 func (b *batcher) send(ctx context.Context, batch []*call, self *call) {
-	// The calls of others must not fail for this caller's cancellation; the
-	// client's read and write timeouts bound the pipeline.
+	// The calls of others must not fail for this caller's cancellation, but
+	// its deadline (Resilient's timeout) still bounds the round trip.
+	dl, hasDeadline := ctx.Deadline()
 	ctx = context.WithoutCancel(ctx)
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
 	if len(batch) == 1 {
 		c := batch[0]
 		c.vals, c.err = script.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
