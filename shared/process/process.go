@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -227,6 +228,9 @@ func (r *Resources) Relay(database string) *outbox.Relay {
 	return r.relays[r.Base.DatabasePrefix+database]
 }
 
+// redisWarmTimeout bounds the dial of the Redis client's first connection.
+const redisWarmTimeout = 5 * time.Second
+
 // Redis returns the process's Redis client, created on first use.
 func (r *Resources) Redis(ctx context.Context) (*redis.Client, error) {
 	v, err := r.Once("redis", func() (any, error) {
@@ -238,6 +242,14 @@ func (r *Resources) Redis(ctx context.Context) (*redis.Client, error) {
 		r.mu.Lock()
 		r.rdb = rdb
 		r.mu.Unlock()
+		// Dial the first connection now, while the caller goes on (opening
+		// its database, say), rather than on the first command: the
+		// readiness probe then finds it open.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), redisWarmTimeout)
+			defer cancel()
+			_ = rdb.Ping(ctx).Err()
+		}()
 		return rdb, nil
 	})
 	if err != nil {
@@ -289,13 +301,16 @@ func (r *Resources) Ping(ctx context.Context) error {
 	pools := slices.Clone(r.pools)
 	rdb := r.rdb
 	r.mu.Unlock()
-	var errs []error
-	for _, p := range pools {
-		errs = append(errs, p.Ping(ctx))
+	// All at once: a probe waits for the slowest, not for the sum.
+	errs := make([]error, len(pools)+1)
+	var wg sync.WaitGroup
+	for i, p := range pools {
+		wg.Go(func() { errs[i] = p.Ping(ctx) })
 	}
 	if rdb != nil {
-		errs = append(errs, rdb.Ping(ctx).Err())
+		wg.Go(func() { errs[len(pools)] = rdb.Ping(ctx).Err() })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -95,11 +95,15 @@ type RedisOptions struct {
 }
 
 // Redis is the shared limiter: every process deciding against the same Redis
-// enforces the same counts. Safe for concurrent use.
+// enforces the same counts. Decisions asked for while others are on their way
+// to Redis go together in the next pipeline (see batcher), so that many
+// concurrent callers cost Redis and this process a round trip per batch, not
+// per decision. Safe for concurrent use.
 type Redis struct {
 	rdb     redis.Scripter
 	prefix  string
 	buckets int
+	batch   *batcher // nil when rdb cannot pipeline
 }
 
 // NewRedis returns a limiter on rdb. It loads the script lazily (EVALSHA, EVAL
@@ -117,7 +121,11 @@ func NewRedis(rdb redis.Scripter, opt RedisOptions) (*Redis, error) {
 	if opt.Buckets < 1 || opt.Buckets > 1000 {
 		return nil, fmt.Errorf("ratelimit: %d buckets out of range 1..1000", opt.Buckets)
 	}
-	return &Redis{rdb: rdb, prefix: opt.Prefix, buckets: opt.Buckets}, nil
+	l := &Redis{rdb: rdb, prefix: opt.Prefix, buckets: opt.Buckets}
+	if p, ok := rdb.(pipeliner); ok {
+		l.batch = &batcher{rdb: rdb, pipe: p}
+	}
+	return l, nil
 }
 
 // Key returns the Redis key that holds rule's state for key.
@@ -148,7 +156,13 @@ func (l *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error
 		keys[i] = l.Key(q.Rule.Name, q.Key)
 		args = append(args, q.Rule.Limit, g.width)
 	}
-	vals, err := script.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	var vals []int64
+	var err error
+	if l.batch != nil {
+		vals, err = l.batch.run(ctx, keys, args)
+	} else {
+		vals, err = script.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rate limit %s: %w", keys[0], err)
 	}

@@ -140,10 +140,16 @@ func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request
 	if boundary == "" {
 		return 0, nil, apierr.New(apierr.Invalid, "the body is not multipart/form-data: no boundary")
 	}
-	// The multipart reader reads 4 KiB at a time; a larger buffer beneath it
-	// saves a system call per 4 KiB of a 200 MiB body.
-	head := &headRecorder{r: bufio.NewReaderSize(http.MaxBytesReader(nil, r.Body, f.max+multipartSlack), 256<<10)}
-	mr := multipart.NewReader(head, boundary)
+	// The multipart reader works in its own 4 KiB buffer unless it is given
+	// a larger *bufio.Reader, which it then uses as it is: the part is read
+	// in pieces of up to bodyBuffer, a boundary search and a copy per piece
+	// instead of per 4 KiB of a 200 MiB body.
+	br := bufio.NewReaderSize(http.MaxBytesReader(nil, r.Body, f.max+multipartSlack), bodyBuffer)
+	// The first part's headers, to tell the APK's size; a read error here
+	// comes again from the multipart reader.
+	head, _ := br.Peek(headMax)
+	head = bytes.Clone(head)
+	mr := multipart.NewReader(br, boundary)
 	for first := true; ; first = false {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -169,7 +175,7 @@ func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request
 		}
 		size := int64(-1)
 		if first {
-			size = announcedSize(r.ContentLength, head.buf, boundary)
+			size = announcedSize(r.ContentLength, head, boundary)
 		}
 		a, err := f.svc.Upload(ctx, p.UserID, name, part, size)
 		if err != nil {
@@ -214,23 +220,11 @@ func announcedSize(total int64, head []byte, boundary string) int64 {
 	return n
 }
 
-// headMax is how much of a body headRecorder keeps: enough for the first
-// part's headers.
+// headMax is how much of a body is looked at for the first part's headers.
 const headMax = 16 << 10
 
-// headRecorder passes r through and keeps its first headMax bytes.
-type headRecorder struct {
-	r   io.Reader
-	buf []byte
-}
-
-func (h *headRecorder) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if room := headMax - len(h.buf); room > 0 {
-		h.buf = append(h.buf, p[:min(n, room)]...)
-	}
-	return n, err
-}
+// bodyBuffer is the buffer an upload's body is read through.
+const bodyBuffer = 1 << 20
 
 // One is the answer of RouteUpload and RouteGet: the app.
 type One struct {
