@@ -16,6 +16,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // Options tune a Relay. Zero fields take the defaults written beside them.
@@ -365,7 +366,10 @@ func (r *Relay) send(ctx context.Context, c claimed) result {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.SendTimeout)
 	defer cancel()
 	sctx = logging.WithCorrelation(sctx, events.CorrelationOf(e))
-	if err := r.sender.Send(sctx, e); err != nil {
+	sctx, span := tracing.StartPublish(sctx, e)
+	err := r.sender.Send(sctx, e)
+	tracing.End(span, err)
+	if err != nil {
 		return result{done: true, err: err}
 	}
 	return result{done: true}
