@@ -21,6 +21,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
@@ -43,6 +44,10 @@ type Trace struct {
 // Option tunes a Function.
 type Option func(*Function)
 
+// WithMetrics counts the crashes the function finds and the containers it
+// recreates in m (cloudphone_phone_crashes_total, cloudphone_phone_recreations_total).
+func WithMetrics(m *metrics.Metrics) Option { return func(f *Function) { f.metrics = m } }
+
 // WithTrace calls fn after each command's outcome committed, from the worker
 // that ran it (fn must be quick and safe for concurrent use).
 func WithTrace(fn func(Trace)) Option { return func(f *Function) { f.trace = fn } }
@@ -60,6 +65,7 @@ type Function struct {
 	caps     []string        // capabilities of unprivileged phones
 	images   map[string]bool // the images commands may name
 	log      *slog.Logger
+	metrics  *metrics.Metrics // optional
 	engines  *engines
 	trace    func(Trace)
 	onReport func(event.Event)
