@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
 // Database is the name of the context's database.
@@ -100,6 +102,8 @@ type Service struct {
 	// after, when set (tests and fault injection), is called with a step
 	// name right after that step's transaction committed.
 	after func(step string)
+	// metrics, when set (ReportTo), receives the saga's step times and outcomes.
+	metrics *metrics.Metrics
 }
 
 // Open returns a Service on pool (the cloudphone_billing database migrated
@@ -158,6 +162,70 @@ func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 // transaction committed; the platform uses it for fault injection, tests to
 // observe. Call it before the Service is used.
 func (s *Service) AfterStep(fn func(step string)) { s.after = fn }
+
+// ReportTo has s report the purchase saga's step times and outcomes
+// (cloudphone_saga_step_seconds, cloudphone_saga_outcomes_total) to m, and
+// registers the gauges read from the database at each scrape: orders by
+// state and failure code (cloudphone_orders) and the ledger's entries and
+// amounts by kind (cloudphone_ledger_entries, cloudphone_ledger_amount_cents).
+func (s *Service) ReportTo(m *metrics.Metrics) error {
+	s.metrics = m
+	return m.Gauges(s.log, s.readGauges,
+		metrics.GaugeDesc{Name: "cloudphone_orders", Help: "Orders by state (pending, active, failed, cancelled) and failure code, as the database holds them.",
+			Labels: []string{"state", "failure_code"}},
+		metrics.GaugeDesc{Name: "cloudphone_ledger_entries", Help: "Ledger entries by kind (credit, debit, refund, topup, usage).",
+			Labels: []string{"kind"}},
+		metrics.GaugeDesc{Name: "cloudphone_ledger_amount_cents", Help: "Sum of the ledger's amounts by kind, in cents (debits and usage are negative).",
+			Labels: []string{"kind"}})
+}
+
+const readGauges = `
+SELECT 'order', status, coalesce(failure_code, ''), count(*)::float8 FROM orders GROUP BY 2, 3
+UNION ALL
+SELECT 'ledger', kind, '', count(*)::float8 FROM ledger GROUP BY 2
+UNION ALL
+SELECT 'amount', kind, '', sum(amount)::float8 FROM ledger GROUP BY 2`
+
+func (s *Service) readGauges(ctx context.Context) ([][]metrics.Sample, error) {
+	out := make([][]metrics.Sample, 3)
+	seen := map[string]bool{}
+	rows, err := s.pool.Query(ctx, readGauges)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var what, a, b string
+		var v float64
+		if err := rows.Scan(&what, &a, &b, &v); err != nil {
+			return nil, err
+		}
+		switch what {
+		case "order":
+			out[0] = append(out[0], metrics.Sample{Labels: []string{a, b}, Value: v})
+		case "ledger":
+			out[1] = append(out[1], metrics.Sample{Labels: []string{a}, Value: v})
+			seen[a] = true
+		case "amount":
+			out[2] = append(out[2], metrics.Sample{Labels: []string{a}, Value: v})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, kind := range []string{KindCredit, KindDebit, KindRefund, KindTopUp, KindUsage} {
+		if !seen[kind] { // every kind is reported, 0 until its first entry
+			out[1] = append(out[1], metrics.Sample{Labels: []string{kind}})
+			out[2] = append(out[2], metrics.Sample{Labels: []string{kind}})
+		}
+	}
+	for _, st := range []string{OrderPending, OrderActive, OrderCancelled} {
+		if !slices.ContainsFunc(out[0], func(x metrics.Sample) bool { return x.Labels[0] == st }) {
+			out[0] = append(out[0], metrics.Sample{Labels: []string{st, ""}})
+		}
+	}
+	return out, nil
+}
 
 func (s *Service) committed(step string) {
 	if s.after != nil {

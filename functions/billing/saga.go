@@ -65,6 +65,12 @@ type sagaState struct {
 	quota         Quota
 
 	history []HistoryEntry // entries to append
+
+	// stepSince is when the saga reached the step it was locked at (its
+	// row's updated_at), and lockedStep that step.
+	stepSince  time.Time
+	lockedStep string
+	failure    string // the failure code, once failed
 }
 
 func (sg *sagaState) note(at time.Time, step, outcome, detail string) {
@@ -72,7 +78,7 @@ func (sg *sagaState) note(at time.Time, step, outcome, detail string) {
 }
 
 const lockSaga = `
-SELECT s.step, s.status, s.deadline, s.compensations, o.user_id::text, o.plan_id, o.price, o.period_days, o.quota
+SELECT s.step, s.status, s.deadline, s.compensations, o.user_id::text, o.plan_id, o.price, o.period_days, o.quota, s.updated_at
 FROM sagas s JOIN orders o ON o.id = s.order_id
 WHERE s.order_id = $1
 FOR UPDATE OF s, o`
@@ -81,10 +87,11 @@ FOR UPDATE OF s, o`
 func (s *Service) lockSaga(ctx context.Context, tx pgx.Tx, orderID string) (*sagaState, error) {
 	sg := &sagaState{orderID: orderID}
 	err := tx.QueryRow(ctx, lockSaga, orderID).Scan(&sg.step, &sg.status, &sg.deadline, &sg.compensations,
-		&sg.userID, &sg.planID, &sg.price, &sg.periodDays, &sg.quota)
+		&sg.userID, &sg.planID, &sg.price, &sg.periodDays, &sg.quota, &sg.stepSince)
 	if err != nil {
 		return nil, err
 	}
+	sg.lockedStep = sg.step
 	return sg, nil
 }
 
@@ -129,8 +136,12 @@ const (
 // orderID locked; fn sets the outcome. A duplicate event or an unknown saga
 // does nothing (OutcomeDuplicate, OutcomeIgnored).
 func (s *Service) withSaga(ctx context.Context, e event.Event, orderID string, fn func(tx pgx.Tx, sg *sagaState, out *Outcome) error) (Outcome, error) {
-	var out Outcome
+	var (
+		out    Outcome
+		locked *sagaState
+	)
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		locked = nil
 		first, err := inbox.Claim(ctx, tx, e)
 		if err != nil || !first {
 			out = OutcomeDuplicate
@@ -144,9 +155,36 @@ func (s *Service) withSaga(ctx context.Context, e event.Event, orderID string, f
 		if err != nil {
 			return fmt.Errorf("lock saga %s: %w", orderID, err)
 		}
+		locked = sg
 		return fn(tx, sg, &out)
 	})
+	if err == nil && locked != nil {
+		s.observeStep(locked)
+	}
 	return out, err
+}
+
+// SagaPurchase names the purchase saga in the metrics.
+const SagaPurchase = "purchase"
+
+// observeStep reports, once its transaction committed, the step sg left
+// (how long it took and how it ended) and the saga's outcome when it ended.
+func (s *Service) observeStep(sg *sagaState) {
+	if s.metrics == nil || (sg.step == sg.lockedStep && sg.status == SagaRunning) {
+		return
+	}
+	outcome := "done"
+	if sg.status == SagaFailed {
+		outcome = "failed"
+	}
+	took := s.now().Sub(sg.stepSince).Seconds()
+	s.metrics.SagaStepSeconds.WithLabelValues(SagaPurchase, sg.lockedStep, outcome).Observe(max(took, 0))
+	switch sg.status {
+	case SagaCompleted:
+		s.metrics.SagaOutcomes.WithLabelValues(SagaPurchase, SagaCompleted).Inc()
+	case SagaFailed:
+		s.metrics.SagaOutcomes.WithLabelValues(SagaPurchase, SagaFailed+":"+sg.failure).Inc()
+	}
 }
 
 // HandleDebit applies the saga's debit step for the command e (data cmd):
@@ -328,6 +366,7 @@ VALUES ($1, $2, $3, 'active', $4, $5, $6)`, subID, sg.userID, sg.planID, sg.orde
 // mayBeGranted), marks the order failed with code and announces it.
 func (s *Service) fail(ctx context.Context, tx pgx.Tx, sg *sagaState, code, msg string, mayBeGranted bool) error {
 	now := s.now().UTC()
+	sg.failure = code
 	for _, c := range slices.Backward(sg.compensations) {
 		switch c {
 		case CompensateRevoke:
@@ -395,8 +434,9 @@ ORDER BY deadline LIMIT 100`, now)
 		}
 		swept := 0
 		for _, id := range ids {
-			done := false
+			var done *sagaState
 			err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+				done = nil
 				sg, err := s.lockSaga(ctx, tx, id)
 				if err != nil {
 					return err
@@ -404,16 +444,17 @@ ORDER BY deadline LIMIT 100`, now)
 				if sg.status != SagaRunning || !sg.deadline.Before(now) {
 					return nil
 				}
-				done = true
+				done = sg
 				sg.note(now, sg.step, "timed out", "deadline "+sg.deadline.Format(time.RFC3339))
 				return s.fail(ctx, tx, sg, FailTimeout, "no answer at step "+sg.step+" before the deadline", true)
 			})
 			if err != nil {
 				return n, fmt.Errorf("sweep saga %s: %w", id, err)
 			}
-			if done {
+			if done != nil {
 				n++
 				swept++
+				s.observeStep(done)
 				s.committed(StepSweptOne)
 			}
 		}

@@ -17,13 +17,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/metrics"
 )
 
 // Database is the name of the context's database.
@@ -149,6 +152,39 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	touched touches
+	metrics *metrics.Metrics // set by ReportTo
+}
+
+// ReportTo has s report how long new phones take to run
+// (cloudphone_phone_create_to_running_seconds) to m, and registers
+// cloudphone_phones, the phones by state, read from the database at each
+// scrape (so it is right after any restart).
+func (s *Service) ReportTo(m *metrics.Metrics) error {
+	s.metrics = m
+	return m.Gauges(s.log, s.readPhones, metrics.GaugeDesc{Name: "cloudphone_phones",
+		Help: "Phones by state, as the database holds them (deleted phones included).", Labels: []string{"state"}})
+}
+
+func (s *Service) readPhones(ctx context.Context) ([][]metrics.Sample, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*)::float8 FROM devices GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (metrics.Sample, error) {
+		var st string
+		var n float64
+		err := row.Scan(&st, &n)
+		return metrics.Sample{Labels: []string{st}, Value: n}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range States {
+		if !slices.ContainsFunc(counts, func(x metrics.Sample) bool { return x.Labels[0] == string(st) }) {
+			counts = append(counts, metrics.Sample{Labels: []string{string(st)}})
+		}
+	}
+	return [][]metrics.Sample{counts}, nil
 }
 
 // Open returns a Service on pool (the cloudphone_device database migrated

@@ -33,7 +33,9 @@ func (s *Service) ApplyReport(ctx context.Context, e event.Event, r RuntimeRepor
 	}
 	// Postgres keeps microseconds: compare reports at that precision.
 	r.At = r.At.UTC().Truncate(time.Microsecond)
+	var firstRun time.Duration // creation to running, when this report made a new device run
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		firstRun = 0
 		first, err := inbox.Claim(ctx, tx, e)
 		if err != nil || !first {
 			return err
@@ -50,7 +52,11 @@ func (s *Service) ApplyReport(ctx context.Context, e event.Event, r RuntimeRepor
 			s.log.InfoContext(ctx, "runtime report ignored", "device_id", d.ID, "event_type", e.Type(), "state", d.State, "why", why)
 			return nil
 		}
+		creating := d.State == StateCreating
 		applied, err := s.apply(ctx, tx, &d, e.Type(), r)
+		if creating && d.State == StateRunning {
+			firstRun = max(r.At.Sub(d.CreatedAt), time.Nanosecond)
+		}
 		if err != nil || !applied {
 			if err == nil {
 				s.log.InfoContext(ctx, "runtime report ignored", "device_id", d.ID, "event_type", e.Type(), "state", d.State, "why", "does not fit the state")
@@ -61,6 +67,9 @@ func (s *Service) ApplyReport(ctx context.Context, e event.Event, r RuntimeRepor
 		d.lastReportAt = &at
 		return save(ctx, tx, &d)
 	})
+	if err == nil && firstRun > 0 && s.metrics != nil {
+		s.metrics.PhoneCreateToRunning.Observe(firstRun.Seconds())
+	}
 	return err
 }
 

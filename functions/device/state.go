@@ -41,6 +41,10 @@ const (
 	StateError      State = "error"
 )
 
+// States lists every state a device can be in.
+var States = []State{StateCreating, StateStarting, StateRunning, StateRestarting, StateStopping, StateStopped,
+	StateDeleting, StateDeleted, StateError}
+
 // In reports whether s is one of states.
 func (s State) In(states ...State) bool {
 	for _, x := range states {

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // Extension names (CloudEvents extension attributes).
@@ -88,7 +89,8 @@ func New(ctx context.Context, typ, source, subject string, data any) (event.Even
 	return e, e.Validate()
 }
 
-// Link sets e's correlationid and causationid from ctx where e has none.
+// Link sets e's correlationid, causationid and traceparent (the span in ctx,
+// else the cause's) from ctx where e has none.
 func Link(ctx context.Context, e *event.Event) {
 	ext := e.Extensions()
 	cause, hasCause := Cause(ctx)
@@ -102,6 +104,15 @@ func Link(ctx context.Context, e *event.Event) {
 	}
 	if _, ok := ext[ExtCausation]; !ok && hasCause {
 		e.SetExtension(ExtCausation, cause.ID())
+	}
+	if _, ok := ext[tracing.ExtTraceparent]; !ok && !tracing.Stamp(ctx, e) && hasCause {
+		// No span here (tracing is off in this process): the cause's
+		// trace context carries on, so the trace stays whole.
+		for _, k := range []string{tracing.ExtTraceparent, tracing.ExtTracestate} {
+			if v, ok := cause.Extensions()[k]; ok {
+				e.SetExtension(k, v)
+			}
+		}
 	}
 }
 

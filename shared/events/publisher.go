@@ -9,6 +9,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // HTTPPublisher POSTs events in binary mode to a broker's ingress URL (K_SINK
@@ -32,6 +34,7 @@ func (p *HTTPPublisher) Send(ctx context.Context, e event.Event) error {
 	if err != nil {
 		return fmt.Errorf("build request for %s: %w", e.Type(), err)
 	}
+	tracing.Inject(ctx, req.Header)
 	if p.Authorize != nil {
 		if err := p.Authorize(req); err != nil {
 			return fmt.Errorf("send %s %s: %w", e.Type(), e.ID(), err)

@@ -16,11 +16,14 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // PingType is the type every Knative PingSource emits; PingTypeExtension is
@@ -109,7 +112,7 @@ func (h *EventHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if h.Metrics != nil {
 				h.Metrics.EventsRefused.WithLabelValues(h.Spec.Name, reason).Inc()
 			}
-			h.Log.WarnContext(r.Context(), "event refused: sender not admitted", "function", h.Spec.Name, "remote", r.RemoteAddr, "err", err)
+			h.Log.WarnContext(r.Context(), "event refused: sender not admitted", "remote", r.RemoteAddr, "err", err)
 			apierr.Write(w, r, h.Log, err)
 			return
 		}
@@ -117,15 +120,20 @@ func (h *EventHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e, err := h.decode(r)
 	if err != nil {
 		h.count("?", "rejected")
-		h.Log.WarnContext(r.Context(), "event refused", "function", h.Spec.Name, "err", err)
+		h.Log.WarnContext(r.Context(), "event refused", "err", err)
 		apierr.Write(w, r, h.Log, err)
 		return
 	}
-	ctx := events.WithCause(r.Context(), *e)
+	ctx, span := tracing.StartEvent(tracing.Extract(r.Context(), r.Header), *e, "handle "+e.Type(), trace.SpanKindConsumer,
+		attribute.String("faas.name", h.Spec.Name))
+	ctx = events.WithCause(ctx, *e)
 	start := time.Now()
 	reply, err := h.call(ctx, *e)
 	status := EventStatus(err)
-	log := h.Log.With("function", h.Spec.Name, "event_id", e.ID(), "event_type", e.Type())
+	if span.IsRecording() {
+		tracing.EndStatus(span, status, fmt.Sprint(err))
+	}
+	log := h.Log.With("event_id", e.ID(), "event_type", e.Type())
 	switch {
 	case err == nil:
 		h.count(e.Type(), "ack")

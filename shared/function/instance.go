@@ -6,13 +6,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // Instance is one function with its lifecycle state: it runs Start once,
@@ -124,11 +129,27 @@ func (in *Instance) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
+		span := tracing.NoSpan
+		if tracing.Enabled() {
+			var ctx context.Context
+			ctx, span = tracing.Start(tracing.Extract(r.Context(), r.Header), r.Method, trace.SpanKindServer,
+				attribute.String("faas.name", in.Spec.Name), attribute.String("http.request.method", r.Method))
+			r = r.WithContext(ctx)
+		}
 		next.ServeHTTP(sw, r)
 		took := time.Since(start)
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
+		}
+		if span.IsRecording() {
+			name := route
+			if !strings.HasPrefix(name, r.Method+" ") {
+				name = r.Method + " " + route
+			}
+			span.SetName(name)
+			span.SetAttributes(attribute.String("http.route", route))
+			tracing.EndStatus(span, sw.status, http.StatusText(sw.status))
 		}
 		if in.Metrics != nil {
 			in.Metrics.Requests.WithLabelValues(in.Spec.Name, route, strconv.Itoa(sw.status)).Inc()

@@ -11,11 +11,13 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
@@ -349,6 +351,10 @@ func (r *Relay) sendBatch(ctx context.Context, bs events.BatchSender, batch []cl
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.SendTimeout)
 	defer cancel()
+	spans := make([]trace.Span, len(evs))
+	for j, e := range evs {
+		_, spans[j] = tracing.StartPublish(sctx, e)
+	}
 	errs := bs.SendBatch(sctx, evs)
 	for j, i := range idx {
 		var err error
@@ -357,6 +363,7 @@ func (r *Relay) sendBatch(ctx context.Context, bs events.BatchSender, batch []cl
 		} else {
 			err = fmt.Errorf("the sender answered %d of %d events", len(errs), len(evs))
 		}
+		tracing.End(spans[j], err)
 		results[i] = result{done: true, err: err}
 	}
 	return results
@@ -370,7 +377,10 @@ func (r *Relay) send(ctx context.Context, c claimed) result {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.SendTimeout)
 	defer cancel()
 	sctx = logging.WithCorrelation(sctx, events.CorrelationOf(e))
-	if err := r.sender.Send(sctx, e); err != nil {
+	sctx, span := tracing.StartPublish(sctx, e)
+	err := r.sender.Send(sctx, e)
+	tracing.End(span, err)
+	if err != nil {
 		return result{done: true, err: err}
 	}
 	return result{done: true}

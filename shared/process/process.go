@@ -27,6 +27,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // Base is the configuration every process reads.
@@ -75,6 +76,8 @@ type Resources struct {
 	stopBg  context.CancelFunc
 	bgDone  sync.WaitGroup
 	closing bool
+	// stopTracing flushes the spans not exported yet and stops tracing.
+	stopTracing func(context.Context) error
 }
 
 type onceValue struct {
@@ -124,9 +127,13 @@ func New(env config.Source, log *slog.Logger, m *metrics.Metrics, sender events.
 	if m == nil {
 		m = metrics.New()
 	}
+	stopTracing, err := tracing.Setup(context.Background(), env, tracing.DefaultServiceName)
+	if err != nil {
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	return &Resources{Env: env, Base: base, Log: log, Metrics: m, Sender: sender, EventSigner: signer, EventVerifier: verifier,
-		once: map[string]*onceValue{}, relays: map[string]*outbox.Relay{}, bg: bg, stopBg: stop}, nil
+		once: map[string]*onceValue{}, relays: map[string]*outbox.Relay{}, bg: bg, stopBg: stop, stopTracing: stopTracing}, nil
 }
 
 // eventKeys makes the event token signer and verifier from the service-token
@@ -321,6 +328,11 @@ func (r *Resources) Close() error {
 	r.mu.Unlock()
 	r.stopBg()
 	r.bgDone.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.stopTracing(ctx); err != nil {
+		r.Log.Warn("spans not exported", "err", err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.pools {

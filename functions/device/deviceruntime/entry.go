@@ -28,5 +28,5 @@ func build(ctx context.Context, r *process.Resources) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, cfg, r.Log.With("context", "device"), WithMetrics(r.Metrics.Registry))
+	return New(pool, cfg, r.Log.With("context", "device"), WithMetrics(r.Metrics))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
@@ -43,6 +44,17 @@ type Trace struct {
 // Option tunes a Function.
 type Option func(*Function)
 
+// WithMetrics counts the crashes the function finds and the containers it
+// recreates in m (cloudphone_phone_crashes_total,
+// cloudphone_phone_recreations_total) and registers the per-node metrics on
+// m's registry (see newNodeMetrics).
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(f *Function) {
+		f.metrics = m
+		f.nodeMetrics = newNodeMetrics(m.Registry)
+	}
+}
+
 // WithTrace calls fn after each command's outcome committed, from the worker
 // that ran it (fn must be quick and safe for concurrent use).
 func WithTrace(fn func(Trace)) Option { return func(f *Function) { f.trace = fn } }
@@ -60,14 +72,15 @@ type Function struct {
 	caps     []string        // capabilities of unprivileged phones
 	images   map[string]bool // the images commands may name
 	log      *slog.Logger
+	metrics  *metrics.Metrics // optional
 	engines  *engines
 	trace    func(Trace)
 	onReport func(event.Event)
 	http     *http.Client // fetches APKs from their presigned URLs
 	wake     chan struct{}
 
-	health  healthCounts
-	metrics *nodeMetrics // nil without WithMetrics
+	health      healthCounts
+	nodeMetrics *nodeMetrics // nil without WithMetrics
 
 	// passing serializes reconcile passes in this process: two passes at
 	// once would both act on (and report) the same container.

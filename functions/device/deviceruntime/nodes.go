@@ -157,34 +157,32 @@ type nodeMetrics struct {
 	ping    *prometheus.GaugeVec
 }
 
-// WithMetrics registers the per-node metrics on reg:
+// newNodeMetrics registers the per-node metrics on reg:
 // cloudphone_device_node_up (1 while the node's engine answers),
 // cloudphone_device_node_devices (devices the runtime keeps on the node)
 // and cloudphone_device_node_ping_seconds (the last answer's time), each by
 // node name.
-func WithMetrics(reg prometheus.Registerer) Option {
-	return func(f *Function) {
-		m := &nodeMetrics{
-			up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "cloudphone_device_node_up", Help: "1 while the device host's Docker engine answers, by node.",
-			}, []string{"node"}),
-			devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "cloudphone_device_node_devices", Help: "Devices device-runtime keeps on the device host, by node.",
-			}, []string{"node"}),
-			ping: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-				Name: "cloudphone_device_node_ping_seconds", Help: "Time of the last answer of the device host's Docker engine, by node.",
-			}, []string{"node"}),
-		}
-		for _, c := range []*prometheus.GaugeVec{m.up, m.devices, m.ping} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					panic(err)
-				}
+func newNodeMetrics(reg prometheus.Registerer) *nodeMetrics {
+	m := &nodeMetrics{
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cloudphone_device_node_up", Help: "1 while the device host's Docker engine answers, by node.",
+		}, []string{"node"}),
+		devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cloudphone_device_node_devices", Help: "Devices device-runtime keeps on the device host, by node.",
+		}, []string{"node"}),
+		ping: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cloudphone_device_node_ping_seconds", Help: "Time of the last answer of the device host's Docker engine, by node.",
+		}, []string{"node"}),
+	}
+	for _, c := range []*prometheus.GaugeVec{m.up, m.devices, m.ping} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				panic(err)
 			}
 		}
-		f.metrics = m
 	}
+	return m
 }
 
 // nodeHealth is the health loop's memory: since when each failing node's
@@ -246,13 +244,13 @@ func (f *Function) checkNodes(ctx context.Context, h *nodeHealth) error {
 	now := time.Now()
 	for i, n := range nodes {
 		r := results[i]
-		if f.metrics != nil {
+		if f.nodeMetrics != nil {
 			up := 0.0
 			if r.err == nil {
 				up = 1
-				f.metrics.ping.WithLabelValues(n.Name).Set(r.took.Seconds())
+				f.nodeMetrics.ping.WithLabelValues(n.Name).Set(r.took.Seconds())
 			}
-			f.metrics.up.WithLabelValues(n.Name).Set(up)
+			f.nodeMetrics.up.WithLabelValues(n.Name).Set(up)
 		}
 		if r.err == nil {
 			delete(h.failingSince, n.ID)
@@ -281,7 +279,7 @@ func (f *Function) checkNodes(ctx context.Context, h *nodeHealth) error {
 // nodeMetricsUpdate sets the device counts and forgets the metrics of nodes
 // no longer registered.
 func (f *Function) nodeMetricsUpdate(ctx context.Context, nodes []nodeRef, h *nodeHealth) {
-	if f.metrics == nil {
+	if f.nodeMetrics == nil {
 		return
 	}
 	counts := map[string]int{}
@@ -300,13 +298,13 @@ func (f *Function) nodeMetricsUpdate(ctx context.Context, nodes []nodeRef, h *no
 	for _, n := range nodes {
 		live[n.ID] = true
 		h.named[n.ID] = n.Name
-		f.metrics.devices.WithLabelValues(n.Name).Set(float64(counts[n.ID]))
+		f.nodeMetrics.devices.WithLabelValues(n.Name).Set(float64(counts[n.ID]))
 	}
 	for id, name := range h.named {
 		if !live[id] {
-			f.metrics.up.DeleteLabelValues(name)
-			f.metrics.devices.DeleteLabelValues(name)
-			f.metrics.ping.DeleteLabelValues(name)
+			f.nodeMetrics.up.DeleteLabelValues(name)
+			f.nodeMetrics.devices.DeleteLabelValues(name)
+			f.nodeMetrics.ping.DeleteLabelValues(name)
 			delete(h.named, id)
 			delete(h.failingSince, id)
 		}

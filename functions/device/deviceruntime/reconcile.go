@@ -213,6 +213,10 @@ func (f *Function) Reconcile(ctx context.Context) (Pass, error) {
 		p.Crashed += r.crashed
 		p.Recreated += r.recreated
 		p.Recovered += r.recovered
+		if f.metrics != nil {
+			f.metrics.PhoneCrashes.Add(float64(r.crashed))
+			f.metrics.PhoneRecreations.Add(float64(r.recreated))
+		}
 	}
 	if err := pruneCommands(ctx, f.pool, commandHistory); err != nil && ctx.Err() == nil {
 		p.Errors = append(p.Errors, "prune commands: "+err.Error())

@@ -121,6 +121,9 @@ func (f *Function) onDie(ctx context.Context, c *client.Client, m dockerevents.M
 		return err
 	})
 	if err == nil && len(reports) > 0 {
+		if f.metrics != nil {
+			f.metrics.PhoneCrashes.Inc()
+		}
 		f.published(published)
 		f.log.Warn("device-runtime: phone container died", "device_id", id, "reason", reports[0].Data.Reason)
 	}

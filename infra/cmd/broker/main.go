@@ -24,6 +24,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 	"github.com/cloudphone/cloudphone/triggers"
 )
 
@@ -57,6 +58,11 @@ func run() error {
 	if err := config.Load(src, &keys); err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, src, "cloudphone-broker")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 	priv, err := servicetoken.ParsePrivateKey(keys.PrivateKey)
 	if err != nil {
 		return fmt.Errorf("CLOUDPHONE_SERVICE_TOKEN_KEY: %w", err)

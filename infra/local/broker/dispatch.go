@@ -17,6 +17,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
@@ -219,7 +220,9 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 	}
 	log = log.With("subscriber", target)
 
-	a := b.attempt(ctx, t, target, send)
+	actx, span := tracing.StartDelivery(ctx, e, target)
+	a := b.attempt(actx, t, target, send)
+	tracing.EndStatus(span, a.status, a.err)
 	if a.ok() && a.reply != nil && !r.deadLetter {
 		if err := checkReply(*a.reply); err != nil {
 			a = attempt{status: http.StatusBadGateway, err: "invalid reply event: " + err.Error()}

@@ -11,6 +11,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/cloudphone/cloudphone/shared/eventauth"
+	"github.com/cloudphone/cloudphone/shared/tracing"
 )
 
 // HTTPDeliverer delivers over HTTP, as the deployable broker does on
@@ -30,6 +31,7 @@ func (d *HTTPDeliverer) Deliver(ctx context.Context, subscriber string, e event.
 	if err != nil {
 		return 0, nil, fmt.Errorf("request to %s: %w", subscriber, err)
 	}
+	tracing.Inject(ctx, req.Header)
 	if err := d.Signer.Authorize(req, eventauth.Broker, subscriber); err != nil {
 		return 0, nil, err
 	}

@@ -45,6 +45,9 @@ func Service(ctx context.Context, r *process.Resources) (*billing.Service, error
 		if err != nil {
 			return nil, err
 		}
+		if err := svc.ReportTo(r.Metrics); err != nil {
+			return nil, err
+		}
 		if hook := fault.ExitAt(r.Env.Env[fault.Env], r.Log); hook != nil {
 			svc.AfterStep(hook)
 		}

@@ -75,13 +75,17 @@ func Service(ctx context.Context, r *process.Resources) (*device.Service, error)
 		if err != nil {
 			return nil, err
 		}
-		return device.Open(ctx, pool, device.Options{
+		svc, err := device.Open(ctx, pool, device.Options{
 			Quota: quota, Apps: apps, Funds: funds, Tickets: tickets, Ports: ports,
 			Node: device.NodeConfig{Name: cfg.NodeName, DockerHost: cfg.DockerHost, ADBHost: cfg.NodeADBHost,
 				CPUCores: cfg.NodeCPU, MemoryMB: cfg.NodeMemoryMB},
 			Image: cfg.Image, Images: strings.Split(cfg.Images, ","), DefaultStorageGB: cfg.DefaultStorageGB, Placement: cfg.Placement,
 			GatewayURL: cfg.GatewayURL, Log: log,
 		})
+		if err != nil {
+			return nil, err
+		}
+		return svc, svc.ReportTo(r.Metrics)
 	})
 	if err != nil {
 		return nil, err
