@@ -374,6 +374,10 @@ func (r *Rehearsal) create(ctx context.Context, u Unit, values map[string]string
 		ReadonlyRootfs: u.ReadOnlyRootFilesystem,
 		ExtraHosts:     []string{gatewayHost + ":" + r.gatewayIP, "host.docker.internal:" + r.gatewayIP},
 	}
+	if u.ReadOnlyRootFilesystem {
+		// OpenFaaS leaves /tmp writable under a read-only root.
+		hc.Tmpfs = map[string]string{"/tmp": "rw,size=256m"}
+	}
 	if u.Limits != nil {
 		if u.Limits.Memory != "" {
 			if b, err := units.RAMInBytes(strings.TrimSuffix(u.Limits.Memory, "i")); err == nil {

@@ -47,7 +47,7 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
 		t.Skipf("no Docker engine: %v", err)
