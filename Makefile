@@ -63,6 +63,20 @@ images: build ## build one image per function (its own binary), per OpenFaaS bun
 	@tar -c -C infra/image Dockerfile -C ../../bin broker | \
 	  docker build -q --build-arg BINARY=broker -t cloudphone/cloudphone-broker:latest - >/dev/null && echo cloudphone/cloudphone-broker:latest
 
+.PHONY: rehearse
+rehearse: ## run the platform as separately deployed units on the local Docker engine (a container per stack.yml unit) on 127.0.0.1:8090
+	@CGO_ENABLED=0 $(GO) build -trimpath -o bin/rehearse ./infra/cmd/rehearse
+	$(GO) run ./infra/cmd/devenv -dir .data/rehearsal -- bin/rehearse up
+
+.PHONY: test-rehearsal
+test-rehearsal: ## the journey through a rehearsal of its own (tests/rehearsal): builds its images, needs the Docker engine
+	CLOUDPHONE_REHEARSAL=1 $(DEVENV) $(GO) test -count=1 -v -timeout 14m ./tests/rehearsal/
+
+.PHONY: rehearse-down
+rehearse-down: ## remove what a rehearsal left on the Docker engine (its containers, phones and networks, nothing else)
+	@CGO_ENABLED=0 $(GO) build -trimpath -o bin/rehearse ./infra/cmd/rehearse
+	bin/rehearse down
+
 .PHONY: phone-standin
 phone-standin: ## build the phone STAND-IN image cloudphone/phone-standin:latest (not Android; for tests and local runs)
 	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && \

@@ -59,3 +59,7 @@ echo "== APK upload, 100 MiB through app-apps vs a straight PutObject: go test -
 go test -count=1 -run '^$' -bench Upload100MiBAPK -benchtime 3x ./tests/bench/apps/
 echo "== app install, small APK, POST /apps → installed on a running stand-in phone: go test -run '^\$' -bench UploadToInstalled -benchtime 10x ./tests/bench/apps/"
 go test -count=1 -run '^$' -bench UploadToInstalled -benchtime 10x ./tests/bench/apps/
+
+echo
+echo "== rehearsal: a bundle container's cold start vs the same binary as a process, a fact through the broker between containers vs in one process: go test -run '^\$' -bench Rehearsal -benchtime 1x ./tests/bench/rehearsal/"
+go test -count=1 -timeout 30m -run '^$' -bench Rehearsal -benchtime 1x ./tests/bench/rehearsal/ | grep -E 'figure:|SKIP|FAIL|ok' || true
