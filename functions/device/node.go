@@ -10,7 +10,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Node statuses: a draining node keeps its devices but gets no new ones.
@@ -88,7 +88,7 @@ type NodeUpdate struct {
 
 // Validate returns an apierr Invalid listing every fault of u.
 func (u NodeUpdate) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(u.CPUCores != nil || u.MemoryMB != nil || u.Status != nil, "body", "names nothing to change")
 	p.Check(u.CPUCores == nil || (*u.CPUCores >= 0 && *u.CPUCores <= 1<<20), "cpu_cores", "must be 0 to 1048576")
 	p.Check(u.MemoryMB == nil || (*u.MemoryMB >= 0 && *u.MemoryMB <= 1<<30), "memory_mb", "must be 0 to 1073741824")
