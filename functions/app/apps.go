@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -108,7 +109,7 @@ RETURNING id, created_at`, userID, m.Package, m.VersionCode, m.VersionName, m.Mi
 		if err != nil {
 			return fmt.Errorf("record app %s %d of %s: %w", m.Package, m.VersionCode, userID, err)
 		}
-		e, err := events.New(ctx, EventUploaded, SourceApps, a.ID, Uploaded{
+		e, err := events.New(ctx, appevents.EventUploaded, SourceApps, a.ID, appevents.Uploaded{
 			AppID: a.ID, UserID: userID, Package: m.Package, VersionCode: m.VersionCode, SHA256: digest, Size: size,
 		})
 		if err != nil {
@@ -227,7 +228,7 @@ func (s *Service) Delete(ctx context.Context, userID, id string) error {
 		return apierr.New(apierr.NotFound, "app not found")
 	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var d Deleted
+		var d appevents.Deleted
 		var digest string
 		err := tx.QueryRow(ctx, `DELETE FROM apps WHERE id = $1 AND user_id = $2
 RETURNING id, user_id, package, version_code, sha256`, id, userID).Scan(&d.AppID, &d.UserID, &d.Package, &d.VersionCode, &digest)
@@ -252,7 +253,7 @@ FROM objects WHERE sha256 = $1 FOR UPDATE`, digest).Scan(&key, &referenced)
 				return fmt.Errorf("delete object %s: %w", digest, err)
 			}
 		}
-		e, err := events.New(ctx, EventDeleted, SourceApps, id, d)
+		e, err := events.New(ctx, appevents.EventDeleted, SourceApps, id, d)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 )
 
 // JobReport says what one run of the scheduled billing function did; a job
@@ -36,7 +38,7 @@ func (s *Service) RunScheduled(ctx context.Context, typ string, at time.Time, re
 	at = at.UTC()
 	runExpiry, runCharge, runRedrive := false, false, false
 	switch typ {
-	case EventSweepRequested:
+	case billingevents.EventSweepRequested:
 		n, err := s.SweepSagas(ctx)
 		rep.Swept = n
 		if err != nil {
@@ -53,9 +55,9 @@ func (s *Service) RunScheduled(ctx context.Context, typ string, at time.Time, re
 				return rep, err
 			}
 		}
-	case EventExpiryRequested:
+	case billingevents.EventExpiryRequested:
 		runExpiry = true
-	case EventChargeRequested:
+	case billingevents.EventChargeRequested:
 		runCharge = true
 	default:
 		return rep, fmt.Errorf("no billing job for %s", typ)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Kinds of ledger entry.
@@ -198,10 +198,10 @@ const MaxCredit = 1e11
 // operator (the administrator's user id). Each call is a new credit. A user
 // id the user context does not know is NotFound, and nothing is written.
 func (s *Service) Credit(ctx context.Context, operator, userID string, req CreditRequest) (Entry, error) {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(isUUID(userID), "id", "must be a user id (UUID)")
 	p.Check(req.Amount > 0 && req.Amount <= MaxCredit, "amount", "must be 1 to 100000000000 minor units")
-	p.Check(req.Reason != "" && len(req.Reason) <= 200 && httpjson.NoControlChars(req.Reason), "reason", "must be 1 to 200 characters without control characters")
+	p.Check(req.Reason != "" && len(req.Reason) <= 200 && validate.NoControlChars(req.Reason), "reason", "must be 1 to 200 characters without control characters")
 	if err := p.Err(); err != nil {
 		return Entry{}, err
 	}

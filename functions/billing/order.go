@@ -11,11 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Order statuses: pending → paid → active, or failed.
@@ -98,8 +99,8 @@ func scanOrder(row pgx.Row) (Order, error) {
 // now. The same key with another request is apierr Unprocessable; an
 // unknown or inactive plan is apierr Invalid.
 func (s *Service) PlaceOrder(ctx context.Context, userID, key string, req OrderRequest) (o Order, created bool, err error) {
-	var p httpjson.Problems
-	p.Check(key != "" && len(key) <= 128 && httpjson.NoControlChars(key), "Idempotency-Key", "header is required: 1 to 128 characters")
+	var p validate.Problems
+	p.Check(key != "" && len(key) <= 128 && validate.NoControlChars(key), "Idempotency-Key", "header is required: 1 to 128 characters")
 	p.Check(req.PlanID != "", "plan_id", "is required")
 	if err := p.Err(); err != nil {
 		return Order{}, false, err
@@ -136,7 +137,7 @@ ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
 			id, now.Add(s.cfg.SagaDeadline), hist); err != nil {
 			return fmt.Errorf("insert saga %s: %w", id, err)
 		}
-		cmd, err := newEvent(ctx, EventDebitRequested, SourceOrders, id, id, DebitRequested{SchemaVersion: 1, OrderID: id})
+		cmd, err := newEvent(ctx, billingevents.EventDebitRequested, SourceOrders, id, id, billingevents.DebitRequested{SchemaVersion: 1, OrderID: id})
 		if err != nil {
 			return err
 		}

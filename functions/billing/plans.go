@@ -10,8 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Quota is what a plan grants on top of a user's base quota.
@@ -29,22 +30,10 @@ type Quota struct {
 	IdleMinutes int `json:"idle_minutes"`
 }
 
-// maxIdleMinutes bounds a plan's idle limit: one week.
-const maxIdleMinutes = 7 * 24 * 60
-
-// maxQuotaValue bounds every quota amount billing accepts; the user context
-// may refuse smaller ones.
-const maxQuotaValue = 1 << 30
-
-func (q Quota) check(p *httpjson.Problems) {
-	for name, v := range map[string]int{
-		"quota.max_devices": q.MaxDevices, "quota.max_running_devices": q.MaxRunningDevices,
-		"quota.max_cpu_cores": q.MaxCPUCores, "quota.max_memory_mb": q.MaxMemoryMB, "quota.max_storage_gb": q.MaxStorageGB,
-		"quota.device_max_cpu_cores": q.DeviceMaxCPUCores, "quota.device_max_memory_mb": q.DeviceMaxMemoryMB,
-	} {
-		p.Check(v >= 0 && v <= maxQuotaValue, name, fmt.Sprintf("must be 0 to %d", maxQuotaValue))
-	}
-	p.Check(q.IdleMinutes >= 0 && q.IdleMinutes <= maxIdleMinutes, "quota.idle_minutes", fmt.Sprintf("must be 0 to %d", maxIdleMinutes))
+// check records the amounts of q outside the bounds the user context grants
+// (userevents.Limits.Check), so a plan it would refuse cannot be sold.
+func (q Quota) check(p *validate.Problems) {
+	userevents.Limits(q).Check("quota.", p)
 }
 
 // Plan is a plan a user can buy: its price in minor units of Currency, the
@@ -77,9 +66,9 @@ var planIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // Validate checks every field and returns an apierr Invalid naming the faulty ones.
 func (r PlanRequest) Validate(currency string) error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(planIDPattern.MatchString(r.ID), "id", "must be 1 to 32 of a-z 0-9 _ - starting with a letter or digit")
-	p.Check(r.Name != "" && len(r.Name) <= 64 && httpjson.NoControlChars(r.Name), "name", "must be 1 to 64 characters without control characters")
+	p.Check(r.Name != "" && len(r.Name) <= 64 && validate.NoControlChars(r.Name), "name", "must be 1 to 64 characters without control characters")
 	p.Check(r.Price >= 0 && r.Price <= 1e12, "price", "must be 0 to 1000000000000 minor units")
 	p.Check(r.Currency == currency, "currency", "must be "+currency)
 	p.Check(r.PeriodDays >= 1 && r.PeriodDays <= 3660, "period_days", "must be 1 to 3660")

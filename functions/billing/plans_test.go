@@ -34,3 +34,28 @@ func TestPlansCarryAnIdleLimitWithinAWeek(t *testing.T) {
 		}
 	}
 }
+
+func TestPlansAreSeededAndManagedByAdmins(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	list, err := e.svc.Plans(ctx, false)
+	if err != nil || len(list) != 3 || list[0].ID != "basic" {
+		t.Fatalf("plans %+v, %v", list, err)
+	}
+	off := false
+	req := billing.PlanRequest{Name: "Basic", Price: 1234, Currency: "USD", PeriodDays: 7, Quota: list[0].Quota, Active: &off}
+	if _, err := e.svc.UpdatePlan(ctx, "basic", req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Plan(ctx, "basic", false); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("inactive plan is public: %v", err)
+	}
+	if _, _, err := e.svc.PlaceOrder(ctx, newUser(), "k", billing.OrderRequest{PlanID: "basic"}); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("order of an inactive plan: %v", err)
+	}
+	req.ID, req.Currency = "gold", "EUR"
+	if _, err := e.svc.CreatePlan(ctx, req); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("plan in another currency: %v", err)
+	}
+}

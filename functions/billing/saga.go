@@ -11,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -192,7 +194,7 @@ func (s *Service) observeStep(sg *sagaState) {
 // balance and requests the grant, or ends the order failed with
 // insufficient_funds when the balance does not cover it. A command for a
 // saga past this step, or a duplicate, changes nothing.
-func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitRequested) (Outcome, error) {
+func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd billingevents.DebitRequested) (Outcome, error) {
 	if !isUUID(cmd.OrderID) {
 		return "", function.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
 	}
@@ -221,8 +223,8 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitReque
 		if err := s.setOrder(ctx, tx, sg.orderID, OrderPaid, "", "", nil); err != nil {
 			return err
 		}
-		cmd, err := newEvent(ctx, EventQuotaGrantRequested, SourceSaga, sg.orderID, sg.orderID, QuotaGrantRequested{
-			SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, Quota: sg.quota})
+		cmd, err := newEvent(ctx, userevents.EventQuotaGrantRequested, SourceSaga, sg.orderID, sg.orderID, userevents.QuotaGrantRequested{
+			SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, Limits: userevents.Limits(sg.quota)})
 		if err != nil {
 			return err
 		}
@@ -250,18 +252,18 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd DebitReque
 // reached step grant yet is function.NotYet (the broker retries it); a reply
 // for a step the saga has passed, for a grant that is no saga's (a
 // subscription's revoke, say) or a duplicate changes nothing.
-func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ string, r QuotaReply) (Outcome, error) {
+func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ string, r userevents.QuotaReply) (Outcome, error) {
 	if !isUUID(r.GrantID) {
 		s.log.WarnContext(ctx, "quota reply for a grant that is no order", "grant_id", r.GrantID, "event_type", typ)
 		return OutcomeIgnored, nil
 	}
-	if typ == EventQuotaGranted {
+	if typ == userevents.EventQuotaGranted {
 		s.committed(StepGrantReceived)
 	}
 	out, err := s.withSaga(ctx, e, r.GrantID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
 		now := s.now().UTC()
 		switch {
-		case typ == EventQuotaRevoked:
+		case typ == userevents.EventQuotaRevoked:
 			if sg.status != SagaFailed || !slices.Contains(sg.compensations, CompensateRevoke) {
 				*out = OutcomeIgnored
 				return nil
@@ -275,11 +277,11 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 		case sg.status != SagaRunning || sg.step != StepGrant:
 			*out = OutcomeIgnored
 			return nil
-		case typ == EventQuotaGranted:
+		case typ == userevents.EventQuotaGranted:
 			*out = OutcomeApplied
 			sg.note(now, StepGrant, "granted", "")
 			return s.activate(ctx, tx, sg, now)
-		case typ == EventQuotaGrantRefused:
+		case typ == userevents.EventQuotaGrantRefused:
 			*out = OutcomeApplied
 			sg.note(now, StepGrant, "refused", r.Reason)
 			msg := "the user context refused the quota grant"
@@ -295,9 +297,9 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 	}
 	if out == OutcomeApplied {
 		switch typ {
-		case EventQuotaGranted:
+		case userevents.EventQuotaGranted:
 			s.committed(StepActivated)
-		case EventQuotaGrantRefused:
+		case userevents.EventQuotaGrantRefused:
 			s.committed(StepCompensated)
 		}
 	}
@@ -337,8 +339,8 @@ VALUES ($1, $2, $3, 'active', $4, $5, $6)`, subID, sg.userID, sg.planID, sg.orde
 		}
 		sg.note(now, StepActivate, "done", "subscription "+subID+" extended")
 		if oldGrant != sg.orderID {
-			revoke, err := newEvent(ctx, EventQuotaRevokeRequested, SourceSaga, oldGrant, sg.orderID,
-				QuotaRevokeRequested{SchemaVersion: 1, GrantID: oldGrant, UserID: sg.userID})
+			revoke, err := newEvent(ctx, userevents.EventQuotaRevokeRequested, SourceSaga, oldGrant, sg.orderID,
+				userevents.QuotaRevokeRequested{SchemaVersion: 1, GrantID: oldGrant, UserID: sg.userID})
 			if err != nil {
 				return err
 			}
@@ -350,7 +352,7 @@ VALUES ($1, $2, $3, 'active', $4, $5, $6)`, subID, sg.userID, sg.planID, sg.orde
 	if err := s.setOrder(ctx, tx, sg.orderID, OrderActive, "", "", &subID); err != nil {
 		return err
 	}
-	fact, err := newEvent(ctx, EventOrderActivated, SourceSaga, sg.orderID, sg.orderID, OrderActivatedData{
+	fact, err := newEvent(ctx, billingevents.EventOrderActivated, SourceSaga, sg.orderID, sg.orderID, billingevents.OrderActivatedData{
 		SchemaVersion: 1, OrderID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, SubscriptionID: subID, ExpiresAt: expires})
 	if err != nil {
 		return err
@@ -373,8 +375,8 @@ func (s *Service) fail(ctx context.Context, tx pgx.Tx, sg *sagaState, code, msg 
 			if !mayBeGranted {
 				continue
 			}
-			revoke, err := newEvent(ctx, EventQuotaRevokeRequested, SourceSaga, sg.orderID, sg.orderID,
-				QuotaRevokeRequested{SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID})
+			revoke, err := newEvent(ctx, userevents.EventQuotaRevokeRequested, SourceSaga, sg.orderID, sg.orderID,
+				userevents.QuotaRevokeRequested{SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID})
 			if err != nil {
 				return err
 			}
@@ -400,7 +402,7 @@ func (s *Service) fail(ctx context.Context, tx pgx.Tx, sg *sagaState, code, msg 
 	if err := s.setOrder(ctx, tx, sg.orderID, OrderFailed, code, msg, nil); err != nil {
 		return err
 	}
-	fact, err := newEvent(ctx, EventOrderFailed, SourceSaga, sg.orderID, sg.orderID, OrderFailedData{
+	fact, err := newEvent(ctx, billingevents.EventOrderFailed, SourceSaga, sg.orderID, sg.orderID, billingevents.OrderFailedData{
 		SchemaVersion: 1, OrderID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, Reason: code, Message: msg})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
@@ -81,8 +82,8 @@ ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED`, s.now().UTC())
 				if _, err := tx.Exec(ctx, `UPDATE subscriptions SET status = 'expired', updated_at = now() WHERE id = $1`, d.id); err != nil {
 					return err
 				}
-				revoke, err := newEvent(ctx, EventQuotaRevokeRequested, SourceJobs, d.grantID, d.id,
-					QuotaRevokeRequested{SchemaVersion: 1, GrantID: d.grantID, UserID: d.userID})
+				revoke, err := newEvent(ctx, userevents.EventQuotaRevokeRequested, SourceJobs, d.grantID, d.id,
+					userevents.QuotaRevokeRequested{SchemaVersion: 1, GrantID: d.grantID, UserID: d.userID})
 				if err != nil {
 					return err
 				}

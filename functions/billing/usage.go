@@ -10,20 +10,22 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/function"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Kinds of device fact, from the event types.
 var factKinds = map[string]string{
-	EventDeviceRunning: "running",
-	EventDeviceStopped: "stopped",
-	EventDeviceError:   "error",
-	EventDeviceDeleted: "deleted",
+	deviceevents.EventRunning: "running",
+	deviceevents.EventStopped: "stopped",
+	deviceevents.EventError:   "error",
+	deviceevents.EventDeleted: "deleted",
 }
 
 var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
@@ -34,9 +36,9 @@ var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 // derived from the facts sorted by time when usage is charged). A closing
 // fact charges the user's usage at once, as a charging run would. A fact that
 // cannot be read is function.Permanent.
-func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ string, f DeviceFact) (Outcome, error) {
+func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ string, f deviceevents.Fact) (Outcome, error) {
 	kind, ok := factKinds[typ]
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(ok, "type", "is not a device fact billing meters")
 	p.Check(deviceIDPattern.MatchString(f.DeviceID), "device_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	p.Check(isUUID(f.UserID), "user_id", "must be a UUID")
@@ -315,7 +317,7 @@ WHERE user_id = $1`, userID, unpaid); err != nil {
 		if unpaid > 0 {
 			rep.Unpaid += unpaid - min(unpaid, debt)
 			if !exhausted || running {
-				ev, err := newEvent(ctx, EventBalanceExhausted, SourceJobs, userID, "", BalanceExhausted{
+				ev, err := newEvent(ctx, billingevents.EventBalanceExhausted, SourceJobs, userID, "", billingevents.BalanceExhausted{
 					SchemaVersion: 1, UserID: userID, Balance: after, Currency: s.cfg.Currency, Unpaid: unpaid, At: now})
 				if err != nil {
 					return err
@@ -330,7 +332,7 @@ WHERE user_id = $1`, userID, unpaid); err != nil {
 		rep.Users++
 		daily := dailyMilli / 1000
 		if daily > 0 && after < daily && (lowAt == nil || now.Sub(*lowAt) >= s.cfg.LowBalanceEvery) {
-			ev, err := newEvent(ctx, EventBalanceLow, SourceJobs, userID, "", BalanceLow{
+			ev, err := newEvent(ctx, billingevents.EventBalanceLow, SourceJobs, userID, "", billingevents.BalanceLow{
 				SchemaVersion: 1, UserID: userID, Balance: after, Currency: s.cfg.Currency, DailyUsage: daily})
 			if err != nil {
 				return err
@@ -360,7 +362,7 @@ type FundsCheck struct {
 // phone is started only then, so that nobody runs one for free until the
 // next charging run. It fails with InsufficientFunds (HTTP 409) otherwise.
 func (s *Service) CoverHour(ctx context.Context, userID string, cores, memoryMB int) (FundsCheck, error) {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(isUUID(userID), "user_id", "must be a user id (UUID)")
 	p.Check(cores > 0 && cores <= 1024, "cpu_cores", "must be 1 to 1024")
 	p.Check(memoryMB > 0 && memoryMB <= 1<<22, "memory_mb", "must be 1 to 4194304")

@@ -16,7 +16,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // SignatureHeader carries the payment provider's signature of a webhook:
@@ -121,8 +121,8 @@ type WebhookResult struct {
 // duplicate and moves nothing); other types are ignored. A top-up for a user
 // id the user context does not know is Unprocessable, and nothing is written.
 func (s *Service) TopUp(ctx context.Context, ev WebhookEvent) (WebhookResult, error) {
-	var p httpjson.Problems
-	p.Check(ev.ID != "" && len(ev.ID) <= 128 && httpjson.NoControlChars(ev.ID), "id", "must be 1 to 128 characters")
+	var p validate.Problems
+	p.Check(ev.ID != "" && len(ev.ID) <= 128 && validate.NoControlChars(ev.ID), "id", "must be 1 to 128 characters")
 	p.Check(ev.Type != "", "type", "is required")
 	if err := p.Err(); err != nil {
 		return WebhookResult{}, err

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -239,7 +240,7 @@ func (s *Service) InstallApp(ctx context.Context, p auth.Principal, id string, r
 			return err
 		}
 		out = in
-		return appCommand(ctx, tx, EventAppInstallRequested, d, AppCommand{AppID: dl.AppID, Package: dl.Package,
+		return appCommand(ctx, tx, deviceevents.EventAppInstallRequested, d, deviceevents.AppCommand{AppID: dl.AppID, Package: dl.Package,
 			VersionCode: dl.VersionCode, URL: dl.URL, SHA256: dl.SHA256, Size: dl.Size})
 	})
 	return out, err
@@ -272,7 +273,7 @@ func (s *Service) UninstallApp(ctx context.Context, p auth.Principal, id, pkg st
 			return err
 		}
 		out = in
-		return appCommand(ctx, tx, EventAppUninstallRequested, d, AppCommand{AppID: in.AppID, Package: in.Package,
+		return appCommand(ctx, tx, deviceevents.EventAppUninstallRequested, d, deviceevents.AppCommand{AppID: in.AppID, Package: in.Package,
 			VersionCode: in.VersionCode})
 	})
 	return out, err
@@ -316,7 +317,7 @@ func (s *Service) ListApps(ctx context.Context, p auth.Principal, id string) (In
 // installation, another version, another state) or is older than the
 // installation's latest request. A fact without device or package is
 // apierr Invalid; a database failure is a plain (retryable) error.
-func (s *Service) ApplyAppFact(ctx context.Context, e event.Event, f AppFact) error {
+func (s *Service) ApplyAppFact(ctx context.Context, e event.Event, f deviceevents.AppFact) error {
 	if !uuidPattern.MatchString(f.DeviceID) || f.Package == "" {
 		return apierr.New(apierr.Invalid, "fact %s names no device id or package", e.ID())
 	}
@@ -338,16 +339,16 @@ func (s *Service) ApplyAppFact(ctx context.Context, e event.Event, f AppFact) er
 			return ignore("it answers an earlier request")
 		}
 		switch e.Type() {
-		case EventAppInstalled, EventAppInstallFailed:
+		case deviceevents.EventAppInstalled, deviceevents.EventAppInstallFailed:
 			if in.State != InstallInstalling || in.VersionCode != f.VersionCode {
 				return ignore("it does not fit the installation")
 			}
 			in.State, in.Reason = InstallInstalled, ""
-			if e.Type() == EventAppInstallFailed {
+			if e.Type() == deviceevents.EventAppInstallFailed {
 				in.State, in.Reason = InstallFailed, f.Reason
 			}
 			return in.save(ctx, tx)
-		case EventAppUninstalled:
+		case deviceevents.EventAppUninstalled:
 			if in.State != InstallUninstalling {
 				return ignore("it does not fit the installation")
 			}
@@ -368,7 +369,7 @@ func (st InstallState) in(states ...InstallState) bool {
 }
 
 // appCommand writes an app command about d to the outbox within tx.
-func appCommand(ctx context.Context, tx pgx.Tx, typ string, d *Device, c AppCommand) error {
+func appCommand(ctx context.Context, tx pgx.Tx, typ string, d *Device, c deviceevents.AppCommand) error {
 	c.SchemaVersion, c.DeviceID, c.UserID, c.NodeID, c.DockerHost, c.ADBPort = 1, d.ID, d.UserID, d.NodeID, d.dockerHost, d.ADBPort
 	e, err := events.New(ctx, typ, SourceDevices, d.ID, c)
 	if err != nil {

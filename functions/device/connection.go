@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -163,8 +164,8 @@ func (s *Service) States(ctx context.Context, ids []string) (map[string]State, e
 
 // RecordConnection writes the fact typ (EventConnectionOpened or
 // EventConnectionClosed) about c to the outbox, from source.
-func (s *Service) RecordConnection(ctx context.Context, typ, source string, c ConnectionFact) error {
-	if typ != EventConnectionOpened && typ != EventConnectionClosed {
+func (s *Service) RecordConnection(ctx context.Context, typ, source string, c deviceevents.ConnectionFact) error {
+	if typ != deviceevents.EventConnectionOpened && typ != deviceevents.EventConnectionClosed {
 		return fmt.Errorf("record connection %s: unknown fact %q", c.SessionID, typ)
 	}
 	c.SchemaVersion = 1

@@ -9,10 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // CreateRequest is the body of POST /api/v1/devices.
@@ -28,9 +29,9 @@ type CreateRequest struct {
 
 // validate returns an apierr Invalid listing every fault of req.
 func (s *Service) validate(req CreateRequest) error {
-	var p httpjson.Problems
+	var p validate.Problems
 	name := strings.TrimSpace(req.Name)
-	p.Check(name != "" && len(name) <= NameMax && httpjson.NoControlChars(name), "name",
+	p.Check(name != "" && len(name) <= NameMax && validate.NoControlChars(name), "name",
 		fmt.Sprintf("must be 1 to %d characters without control characters", NameMax))
 	p.Check(req.CPUCores >= 1 && req.CPUCores <= CPUCoresMax, "cpu_cores", fmt.Sprintf("must be 1 to %d", CPUCoresMax))
 	p.Check(req.MemoryMB >= MemoryMBMin && req.MemoryMB <= MemoryMBMax, "memory_mb", fmt.Sprintf("must be %d to %d", MemoryMBMin, MemoryMBMax))
@@ -127,7 +128,7 @@ func (s *Service) record(ctx context.Context, d *Device, labels map[string]strin
 			return fmt.Errorf("read device %s: %w", d.ID, err)
 		}
 		*d = got
-		if err := command(ctx, tx, SourceDevices, d, OpCreate, ""); err != nil {
+		if err := command(ctx, tx, SourceDevices, d, deviceevents.OpCreate, ""); err != nil {
 			return err
 		}
 		return save(ctx, tx, d)

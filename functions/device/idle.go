@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 )
@@ -33,16 +34,16 @@ func (d *Device) setIdleLimit(minutes int) {
 // use at its time. It is idempotent and order-free: a closed fact that
 // arrives before its opened fact records the session closed, and the late
 // opened fact changes nothing. Undecodable facts are apierr Invalid.
-func (s *Service) ApplyConnection(ctx context.Context, typ string, c ConnectionFact) error {
+func (s *Service) ApplyConnection(ctx context.Context, typ string, c deviceevents.ConnectionFact) error {
 	if !uuidPattern.MatchString(c.DeviceID) || c.SessionID == "" || len(c.SessionID) > 128 || c.At.IsZero() {
 		return apierr.New(apierr.Invalid, "connection fact needs device_id, session_id and at")
 	}
 	var q string
 	switch typ {
-	case EventConnectionOpened:
+	case deviceevents.EventConnectionOpened:
 		q = `INSERT INTO device_sessions (session_id, device_id, opened_at) VALUES ($1, $2, $3)
 			ON CONFLICT (session_id) DO NOTHING`
-	case EventConnectionClosed:
+	case deviceevents.EventConnectionClosed:
 		q = `INSERT INTO device_sessions (session_id, device_id, opened_at, closed_at) VALUES ($1, $2, $3, $3)
 			ON CONFLICT (session_id) DO UPDATE SET closed_at = EXCLUDED.closed_at`
 	default:
@@ -201,8 +202,8 @@ func (s *Service) stopIfIdle(ctx context.Context, id string, now time.Time, opt 
 			return nil
 		}
 		s.transition(d, StateStopping, now)
-		d.StopReason = ReasonIdle
-		if err := command(ctx, tx, SourceIdleStop, d, OpStop, ReasonIdle); err != nil {
+		d.StopReason = deviceevents.ReasonIdle
+		if err := command(ctx, tx, SourceIdleStop, d, deviceevents.OpStop, deviceevents.ReasonIdle); err != nil {
 			return err
 		}
 		stopped = true
@@ -212,7 +213,7 @@ func (s *Service) stopIfIdle(ctx context.Context, id string, now time.Time, opt 
 		return false, nil
 	}
 	if stopped {
-		s.log.InfoContext(ctx, "idle device stopped", "device_id", id, "reason", ReasonIdle)
+		s.log.InfoContext(ctx, "idle device stopped", "device_id", id, "reason", deviceevents.ReasonIdle)
 	}
 	return stopped, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 )
@@ -103,9 +104,9 @@ func (s *Service) Start(ctx context.Context, p auth.Principal, id string) (Devic
 			took = d
 			d.holdsSlot = true
 		}
-		op := OpStart
+		op := deviceevents.OpStart
 		if d.ContainerID == "" {
-			op = OpCreate
+			op = deviceevents.OpCreate
 		}
 		s.transition(d, StateStarting, s.now())
 		d.StopReason = ""
@@ -147,8 +148,8 @@ func (s *Service) Stop(ctx context.Context, p auth.Principal, id string) (Device
 		default:
 			return conflict(d, "stop")
 		}
-		d.StopReason = ReasonUser
-		if err := command(ctx, tx, SourceDevices, d, OpStop, ReasonUser); err != nil {
+		d.StopReason = deviceevents.ReasonUser
+		if err := command(ctx, tx, SourceDevices, d, deviceevents.OpStop, deviceevents.ReasonUser); err != nil {
 			return err
 		}
 		return save(ctx, tx, d)
@@ -167,7 +168,7 @@ func (s *Service) Restart(ctx context.Context, p auth.Principal, id string) (Dev
 			return err
 		}
 		s.transition(d, StateRestarting, s.now())
-		if err := command(ctx, tx, SourceDevices, d, OpRestart, ""); err != nil {
+		if err := command(ctx, tx, SourceDevices, d, deviceevents.OpRestart, ""); err != nil {
 			return err
 		}
 		return save(ctx, tx, d)
@@ -187,7 +188,7 @@ func (s *Service) Delete(ctx context.Context, p auth.Principal, id string) (Devi
 			return conflict(d, "delete")
 		}
 		s.transition(d, StateDeleting, s.now())
-		if err := command(ctx, tx, SourceDevices, d, OpDelete, ""); err != nil {
+		if err := command(ctx, tx, SourceDevices, d, deviceevents.OpDelete, ""); err != nil {
 			return err
 		}
 		return save(ctx, tx, d)

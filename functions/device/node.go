@@ -11,7 +11,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Node statuses: a draining node keeps its devices but gets no new ones.
@@ -105,7 +105,7 @@ var (
 const MaxLabels = 16
 
 // checkLabels adds to p the faults of labels (field name field).
-func checkLabels(p *httpjson.Problems, field string, labels map[string]string) {
+func checkLabels(p *validate.Problems, field string, labels map[string]string) {
 	p.Check(len(labels) <= MaxLabels, field, fmt.Sprintf("at most %d labels", MaxLabels))
 	for k, v := range labels {
 		if !labelKeyPattern.MatchString(k) || !labelValuePattern.MatchString(v) {
@@ -117,7 +117,7 @@ func checkLabels(p *httpjson.Problems, field string, labels map[string]string) {
 
 // Validate returns an apierr Invalid listing every fault of r.
 func (r NodeRegistration) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(nodeNamePattern.MatchString(r.Name), "name", "must be 1-64 of A-Z a-z 0-9 _ . - (a letter or digit first)")
 	p.Check(dockerHostPattern.MatchString(r.DockerHost), "docker_host", "must be unix:///path or tcp://host:port")
 	p.Check(adbHostPattern.MatchString(r.ADBHost), "adb_host", "must be a host name or address")
@@ -246,7 +246,7 @@ type NodeUpdate struct {
 
 // Validate returns an apierr Invalid listing every fault of u.
 func (u NodeUpdate) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(u.CPUCores != nil || u.MemoryMB != nil || u.Status != nil || u.Labels != nil || u.MoveStopped, "body", "names nothing to change")
 	p.Check(u.CPUCores == nil || (*u.CPUCores >= 0 && *u.CPUCores <= 1<<20), "cpu_cores", "must be 0 to 1048576")
 	p.Check(u.MemoryMB == nil || (*u.MemoryMB >= 0 && *u.MemoryMB <= 1<<30), "memory_mb", "must be 0 to 1073741824")

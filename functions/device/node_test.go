@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/tests/devicetest"
 )
@@ -107,7 +108,7 @@ func TestDrainMovesStoppedDevicesAndOnlyAnEmptyNodeIsDeleted(t *testing.T) {
 	if _, err := env.Service.Stop(bg, a.Principal, stopped.ID); err != nil {
 		t.Fatal(err)
 	}
-	env.Apply(t, devicetest.Report(t, device.EventRuntimeStopped, stopped.ID, time.Now()))
+	env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStopped, stopped.ID, time.Now()))
 	wantState(t, env, a, stopped.ID, device.StateStopped)
 	live := running(t, env, a)
 	ns, _ := env.Service.Nodes(bg)
@@ -137,7 +138,7 @@ func TestDrainMovesStoppedDevicesAndOnlyAnEmptyNodeIsDeleted(t *testing.T) {
 	if _, err := env.Service.Start(bg, a.Principal, stopped.ID); err != nil {
 		t.Fatal(err)
 	}
-	if c := env.Outbox(t, device.EventCreateRequested, stopped.ID); len(c) != 2 || c[1]["node_id"] != other.ID || c[1]["docker_host"] != other.DockerHost {
+	if c := env.Outbox(t, deviceevents.EventCreateRequested, stopped.ID); len(c) != 2 || c[1]["node_id"] != other.ID || c[1]["docker_host"] != other.DockerHost {
 		t.Fatalf("create commands = %v", c)
 	}
 
@@ -146,7 +147,7 @@ func TestDrainMovesStoppedDevicesAndOnlyAnEmptyNodeIsDeleted(t *testing.T) {
 	if _, err := env.Service.Delete(bg, a.Principal, live.ID); err != nil {
 		t.Fatal(err)
 	}
-	env.Apply(t, devicetest.Report(t, device.EventRuntimeRemoved, live.ID, time.Now()))
+	env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeRemoved, live.ID, time.Now()))
 	wantState(t, env, a, live.ID, device.StateDeleted)
 	if err := env.Service.DeleteNode(bg, localID); err != nil {
 		t.Fatalf("delete the drained node: %v", err)

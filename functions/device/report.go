@@ -9,6 +9,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/inbox"
@@ -24,7 +25,7 @@ import (
 // run inside the transaction and are idempotent, so a retry after a failure
 // repeats them harmlessly. A report without a device id is a permanent
 // error; a database or quota failure is a plain (retryable) error.
-func (s *Service) ApplyReport(ctx context.Context, e event.Event, r RuntimeReport) error {
+func (s *Service) ApplyReport(ctx context.Context, e event.Event, r deviceevents.RuntimeReport) error {
 	if !uuidPattern.MatchString(r.DeviceID) {
 		return apierr.New(apierr.Invalid, "report %s names no device id", e.ID())
 	}
@@ -74,7 +75,7 @@ func (s *Service) ApplyReport(ctx context.Context, e event.Event, r RuntimeRepor
 }
 
 // stale says why r cannot be about d's current state, or "".
-func stale(d *Device, r RuntimeReport) string {
+func stale(d *Device, r deviceevents.RuntimeReport) string {
 	switch {
 	case d.State == StateDeleted:
 		return "the device is deleted"
@@ -89,46 +90,46 @@ func stale(d *Device, r RuntimeReport) string {
 }
 
 // apply changes d for report typ and reports whether it applied.
-func (s *Service) apply(ctx context.Context, tx pgx.Tx, d *Device, typ string, r RuntimeReport) (bool, error) {
+func (s *Service) apply(ctx context.Context, tx pgx.Tx, d *Device, typ string, r deviceevents.RuntimeReport) (bool, error) {
 	if r.ContainerID != "" && d.State != StateDeleting {
 		d.ContainerID = r.ContainerID
 	}
 	switch typ {
-	case EventRuntimeCreated:
+	case deviceevents.EventRuntimeCreated:
 		// Only the container id is news; a device stopped while being
 		// created keeps it for its next start.
 		return d.State != StateDeleting, nil
-	case EventRuntimeStarted, EventRuntimeRestarted:
+	case deviceevents.EventRuntimeStarted, deviceevents.EventRuntimeRestarted:
 		switch {
 		case d.State == StateRunning:
 			return true, nil
-		case d.State == StateRestarting, typ == EventRuntimeStarted && d.State.In(StateCreating, StateStarting, StateError):
+		case d.State == StateRestarting, typ == deviceevents.EventRuntimeStarted && d.State.In(StateCreating, StateStarting, StateError):
 			return true, s.toRunning(ctx, tx, d, r.At)
 		}
-	case EventRuntimeStopped:
+	case deviceevents.EventRuntimeStopped:
 		if d.State.In(StateStopping, StateRunning, StateRestarting) {
 			reason := d.StopReason
 			if d.State != StateStopping || reason == "" {
-				reason = ReasonExited
+				reason = deviceevents.ReasonExited
 			}
 			return true, s.toStopped(ctx, tx, d, r.At, reason)
 		}
-	case EventRuntimeCrashed:
+	case deviceevents.EventRuntimeCrashed:
 		switch {
 		case d.State == StateStopping:
 			return true, s.toStopped(ctx, tx, d, r.At, d.StopReason)
 		case d.State.In(StateCreating, StateStarting, StateRunning, StateRestarting):
-			return true, s.toError(ctx, tx, d, r.At, reasonOf(r, ReasonCrashed))
+			return true, s.toError(ctx, tx, d, r.At, reasonOf(r, deviceevents.ReasonCrashed))
 		}
-	case EventRuntimeFailed:
+	case deviceevents.EventRuntimeFailed:
 		switch {
-		case d.State == StateDeleting || r.Op == OpDelete:
-			d.LastError = reasonOf(r, ReasonFailed)
+		case d.State == StateDeleting || r.Op == deviceevents.OpDelete:
+			d.LastError = reasonOf(r, deviceevents.ReasonFailed)
 			return true, nil
 		case d.State.In(StateCreating, StateStarting, StateRunning, StateRestarting, StateStopping):
-			return true, s.toError(ctx, tx, d, r.At, reasonOf(r, ReasonFailed))
+			return true, s.toError(ctx, tx, d, r.At, reasonOf(r, deviceevents.ReasonFailed))
 		}
-	case EventRuntimeRemoved:
+	case deviceevents.EventRuntimeRemoved:
 		if d.State == StateDeleting {
 			return true, s.toDeleted(ctx, tx, d, r.At)
 		}
@@ -139,7 +140,7 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, d *Device, typ string, r
 }
 
 // reasonOf is r's reason (with its exit code), or fallback.
-func reasonOf(r RuntimeReport, fallback string) string {
+func reasonOf(r deviceevents.RuntimeReport, fallback string) string {
 	reason := r.Reason
 	if reason == "" {
 		reason = fallback
@@ -163,8 +164,8 @@ func (s *Service) toRunning(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 		d.setIdleLimit(idle)
 		if apierr.Is(err, apierr.QuotaExceeded) {
 			s.transition(d, StateStopping, at)
-			d.StopReason = ReasonQuotaExceeded
-			return command(ctx, tx, SourceReports, d, OpStop, ReasonQuotaExceeded)
+			d.StopReason = deviceevents.ReasonQuotaExceeded
+			return command(ctx, tx, SourceReports, d, deviceevents.OpStop, deviceevents.ReasonQuotaExceeded)
 		}
 		if err != nil {
 			return err
@@ -179,7 +180,7 @@ func (s *Service) toRunning(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 		return nil
 	}
 	d.RunningSince = &at
-	return fact(ctx, tx, EventRunning, SourceReports, d, Running{
+	return fact(ctx, tx, deviceevents.EventRunning, SourceReports, d, deviceevents.Running{
 		SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, CPUCores: d.CPUCores, MemoryMB: d.MemoryMB, At: at,
 	})
 }
@@ -194,7 +195,7 @@ func closeInterval(ctx context.Context, tx pgx.Tx, d *Device, at time.Time, reas
 	if !emit {
 		return true, nil
 	}
-	return true, fact(ctx, tx, EventStopped, SourceReports, d, Stopped{
+	return true, fact(ctx, tx, deviceevents.EventStopped, SourceReports, d, deviceevents.Stopped{
 		SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, At: at, Reason: reason,
 	})
 }
@@ -215,7 +216,7 @@ func (s *Service) releaseSlot(ctx context.Context, d *Device) error {
 // its billed interval.
 func (s *Service) toStopped(ctx context.Context, tx pgx.Tx, d *Device, at time.Time, reason string) error {
 	if reason == "" {
-		reason = ReasonExited
+		reason = deviceevents.ReasonExited
 	}
 	if err := s.releaseSlot(ctx, d); err != nil {
 		return err
@@ -237,7 +238,7 @@ func (s *Service) toError(ctx context.Context, tx pgx.Tx, d *Device, at time.Tim
 	if _, err := closeInterval(ctx, tx, d, at, reason, false); err != nil {
 		return err
 	}
-	return fact(ctx, tx, EventError, SourceReports, d, Failed{
+	return fact(ctx, tx, deviceevents.EventError, SourceReports, d, deviceevents.Failed{
 		SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, At: at, Reason: reason,
 	})
 }
@@ -256,12 +257,12 @@ func (s *Service) toDeleted(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 	if err := unplace(ctx, tx, d); err != nil {
 		return err
 	}
-	if _, err := closeInterval(ctx, tx, d, at, ReasonDeleted, true); err != nil {
+	if _, err := closeInterval(ctx, tx, d, at, deviceevents.ReasonDeleted, true); err != nil {
 		return err
 	}
 	s.transition(d, StateDeleted, at)
 	d.DeletedAt = &at
-	return fact(ctx, tx, EventDeleted, SourceReports, d, Deleted{SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, At: at})
+	return fact(ctx, tx, deviceevents.EventDeleted, SourceReports, d, deviceevents.Deleted{SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, At: at})
 }
 
 // StopForFunds applies billing's balance.exhausted fact e for userID, in one
@@ -273,7 +274,7 @@ func (s *Service) toDeleted(ctx context.Context, tx pgx.Tx, d *Device, at time.T
 // device-runtime may recreate, goes to 'stopped' with a stop command too. It
 // returns how many devices it stopped; a redelivery stops none.
 func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string) (int, error) {
-	return s.stopBeyond(ctx, e, userID, 0, SourceBalanceStop, ReasonInsufficientFunds)
+	return s.stopBeyond(ctx, e, userID, 0, SourceBalanceStop, deviceevents.ReasonInsufficientFunds)
 }
 
 // StopBeyondQuota applies the user context's quota.revoked fact: when the
@@ -281,7 +282,7 @@ func (s *Service) StopForFunds(ctx context.Context, e event.Event, userID string
 // stopped (reason quota_reduced) so that the oldest maxRunning keep running.
 // It returns how many it stopped; a redelivery stops none.
 func (s *Service) StopBeyondQuota(ctx context.Context, e event.Event, userID string, maxRunning int) (int, error) {
-	return s.stopBeyond(ctx, e, userID, max(maxRunning, 0), SourceQuotaStop, ReasonQuotaReduced)
+	return s.stopBeyond(ctx, e, userID, max(maxRunning, 0), SourceQuotaStop, deviceevents.ReasonQuotaReduced)
 }
 
 // stopBeyond stops, in one transaction with e's inbox claim, every device of
@@ -320,7 +321,7 @@ func (s *Service) stopBeyond(ctx context.Context, e event.Event, userID string, 
 				s.transition(d, StateStopping, s.now())
 			}
 			d.StopReason = reason
-			if err := command(ctx, tx, source, d, OpStop, reason); err != nil {
+			if err := command(ctx, tx, source, d, deviceevents.OpStop, reason); err != nil {
 				return err
 			}
 			if err := save(ctx, tx, d); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -162,8 +163,8 @@ func (s *Service) withDevice(ctx context.Context, id string, fn func(tx pgx.Tx, 
 // and advances d's sequence; the caller saves d.
 func command(ctx context.Context, tx pgx.Tx, source string, d *Device, op, reason string) error {
 	d.opSeq++
-	typ := "cloudphone.device." + op + ".requested"
-	e, err := events.New(ctx, typ, source, d.ID, Command{
+	typ := deviceevents.CommandType(op)
+	e, err := events.New(ctx, typ, source, d.ID, deviceevents.Command{
 		SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, NodeID: d.NodeID, DockerHost: d.dockerHost,
 		Image: d.Image, CPUCores: d.CPUCores, MemoryMB: d.MemoryMB, StorageGB: d.StorageGB, ADBPort: d.ADBPort,
 		Name: d.Name, Op: op, Seq: d.opSeq, Reason: reason,

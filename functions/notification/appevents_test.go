@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -17,19 +18,19 @@ func TestAppFactsTellTheUserOncePerEventInTheirOwnWords(t *testing.T) {
 	ctx := context.Background()
 	userID, deviceID := events.NewID(), events.NewID()
 	env.Record(t, notificationtest.Registered(t, userID, "ada", notificationtest.Address()))
-	fact := func(reason string) notification.AppFact {
-		return notification.AppFact{SchemaVersion: 1, DeviceID: deviceID, UserID: userID, AppID: events.NewID(),
+	fact := func(reason string) deviceevents.AppFact {
+		return deviceevents.AppFact{SchemaVersion: 1, DeviceID: deviceID, UserID: userID, AppID: events.NewID(),
 			Package: "com.example.notes", VersionCode: 7, Reason: reason, At: time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC)}
 	}
 	for _, tc := range []struct {
 		typ, reason, title, body string
 		email                    bool
 	}{
-		{notification.EventAppInstalled, "", "com.example.notes is installed on phone " + deviceID,
+		{deviceevents.EventAppInstalled, "", "com.example.notes is installed on phone " + deviceID,
 			"(version 7) was installed on your phone " + deviceID + " at 2026-11-30 05:00 UTC", false},
-		{notification.EventAppInstallFailed, "digest_mismatch", "com.example.notes could not be installed on phone " + deviceID,
+		{deviceevents.EventAppInstallFailed, "digest_mismatch", "com.example.notes could not be installed on phone " + deviceID,
 			"failed at 2026-11-30 05:00 UTC: digest mismatch.", true},
-		{notification.EventAppUninstalled, "", "com.example.notes was removed from phone " + deviceID,
+		{deviceevents.EventAppUninstalled, "", "com.example.notes was removed from phone " + deviceID,
 			"was uninstalled from your phone " + deviceID, false},
 	} {
 		ev := notificationtest.Event(t, tc.typ, deviceID, fact(tc.reason))
@@ -57,7 +58,7 @@ func TestAnIdleStopSaysWhyThePhoneStopped(t *testing.T) {
 	t.Parallel()
 	env := notificationtest.New(t)
 	userID, deviceID := events.NewID(), events.NewID()
-	out := env.Record(t, notificationtest.Event(t, "cloudphone.device.stopped", deviceID, map[string]any{
+	out := env.Record(t, notificationtest.Event(t, deviceevents.EventStopped, deviceID, map[string]any{
 		"schema_version": 1, "device_id": deviceID, "user_id": userID, "reason": "idle", "at": time.Now()}))
 	if out.InApp == nil || out.InApp.Title != "Phone "+deviceID+" was stopped for being idle" ||
 		!strings.Contains(out.InApp.Body, "no ADB connection and no use for your plan's idle limit") {

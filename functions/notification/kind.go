@@ -11,9 +11,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/device"
-	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 )
 
 // Kind is one type of notification: the event it comes from, how its user
@@ -89,58 +89,58 @@ var (
 
 // kinds is every notification type, in the order preferences list them.
 var kinds = []Kind{
-	kind("user.registered", user.EventRegistered, loud,
+	kind("user.registered", userevents.EventRegistered, loud,
 		`Welcome to cloudphone, {{.Username}}`,
 		`Your account {{.Username}} is ready. Buy a plan and create your first phone.`,
-		decodeAs(func(d user.Registered) string { return d.UserID })),
-	kind("billing.order.activated", billing.EventOrderActivated, loud,
+		decodeAs(func(d userevents.Registered) string { return d.UserID })),
+	kind("billing.order.activated", billingevents.EventOrderActivated, loud,
 		`Your plan {{.PlanID}} is active`,
 		`Order {{.OrderID}} is paid and your plan {{.PlanID}} is active until {{when .ExpiresAt}}.`,
-		decodeAs(func(d billing.OrderActivatedData) string { return d.UserID })),
-	kind("billing.order.failed", billing.EventOrderFailed, loud,
+		decodeAs(func(d billingevents.OrderActivatedData) string { return d.UserID })),
+	kind("billing.order.failed", billingevents.EventOrderFailed, loud,
 		`Your order for plan {{.PlanID}} failed`,
 		`Order {{.OrderID}} for plan {{.PlanID}} failed: {{reason .Reason}}. Nothing was charged for it.`,
-		decodeAs(func(d billing.OrderFailedData) string { return d.UserID })),
-	kind("billing.balance.low", billing.EventBalanceLow, loud,
+		decodeAs(func(d billingevents.OrderFailedData) string { return d.UserID })),
+	kind("billing.balance.low", billingevents.EventBalanceLow, loud,
 		`Your balance is running low`,
 		`Your balance of {{money .Balance .Currency}} covers less than a day of your current usage ({{money .DailyUsage .Currency}} a day). Top it up to keep your phones running.`,
-		decodeAs(func(d billing.BalanceLow) string { return d.UserID })),
-	kind("billing.balance.exhausted", billing.EventBalanceExhausted, loud,
+		decodeAs(func(d billingevents.BalanceLow) string { return d.UserID })),
+	kind("billing.balance.exhausted", billingevents.EventBalanceExhausted, loud,
 		`Your balance is used up`,
 		`Your balance of {{money .Balance .Currency}} could not pay {{money .Unpaid .Currency}} of usage, so your running phones are being stopped. Top it up to start them again.`,
-		decodeAs(func(d billing.BalanceExhausted) string { return d.UserID })),
-	kind("device.running", device.EventRunning, quiet,
+		decodeAs(func(d billingevents.BalanceExhausted) string { return d.UserID })),
+	kind("device.running", deviceevents.EventRunning, quiet,
 		`Phone {{.DeviceID}} is running`,
 		`Your phone {{.DeviceID}} ({{.CPUCores}} cores, {{.MemoryMB}} MB) is running since {{when .At}}.`,
-		decodeAs(func(d device.Running) string { return d.UserID })),
-	kind("device.stopped", device.EventStopped, quiet,
+		decodeAs(func(d deviceevents.Running) string { return d.UserID })),
+	kind("device.stopped", deviceevents.EventStopped, quiet,
 		`Phone {{.DeviceID}} {{if eq .Reason "idle"}}was stopped for being idle{{else}}stopped{{end}}`,
 		`{{if eq .Reason "idle"}}Your phone {{.DeviceID}} was stopped at {{when .At}} because it had no ADB connection and no use for your plan's idle limit. Start it again when you need it.{{else}}Your phone {{.DeviceID}} stopped at {{when .At}} ({{reason .Reason}}).{{end}}`,
-		decodeAs(func(d device.Stopped) string { return d.UserID })),
-	kind("device.error", device.EventError, loud,
+		decodeAs(func(d deviceevents.Stopped) string { return d.UserID })),
+	kind("device.error", deviceevents.EventError, loud,
 		`Phone {{.DeviceID}} failed`,
 		`Your phone {{.DeviceID}} failed at {{when .At}}: {{reason .Reason}}.`,
-		decodeAs(func(d device.Failed) string { return d.UserID })),
-	kind("device.deleted", device.EventDeleted, quiet,
+		decodeAs(func(d deviceevents.Failed) string { return d.UserID })),
+	kind("device.deleted", deviceevents.EventDeleted, quiet,
 		`Phone {{.DeviceID}} was deleted`,
 		`Your phone {{.DeviceID}} was deleted at {{when .At}}; its resources are free again.`,
-		decodeAs(func(d device.Deleted) string { return d.UserID })),
-	kind("app.installed", EventAppInstalled, quiet,
+		decodeAs(func(d deviceevents.Deleted) string { return d.UserID })),
+	kind("app.installed", deviceevents.EventAppInstalled, quiet,
 		`{{.Package}} is installed on phone {{.DeviceID}}`,
 		`{{.Package}} (version {{.VersionCode}}) was installed on your phone {{.DeviceID}} at {{when .At}}.`,
-		decodeAs(func(d AppFact) string { return d.UserID })),
-	kind("app.install_failed", EventAppInstallFailed, loud,
+		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+	kind("app.install_failed", deviceevents.EventAppInstallFailed, loud,
 		`{{.Package}} could not be installed on phone {{.DeviceID}}`,
 		`Installing {{.Package}} (version {{.VersionCode}}) on your phone {{.DeviceID}} failed at {{when .At}}: {{reason .Reason}}.`,
-		decodeAs(func(d AppFact) string { return d.UserID })),
-	kind("app.uninstalled", EventAppUninstalled, quiet,
+		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+	kind("app.uninstalled", deviceevents.EventAppUninstalled, quiet,
 		`{{.Package}} was removed from phone {{.DeviceID}}`,
 		`{{.Package}} was uninstalled from your phone {{.DeviceID}} at {{when .At}}.`,
-		decodeAs(func(d AppFact) string { return d.UserID })),
-	kind("quota.exceeded", user.EventQuotaExceeded, loud,
+		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+	kind("quota.exceeded", userevents.EventQuotaExceeded, loud,
 		`You reached your quota`,
 		`A request was refused: your limit {{reason .Limit}} is {{.Allowed}} and it needed {{.Requested}}. Buy a plan for more.`,
-		decodeAs(func(d user.QuotaExceeded) string { return d.UserID })),
+		decodeAs(func(d userevents.QuotaExceeded) string { return d.UserID })),
 }
 
 // Kinds returns every notification type.

@@ -42,11 +42,9 @@ var migrationFiles embed.FS
 // inbox.Migrations and these.
 var Migrations = db.Embedded("notification", migrationFiles, "migrations")
 
-// Permissions and roles the routes check besides authentication.
-const (
-	PermRead  = "notification:read"
-	RoleAdmin = "admin"
-)
+// PermRead is the permission the user's notification routes check besides
+// authentication.
+const PermRead = "notification:read"
 
 // Config is the notification context's configuration, read once at start.
 type Config struct {

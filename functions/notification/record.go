@@ -11,7 +11,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -157,7 +157,7 @@ func (s *Service) Record(ctx context.Context, e event.Event) (Outcome, error) {
 // event also sets the name and address) and returns the name and address
 // known for the user.
 func (s *Service) recipient(ctx context.Context, tx pgx.Tx, userID string, data any) (username, email string, err error) {
-	if reg, ok := data.(user.Registered); ok {
+	if reg, ok := data.(userevents.Registered); ok {
 		err = tx.QueryRow(ctx, `
 			INSERT INTO recipients (user_id, username, email) VALUES ($1, $2, $3)
 			ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, email = excluded.email, updated_at = now()

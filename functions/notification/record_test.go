@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
@@ -106,8 +107,8 @@ func TestRecordRefusesAnUnreadableEventPermanently(t *testing.T) {
 		data any
 	}{
 		"unknown type":     {"cloudphone.user.unheard.of", map[string]string{}},
-		"user id not uuid": {"cloudphone.device.running", map[string]any{"user_id": "bob", "device_id": "d"}},
-		"data not object":  {"cloudphone.device.running", "a string"},
+		"user id not uuid": {deviceevents.EventRunning, map[string]any{"user_id": "bob", "device_id": "d"}},
+		"data not object":  {deviceevents.EventRunning, "a string"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Headers of a webhook delivery. SignatureHeader uses the scheme of the
@@ -91,7 +91,7 @@ const maxURLLength = 2048
 // credentials, and every address it resolves to allowed (see AllowedIP). It
 // returns an apierr Invalid otherwise.
 func (s *Service) checkTarget(ctx context.Context, raw string) error {
-	if len(raw) > maxURLLength || !httpjson.NoControlChars(raw) {
+	if len(raw) > maxURLLength || !validate.NoControlChars(raw) {
 		return apierr.New(apierr.Invalid, "url: must be at most %d printable characters", maxURLLength)
 	}
 	u, err := url.Parse(raw)

@@ -2,6 +2,9 @@ package notification_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
@@ -104,8 +106,12 @@ func TestWebhookDeliveriesAreSignedAndRetriedUntilTheEndpointTakesThem(t *testin
 		if err != nil {
 			t.Fatalf("request %d: signature %q", i, sig)
 		}
-		// The same scheme as the inbound payment webhook.
-		if want := billing.Sign(hook.Secret, time.Unix(unix, 0), r.body); sig != want {
+		// The same scheme as the inbound payment webhook: t=<unix>,v1=<hex
+		// HMAC-SHA256 of "<unix>.<body>">, computed here independently.
+		m := hmac.New(sha256.New, []byte(hook.Secret))
+		m.Write([]byte(strconv.FormatInt(unix, 10) + "."))
+		m.Write(r.body)
+		if want := "t=" + strconv.FormatInt(unix, 10) + ",v1=" + hex.EncodeToString(m.Sum(nil)); sig != want {
 			t.Fatalf("request %d: signature %q, want %q", i, sig, want)
 		}
 		var p notification.WebhookPayload

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Roles.
@@ -87,10 +87,10 @@ func normalizeUsername(username string) string { return strings.ToLower(username
 // normalizeEmail returns email lower-cased, as it is stored and compared.
 func normalizeEmail(email string) string { return strings.ToLower(email) }
 
-func checkUsername(p *httpjson.Problems, username string) {
+func checkUsername(p *validate.Problems, username string) {
 	n := utf8.RuneCountInString(username)
 	switch {
-	case !httpjson.NoControlChars(username):
+	case !validate.NoControlChars(username):
 		p.Add("username", "must not contain control characters")
 	case n < UsernameMin || n > UsernameMax:
 		p.Add("username", "must be 3 to 32 characters")
@@ -101,11 +101,11 @@ func checkUsername(p *httpjson.Problems, username string) {
 	}
 }
 
-func checkEmail(p *httpjson.Problems, email string) {
+func checkEmail(p *validate.Problems, email string) {
 	switch {
 	case email == "":
 		p.Add("email", "is required")
-	case !httpjson.NoControlChars(email):
+	case !validate.NoControlChars(email):
 		p.Add("email", "must not contain control characters")
 	case len(email) > EmailMax:
 		p.Add("email", "must be at most 254 characters")
@@ -140,10 +140,10 @@ func emailShape(email string) bool {
 	return true
 }
 
-func checkPasswordRules(p *httpjson.Problems, password string) {
+func checkPasswordRules(p *validate.Problems, password string) {
 	n := utf8.RuneCountInString(password)
 	switch {
-	case !httpjson.NoControlChars(password):
+	case !validate.NoControlChars(password):
 		p.Add("password", "must not contain control characters")
 	case n < PasswordMin || n > PasswordMax:
 		p.Add("password", "must be 10 to 128 characters")

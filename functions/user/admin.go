@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // The operator account EnsureAdmin creates.
@@ -27,7 +27,7 @@ const selectRolesByUsername = `SELECT roles FROM users WHERE username = $1`
 // start and from several replicas at once. It fails when password breaks the
 // password rules or when a user named admin exists without the admin role.
 func (s *Service) EnsureAdmin(ctx context.Context, password string) (bool, error) {
-	var p httpjson.Problems
+	var p validate.Problems
 	checkPasswordRules(&p, password)
 	if err := p.Err(); err != nil {
 		return false, fmt.Errorf("admin password: %w", err)

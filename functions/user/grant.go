@@ -9,10 +9,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Grant statuses.
@@ -27,7 +28,7 @@ type Grant struct {
 	UserID    string
 	PlanID    string
 	Status    string
-	Limits    Limits
+	Limits    userevents.Limits
 	ExpiresAt *time.Time
 	GrantedAt *time.Time // nil for a tombstone (revoked before it was granted)
 	RevokedAt *time.Time
@@ -65,30 +66,23 @@ func scanGrant(row pgx.Row) (Grant, error) {
 // checkCommand returns a permanent fault when a command cannot even be
 // answered (no grant id or user id to answer about).
 func checkCommand(grantID, userID string) error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(externalIDPattern.MatchString(grantID), "grant_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	p.Check(isUUID(userID), "user_id", "must be a UUID")
 	return p.Err()
 }
 
-func checkGrantAmounts(l Limits) error {
-	var p httpjson.Problems
-	for name, v := range map[string]int{
-		"max_devices": l.MaxDevices, "max_running_devices": l.MaxRunningDevices, "max_cpu_cores": l.MaxCPUCores,
-		"max_memory_mb": l.MaxMemoryMB, "max_storage_gb": l.MaxStorageGB,
-		"device_max_cpu_cores": l.DeviceMaxCPUCores, "device_max_memory_mb": l.DeviceMaxMemoryMB,
-		"idle_minutes": l.IdleMinutes,
-	} {
-		p.Check(v >= 0 && v <= 1<<20, name, "must be 0 to 1048576")
-	}
+func checkGrantAmounts(l userevents.Limits) error {
+	var p validate.Problems
+	l.Check("", &p)
 	return p.Err()
 }
 
 // lockedQuota reads the effective quota of a user whose row tx has locked.
-func lockedQuota(ctx context.Context, tx pgx.Tx, userID string) (Limits, error) {
+func lockedQuota(ctx context.Context, tx pgx.Tx, userID string) (userevents.Limits, error) {
 	q, err := scanQuota(tx.QueryRow(ctx, effectiveQuota, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Limits{}, nil
+		return userevents.Limits{}, nil
 	}
 	return q.Limits, err
 }
@@ -102,23 +96,23 @@ func lockedQuota(ctx context.Context, tx pgx.Tx, userID string) (Limits, error) 
 // command changes nothing. An unknown user or invalid amounts are refused,
 // never retried. Only a command without a usable grant_id or user_id is an
 // error (apierr Invalid: it cannot be answered).
-func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd QuotaGrantRequested) (event.Event, error) {
+func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd userevents.QuotaGrantRequested) (event.Event, error) {
 	if err := checkCommand(cmd.GrantID, cmd.UserID); err != nil {
 		return event.Event{}, err
 	}
 	refused := func(reason, msg string) (event.Event, error) {
 		s.log.InfoContext(ctx, "quota grant refused", "grant_id", cmd.GrantID, "user_id", cmd.UserID, "reason", reason)
-		return events.New(ctx, EventQuotaGrantRefused, SourceQuotaGrants, cmd.GrantID, QuotaGrantRefused{
+		return events.New(ctx, userevents.EventQuotaGrantRefused, SourceQuotaGrants, cmd.GrantID, userevents.QuotaGrantRefused{
 			SchemaVersion: 1, GrantID: cmd.GrantID, UserID: cmd.UserID, Reason: reason, Message: msg,
 		})
 	}
-	if err := checkGrantAmounts(cmd.Limits()); err != nil {
-		return refused(RefusedInvalid, err.Error())
+	if err := checkGrantAmounts(cmd.Limits); err != nil {
+		return refused(userevents.RefusedInvalid, err.Error())
 	}
 	var (
 		g      Grant
 		known  bool
-		limits Limits
+		limits userevents.Limits
 	)
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		first, err := inbox.Claim(ctx, tx, e)
@@ -136,7 +130,7 @@ func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd QuotaGrantR
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("read grant %s: %w", cmd.GrantID, err)
 		case exists && first:
-			l := cmd.Limits()
+			l := cmd.Limits
 			if _, err := tx.Exec(ctx, insertGrant, cmd.GrantID, cmd.UserID, cmd.PlanID, l.MaxDevices, l.MaxRunningDevices,
 				l.MaxCPUCores, l.MaxMemoryMB, l.MaxStorageGB, l.DeviceMaxCPUCores, l.DeviceMaxMemoryMB, cmd.ExpiresAt, l.IdleMinutes); err != nil {
 				return fmt.Errorf("insert grant %s: %w", cmd.GrantID, err)
@@ -158,13 +152,13 @@ func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd QuotaGrantR
 		return event.Event{}, err
 	case !known:
 		// Unknown user (or a duplicate of a command refused for that reason).
-		return refused(RefusedUnknownUser, "no user has id "+cmd.UserID)
+		return refused(userevents.RefusedUnknownUser, "no user has id "+cmd.UserID)
 	case g.UserID != cmd.UserID:
-		return refused(RefusedOtherUser, "grant "+cmd.GrantID+" belongs to another user")
+		return refused(userevents.RefusedOtherUser, "grant "+cmd.GrantID+" belongs to another user")
 	case g.Status == GrantRevoked:
-		return refused(RefusedRevoked, "grant "+cmd.GrantID+" was revoked")
+		return refused(userevents.RefusedRevoked, "grant "+cmd.GrantID+" was revoked")
 	}
-	return events.New(ctx, EventQuotaGranted, SourceQuotaGrants, cmd.GrantID, QuotaGranted{
+	return events.New(ctx, userevents.EventQuotaGranted, SourceQuotaGrants, cmd.GrantID, userevents.QuotaGranted{
 		SchemaVersion: 1, GrantID: g.GrantID, UserID: g.UserID, PlanID: g.PlanID, Granted: g.Limits, Limits: limits,
 		GrantedAt: g.GrantedAt.UTC(),
 	})
@@ -177,13 +171,13 @@ func (s *Service) GrantQuota(ctx context.Context, e event.Event, cmd QuotaGrantR
 // idempotent: an unknown or already revoked grant is answered revoked too.
 // Only a command without a usable grant_id or user_id is an error (apierr
 // Invalid).
-func (s *Service) RevokeQuota(ctx context.Context, e event.Event, cmd QuotaRevokeRequested) (event.Event, error) {
+func (s *Service) RevokeQuota(ctx context.Context, e event.Event, cmd userevents.QuotaRevokeRequested) (event.Event, error) {
 	if err := checkCommand(cmd.GrantID, cmd.UserID); err != nil {
 		return event.Event{}, err
 	}
 	var (
 		g      Grant
-		limits Limits
+		limits userevents.Limits
 	)
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		first, err := inbox.Claim(ctx, tx, e)
@@ -224,7 +218,7 @@ func (s *Service) RevokeQuota(ctx context.Context, e event.Event, cmd QuotaRevok
 	if g.RevokedAt != nil {
 		revokedAt = g.RevokedAt.UTC()
 	}
-	return events.New(ctx, EventQuotaRevoked, SourceQuotaGrants, cmd.GrantID, QuotaRevoked{
+	return events.New(ctx, userevents.EventQuotaRevoked, SourceQuotaGrants, cmd.GrantID, userevents.QuotaRevoked{
 		SchemaVersion: 1, GrantID: cmd.GrantID, UserID: g.UserID, Limits: limits, RevokedAt: revokedAt,
 	})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // LoginRequest is the body of POST /api/v1/auth/login; Login is a username or
@@ -23,10 +23,10 @@ type LoginRequest struct {
 // Validate checks the shape of req only; whether the credentials are right is
 // Login's business.
 func (req LoginRequest) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(req.Login != "", "login", "is required")
 	p.Check(len(req.Login) <= EmailMax, "login", "must be at most 254 characters")
-	p.Check(httpjson.NoControlChars(req.Login), "login", "must not contain control characters")
+	p.Check(validate.NoControlChars(req.Login), "login", "must not contain control characters")
 	p.Check(req.Password != "", "password", "is required")
 	p.Check(utf8.RuneCountInString(req.Password) <= PasswordMax, "password", "must be at most 128 characters")
 	return p.Err()

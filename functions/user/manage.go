@@ -14,7 +14,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Paging of the admin user list.
@@ -81,9 +81,9 @@ func likeEscape(s string) string {
 // the last username of the previous page. Faults in the query are apierr
 // Invalid.
 func (s *Service) ListUsers(ctx context.Context, q ListUsersQuery) (UserPage, error) {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(q.Limit >= 0 && q.Limit <= ListMaxLimit, "limit", "must be 1 to 100")
-	p.Check(len(q.Q) <= EmailMax && httpjson.NoControlChars(q.Q), "q", "must be at most 254 characters without control characters")
+	p.Check(len(q.Q) <= EmailMax && validate.NoControlChars(q.Q), "q", "must be at most 254 characters without control characters")
 	after, err := base64.RawURLEncoding.DecodeString(q.Cursor)
 	p.Check(err == nil && len(after) <= UsernameMax, "cursor", "is not a cursor this API returned")
 	if err := p.Err(); err != nil {
@@ -165,7 +165,7 @@ func (s *Service) updateUser(ctx context.Context, id string, fn func(tx pgx.Tx, 
 // token of the user issued before the change is refused from the next
 // request on; a refresh issues one with the new roles.
 func (s *Service) SetRoles(ctx context.Context, actor auth.Principal, id string, req RolesRequest) (AccountView, error) {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(len(req.Roles) > 0, "roles", "must name at least one role")
 	for _, r := range req.Roles {
 		p.Check(slices.Contains(knownRoles, r), "roles", fmt.Sprintf("%q is not a role (user, admin)", r))

@@ -8,41 +8,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 )
 
-// Limits are what a user may hold: totals over all devices and caps per device.
-type Limits struct {
-	MaxDevices        int `json:"max_devices"`
-	MaxRunningDevices int `json:"max_running_devices"`
-	MaxCPUCores       int `json:"max_cpu_cores"`
-	MaxMemoryMB       int `json:"max_memory_mb"`
-	MaxStorageGB      int `json:"max_storage_gb"`
-	DeviceMaxCPUCores int `json:"device_max_cpu_cores"`
-	DeviceMaxMemoryMB int `json:"device_max_memory_mb"`
-	// IdleMinutes is how long a running device may go unused (no ADB
-	// session, no API use) before the device context stops it.
-	IdleMinutes int `json:"idle_minutes"`
-}
-
-// Plus returns l with grant added: counts and totals are summed, per-device
-// caps are the larger of the two (a plan raises what one device may have, it
-// does not add to it).
-func (l Limits) Plus(grant Limits) Limits {
-	return Limits{
-		MaxDevices:        l.MaxDevices + grant.MaxDevices,
-		MaxRunningDevices: l.MaxRunningDevices + grant.MaxRunningDevices,
-		MaxCPUCores:       l.MaxCPUCores + grant.MaxCPUCores,
-		MaxMemoryMB:       l.MaxMemoryMB + grant.MaxMemoryMB,
-		MaxStorageGB:      l.MaxStorageGB + grant.MaxStorageGB,
-		DeviceMaxCPUCores: max(l.DeviceMaxCPUCores, grant.DeviceMaxCPUCores),
-		DeviceMaxMemoryMB: max(l.DeviceMaxMemoryMB, grant.DeviceMaxMemoryMB),
-		IdleMinutes:       max(l.IdleMinutes, grant.IdleMinutes),
-	}
-}
-
 // FreeTier is the quota every new account starts with.
-var FreeTier = Limits{
+var FreeTier = userevents.Limits{
 	MaxDevices: 1, MaxRunningDevices: 1, MaxCPUCores: 2, MaxMemoryMB: 2048, MaxStorageGB: 16,
 	DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048, IdleMinutes: 30,
 }
@@ -59,10 +30,10 @@ type Usage struct {
 
 // Quota is a user's limits and usage.
 type Quota struct {
-	UserID    string    `json:"user_id"`
-	Limits    Limits    `json:"limits"`
-	Usage     Usage     `json:"usage"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UserID    string            `json:"user_id"`
+	Limits    userevents.Limits `json:"limits"`
+	Usage     Usage             `json:"usage"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // Effective limits (see Limits.Plus): a user's limits are the base row in

@@ -9,11 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // RegisterRequest is the body of POST /api/v1/auth/register.
@@ -28,7 +29,7 @@ type RegisterRequest struct {
 // email a bare address of at most 254 characters, password 10–128 characters,
 // no control characters anywhere.
 func (req RegisterRequest) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	checkUsername(&p, req.Username)
 	checkEmail(&p, req.Email)
 	checkPasswordRules(&p, req.Password)
@@ -73,7 +74,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest) (User, erro
 				return err
 			}
 		}
-		ev, err := events.New(ctx, EventRegistered, SourceRegister, u.ID, Registered{
+		ev, err := events.New(ctx, userevents.EventRegistered, SourceRegister, u.ID, userevents.Registered{
 			SchemaVersion: 1, UserID: u.ID, Username: u.Username, Email: u.Email, RegisteredAt: u.CreatedAt.UTC(),
 		})
 		if err != nil {

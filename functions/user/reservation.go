@@ -10,11 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Upper bounds of one device's request, far above any plan, so that sums
@@ -39,7 +40,7 @@ type ReserveRequest struct {
 // 1–64 of [A-Za-z0-9_.:-], cpu_cores and memory_mb positive, storage_gb not
 // negative, each within its upper bound.
 func (req ReserveRequest) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(externalIDPattern.MatchString(req.DeviceID), "device_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	p.Check(req.CPUCores >= 1 && req.CPUCores <= DeviceCPUCoresMax, "cpu_cores", fmt.Sprintf("must be 1 to %d", DeviceCPUCoresMax))
 	p.Check(req.MemoryMB >= 1 && req.MemoryMB <= DeviceMemoryMBMax, "memory_mb", fmt.Sprintf("must be 1 to %d", DeviceMemoryMBMax))
@@ -54,7 +55,7 @@ type DeviceRequest struct {
 
 // Validate checks device_id's shape.
 func (req DeviceRequest) Validate() error {
-	var p httpjson.Problems
+	var p validate.Problems
 	p.Check(externalIDPattern.MatchString(req.DeviceID), "device_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	return p.Err()
 }
@@ -218,7 +219,7 @@ func (s *Service) Reserve(ctx context.Context, userID string, req ReserveRequest
 // Failing to record the notification does not change the answer.
 func (s *Service) refuse(ctx context.Context, userID, deviceID string, x exceeded) error {
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		ev, err := events.New(ctx, EventQuotaExceeded, SourceQuotaInternal, userID, QuotaExceeded{
+		ev, err := events.New(ctx, userevents.EventQuotaExceeded, SourceQuotaInternal, userID, userevents.QuotaExceeded{
 			SchemaVersion: 1, UserID: userID, DeviceID: deviceID, Limit: x.limit, Requested: x.requested, Allowed: x.allowed,
 		})
 		if err != nil {

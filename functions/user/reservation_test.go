@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 )
 
 // sevenDevices grants, on top of the free tier, enough for seven devices of
 // one core, 1024 MB and 2 GB each, and three running.
-var sevenDevices = user.Limits{MaxDevices: 6, MaxRunningDevices: 2, MaxCPUCores: 100, MaxMemoryMB: 100_000, MaxStorageGB: 1000}
+var sevenDevices = userevents.Limits{MaxDevices: 6, MaxRunningDevices: 2, MaxCPUCores: 100, MaxMemoryMB: 100_000, MaxStorageGB: 1000}
 
 func small(device string) user.ReserveRequest {
 	return user.ReserveRequest{DeviceID: device, CPUCores: 1, MemoryMB: 1024, StorageGB: 2}
@@ -70,7 +71,7 @@ func TestConcurrentReservesNeverOverrunTheDeviceLimit(t *testing.T) {
 	if n := count(t, env, `SELECT count(*) FROM quota_reservations WHERE user_id = $1`, u.ID); n != 7 {
 		t.Fatalf("%d reservations, want 7", n)
 	}
-	if n := count(t, env, `SELECT count(*) FROM outbox WHERE type = $1`, user.EventQuotaExceeded); n != callers-7 {
+	if n := count(t, env, `SELECT count(*) FROM outbox WHERE type = $1`, userevents.EventQuotaExceeded); n != callers-7 {
 		t.Fatalf("%d quota.exceeded events, want %d", n, callers-7)
 	}
 }
@@ -163,7 +164,7 @@ func TestReserveRefusalsNameTheLimit(t *testing.T) {
 
 	// Room for devices but not for their total cores.
 	w := env.Register(t, "walt")
-	env.Grant(t, "order-w", w.ID, user.Limits{MaxDevices: 5, MaxMemoryMB: 10_000, MaxStorageGB: 100})
+	env.Grant(t, "order-w", w.ID, userevents.Limits{MaxDevices: 5, MaxMemoryMB: 10_000, MaxStorageGB: 100})
 	for i, want := range []bool{true, true, false} { // 1 + 1 fit in 2 cores, the third does not
 		_, err := env.Service.Reserve(ctx, w.ID, small(fmt.Sprintf("w%d", i)))
 		if want != (err == nil) || (!want && !strings.Contains(err.Error(), "max_cpu_cores")) {
@@ -176,7 +177,7 @@ func TestReserveRefusalsNameTheLimit(t *testing.T) {
 	var limit, device string
 	if err := env.Pool.QueryRow(ctx, `
 SELECT convert_from(payload, 'UTF8')::jsonb #>> '{data,limit}', convert_from(payload, 'UTF8')::jsonb #>> '{data,device_id}'
-FROM outbox WHERE type = $1 AND subject = $2`, user.EventQuotaExceeded, w.ID).Scan(&limit, &device); err != nil {
+FROM outbox WHERE type = $1 AND subject = $2`, userevents.EventQuotaExceeded, w.ID).Scan(&limit, &device); err != nil {
 		t.Fatalf("want one quota.exceeded event: %v", err)
 	}
 	if limit != "max_cpu_cores" || device != "w2" {

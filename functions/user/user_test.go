@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -57,7 +58,7 @@ func TestRegisterWritesUserQuotaAndEventInOneTransaction(t *testing.T) {
 	if err := env.Pool.QueryRow(ctx, `SELECT type, source, subject, payload FROM outbox`).Scan(&typ, &source, &subject, &payload); err != nil {
 		t.Fatalf("outbox row: %v", err)
 	}
-	if typ != user.EventRegistered || source != "/cloudphone/user/auth-register" || subject != u.ID {
+	if typ != userevents.EventRegistered || source != "/cloudphone/user/auth-register" || subject != u.ID {
 		t.Fatalf("outbox row = %s %s %s", typ, source, subject)
 	}
 	var ce struct {

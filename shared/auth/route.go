@@ -32,20 +32,12 @@ type HandlerFunc func(ctx context.Context, p Principal, r *http.Request) (status
 // Cache-Control: no-store.
 func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := PrincipalFrom(r.Context())
+		p, err := Allow(a, r)
 		var (
 			status int
 			body   any
-			err    error
 		)
-		switch {
-		case a.Public:
-			status, body, err = h(r.Context(), p, r)
-		case !ok:
-			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		case a.Role != "" && !p.HasRole(a.Role), a.Permission != "" && !p.HasPermission(a.Permission):
-			err = apierr.New(apierr.Forbidden, "not allowed")
-		default:
+		if err == nil {
 			status, body, err = h(r.Context(), p, r)
 		}
 		if !a.Public {
@@ -57,4 +49,22 @@ func Route(a Access, log *slog.Logger, h HandlerFunc) http.Handler {
 		}
 		httpjson.Write(w, status, body)
 	})
+}
+
+// Allow returns the caller of r when it may use a route of access a (the
+// zero Principal for a public route): apierr Unauthorized without a verified
+// principal (Require checks the token in front), Forbidden without the role
+// or permission. Route calls it; a handler that does not answer JSON (a
+// stream, say) calls it itself.
+func Allow(a Access, r *http.Request) (Principal, error) {
+	p, ok := PrincipalFrom(r.Context())
+	switch {
+	case a.Public:
+		return p, nil
+	case !ok:
+		return p, apierr.New(apierr.Unauthorized, "invalid or expired token")
+	case a.Role != "" && !p.HasRole(a.Role), a.Permission != "" && !p.HasPermission(a.Permission):
+		return p, apierr.New(apierr.Forbidden, "not allowed")
+	}
+	return p, nil
 }

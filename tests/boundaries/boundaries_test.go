@@ -1,6 +1,9 @@
-// Package boundaries checks the import rules the layout stands on, for
-// production and test files alike:
-//   - a context (functions/<context>/...) imports no other context;
+// Package boundaries checks the rules the layout stands on, for production
+// and test files alike:
+//   - a context (functions/<context>/...) imports no other context but its
+//     event contract (functions/<context>/<context>events), and a contract
+//     imports nothing of functions/;
+//   - an event type is written as a literal in its contract package only;
 //   - shared/ imports nothing of functions/, assembly/, infra/ or tests/;
 //   - functions/ imports nothing of assembly/, infra/ or tests/, but for the
 //     test harnesses its test files use (devicetest, standinimage).
@@ -14,7 +17,6 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,14 +34,6 @@ var harnesses = map[string]string{
 	// The S3-compatible store runs as a child of the test binary itself, so
 	// the app context's upload test hooks its TestMain.
 	"infra/local/services": "app",
-}
-
-// eventReaders are the one known exception to "no context imports another":
-// the notification context decodes the producers' event payloads with the
-// producers' own types, read from their domain packages until each producer
-// has a contract package of its own. Nothing else may be added here.
-var eventReaders = map[string][]string{
-	"notification": {"user", "billing", "device"},
 }
 
 func TestContextsImportNoOtherContextAndSharedImportsNoFunction(t *testing.T) {
@@ -92,9 +86,17 @@ func TestTheRulesRefuseWhatTheyShould(t *testing.T) {
 		{"shared imports a context", "shared/edge/edge.go", "functions/user", true},
 		{"shared imports the composition root", "shared/function/entry.go", "assembly/host", true},
 		{"shared imports shared", "shared/function/entry.go", "shared/process", false},
-		{"a context's test uses its harness", "functions/device/device_test.go", "tests/devicetest", false},
+		{"a context's test uses its harness", "functions/device/lifecycle_test.go", "tests/devicetest", false},
 		{"a context's code uses a harness", "functions/device/device.go", "tests/devicetest", true},
-		{"another context's test uses the device harness", "functions/billing/billing_test.go", "tests/devicetest", true},
+		{"another context's test uses the device harness", "functions/billing/saga_test.go", "tests/devicetest", true},
+		{"a context imports another context's contract", "functions/notification/kind.go", "functions/device/deviceevents", false},
+		{"a context's test imports another context's contract", "functions/billing/saga_test.go", "functions/user/userevents", false},
+		{"a context imports another context's domain", "functions/notification/kind.go", "functions/device", true},
+		{"a context imports another context's function", "functions/billing/billingorders/billingorders.go", "functions/user/authlogin", true},
+		{"a contract imports its context", "functions/user/userevents/userevents.go", "functions/user", true},
+		{"a contract imports another contract", "functions/billing/billingevents/billingevents.go", "functions/user/userevents", true},
+		{"a contract imports shared", "functions/user/userevents/userevents.go", "shared/validate", false},
+		{"a context's test-support imports another context", "functions/user/usertest/usertest.go", "functions/device/devices", true},
 	}
 	for _, c := range cases {
 		if got := forbidden(c.file, c.target) != ""; got != c.refused {
@@ -117,13 +119,11 @@ func forbidden(file, target string) string {
 	case "functions":
 		from := contextOf(file)
 		switch {
+		case isContract(file) && strings.HasPrefix(target, "functions/"):
+			return "an event contract imports nothing of functions/, so any context may import it"
 		case strings.HasPrefix(target, "functions/"):
-			to := contextOf(target)
-			if to != from && strings.Count(target, "/") == 1 && slices.Contains(eventReaders[from], to) {
-				return ""
-			}
-			if to != from {
-				return "contexts never import each other (import the producer's event contract through the catalog, or call its API)"
+			if to := contextOf(target); to != from && !isContract(target) {
+				return "contexts never import each other (import the producer's event contract, or call its API)"
 			}
 		case harnesses[target] != "":
 			if harnesses[target] != from || !strings.HasSuffix(file, "_test.go") {
@@ -134,6 +134,13 @@ func forbidden(file, target string) string {
 		}
 	}
 	return ""
+}
+
+// isContract reports whether path (a file or a package under functions/) is
+// in a context's event contract package, functions/<context>/<context>events.
+func isContract(path string) bool {
+	parts := strings.Split(path, "/")
+	return len(parts) >= 3 && parts[0] == "functions" && parts[2] == parts[1]+"events"
 }
 
 // contextOf returns the context of a path under functions/.

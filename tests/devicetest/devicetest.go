@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/userquotainternal"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -33,7 +35,7 @@ import (
 // tests grant and read, named here so those tests need not import the user
 // context.
 type (
-	Limits = user.Limits
+	Limits = userevents.Limits
 	Usage  = user.Usage
 )
 
@@ -140,20 +142,18 @@ func Admin() auth.Principal {
 }
 
 // Grant adds l to userID's quota (a plan grant), on top of the free tier.
-func (e Env) Grant(t testing.TB, userID string, l user.Limits) {
+func (e Env) Grant(t testing.TB, userID string, l userevents.Limits) {
 	t.Helper()
 	ctx := context.Background()
 	grantID := events.NewID()
-	cmd := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "test",
-		MaxDevices: l.MaxDevices, MaxRunningDevices: l.MaxRunningDevices, MaxCPUCores: l.MaxCPUCores,
-		MaxMemoryMB: l.MaxMemoryMB, MaxStorageGB: l.MaxStorageGB,
-		DeviceMaxCPUCores: l.DeviceMaxCPUCores, DeviceMaxMemoryMB: l.DeviceMaxMemoryMB, IdleMinutes: l.IdleMinutes}
-	ev, err := events.New(ctx, user.EventQuotaGrantRequested, "/test/billing", grantID, cmd)
+	cmd := userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "test",
+		Limits: l}
+	ev, err := events.New(ctx, userevents.EventQuotaGrantRequested, "/test/billing", grantID, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reply, err := e.Users.Service.GrantQuota(ctx, ev, cmd)
-	if err != nil || reply.Type() != user.EventQuotaGranted {
+	if err != nil || reply.Type() != userevents.EventQuotaGranted {
 		t.Fatalf("grant quota to %s: %v %s", userID, err, reply.Data())
 	}
 }
@@ -169,9 +169,9 @@ func (e Env) Quota(t testing.TB, userID string) user.Quota {
 }
 
 // Report builds a device-runtime report of type typ about deviceID at at.
-func Report(t testing.TB, typ, deviceID string, at time.Time, mod ...func(*device.RuntimeReport)) event.Event {
+func Report(t testing.TB, typ, deviceID string, at time.Time, mod ...func(*deviceevents.RuntimeReport)) event.Event {
 	t.Helper()
-	r := device.RuntimeReport{SchemaVersion: 1, DeviceID: deviceID, ContainerID: "c-" + deviceID[:8], At: at}
+	r := deviceevents.RuntimeReport{SchemaVersion: 1, DeviceID: deviceID, ContainerID: "c-" + deviceID[:8], At: at}
 	for _, m := range mod {
 		m(&r)
 	}
@@ -185,7 +185,7 @@ func Report(t testing.TB, typ, deviceID string, at time.Time, mod ...func(*devic
 // Apply applies report e, failing the test on an error.
 func (e Env) Apply(t testing.TB, ev event.Event) {
 	t.Helper()
-	var r device.RuntimeReport
+	var r deviceevents.RuntimeReport
 	if err := ev.DataAs(&r); err != nil {
 		t.Fatal(err)
 	}

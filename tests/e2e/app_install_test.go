@@ -18,6 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adb"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/objectstore"
 )
 
@@ -202,7 +203,7 @@ func TestAppInstallOnARunningPhoneThroughThePublicAPI(t *testing.T) {
 		t.Fatalf("install of the tampered app = %d", s)
 	}
 	failed := p.awaitApp(t, alice, d.ID, "org.example.tampered", device.InstallFailed)
-	if failed.Reason != device.AppReasonDigestMismatch {
+	if failed.Reason != deviceevents.AppReasonDigestMismatch {
 		t.Fatalf("tampered install failed with %q", failed.Reason)
 	}
 	if pkgs := phonePackages(t, addr); slices.Contains(pkgs, "org.example.tampered") {

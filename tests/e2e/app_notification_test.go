@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -52,11 +52,11 @@ func TestAppFactsReachTheUserOnTheirChannelsExactlyOnce(t *testing.T) {
 
 	dev := events.NewID()
 	for _, f := range []struct{ typ, reason string }{
-		{notification.EventAppInstalled, ""},
-		{notification.EventAppInstallFailed, "digest_mismatch"},
-		{notification.EventAppUninstalled, ""},
+		{deviceevents.EventAppInstalled, ""},
+		{deviceevents.EventAppInstallFailed, "digest_mismatch"},
+		{deviceevents.EventAppUninstalled, ""},
 	} {
-		ev, err := events.New(context.Background(), f.typ, "/cloudphone/device/device-runtime", dev, notification.AppFact{
+		ev, err := events.New(context.Background(), f.typ, "/cloudphone/device/device-runtime", dev, deviceevents.AppFact{
 			SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, AppID: events.NewID(), Package: "com.example.notes",
 			VersionCode: 3, Reason: f.reason, At: time.Now().UTC()})
 		if err != nil {

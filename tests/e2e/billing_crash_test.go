@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/fault"
 )
@@ -196,7 +197,7 @@ func TestBillingSagaEndsConsistentWhenThePlatformIsKilledAtEachStep(t *testing.T
 				if !swept && time.Since(o.CreatedAt) > 10*time.Second {
 					// Past its deadline: the sweeper (every minute) compensates it;
 					// don't wait for the minute.
-					p.postEvent(t, billing.EventSweepRequested, "", map[string]string{})
+					p.postEvent(t, billingevents.EventSweepRequested, "", map[string]string{})
 					swept = true
 				}
 				time.Sleep(100 * time.Millisecond)

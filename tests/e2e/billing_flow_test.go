@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -92,14 +96,23 @@ func TestBillingInsufficientFundsFailsAndMovesNothing(t *testing.T) {
 	p.checkLedger(t, u.ID)
 }
 
-// A plan whose quota the user context refuses (amounts over its limit).
+// A plan whose quota the user context would refuse cannot be created; one
+// stored before that bound (written here straight to the table) is sold,
+// its grant refused, and the order refunded and failed.
 func TestBillingRefusedGrantRefundsAndFails(t *testing.T) {
 	t.Parallel()
 	p := startBilling(t, billingOptions{})
 	huge := billing.PlanRequest{ID: "huge", Name: "Huge", Price: 700, Currency: "USD", PeriodDays: 30,
 		Quota: billing.Quota{MaxDevices: 5_000_000}}
+	if st := call(t, "POST", p.base+"/api/v1/admin/plans", huge, nil, billingBearer(p.admin)...); st != http.StatusBadRequest {
+		t.Fatalf("create a plan over the user context's bounds: %d, want 400", st)
+	}
+	huge.Quota.MaxDevices = 5
 	if st := call(t, "POST", p.base+"/api/v1/admin/plans", huge, nil, billingBearer(p.admin)...); st != http.StatusCreated {
 		t.Fatalf("create plan: %d", st)
+	}
+	if _, err := p.db.Exec(context.Background(), `UPDATE plans SET max_devices = 5000000 WHERE id = 'huge'`); err != nil {
+		t.Fatal(err)
 	}
 	u, tok := p.buyer(t, "refused", 1000)
 	before := p.quota(t, tok)
@@ -131,7 +144,7 @@ func TestBillingUnansweredGrantIsRefundedAfterTheDeadline(t *testing.T) {
 	o, _ := p.order(t, tok, "basic", "k")
 	eventually(t, 10*time.Second, "debited", func() bool { return p.getOrder(t, tok, o.ID).Status == billing.OrderPaid })
 	time.Sleep(2 * time.Second)
-	p.postEvent(t, billing.EventSweepRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
+	p.postEvent(t, billingevents.EventSweepRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
 	o = p.settled(t, tok, o.ID, 20*time.Second)
 	if o.Status != billing.OrderFailed || o.FailureCode != billing.FailTimeout {
 		t.Fatalf("order %+v", o)
@@ -156,11 +169,11 @@ func TestBillingSagaEventsDeliveredTwiceEndTheSame(t *testing.T) {
 		t.Fatalf("order %+v", o)
 	}
 	quota := p.quota(t, tok)
-	p.postEvent(t, billing.EventDebitRequested, o.ID, billing.DebitRequested{SchemaVersion: 1, OrderID: o.ID})
-	p.postEvent(t, billing.EventQuotaGrantRequested, o.ID, billing.QuotaGrantRequested{SchemaVersion: 1, GrantID: o.ID, UserID: u.ID,
-		PlanID: "basic", Quota: o.Quota})
-	p.postEvent(t, billing.EventQuotaGranted, o.ID, billing.QuotaReply{GrantID: o.ID, UserID: u.ID})
-	p.postEvent(t, billing.EventQuotaGrantRefused, o.ID, billing.QuotaReply{GrantID: o.ID, UserID: u.ID, Reason: "revoked"})
+	p.postEvent(t, billingevents.EventDebitRequested, o.ID, billingevents.DebitRequested{SchemaVersion: 1, OrderID: o.ID})
+	p.postEvent(t, userevents.EventQuotaGrantRequested, o.ID, userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: o.ID, UserID: u.ID,
+		PlanID: "basic", Limits: userevents.Limits(o.Quota)})
+	p.postEvent(t, userevents.EventQuotaGranted, o.ID, userevents.QuotaReply{GrantID: o.ID, UserID: u.ID})
+	p.postEvent(t, userevents.EventQuotaGrantRefused, o.ID, userevents.QuotaReply{GrantID: o.ID, UserID: u.ID, Reason: "revoked"})
 	time.Sleep(1500 * time.Millisecond)
 	if got := p.getOrder(t, tok, o.ID); got.Status != billing.OrderActive || p.balance(t, tok) != 0 || len(p.entries(t, tok)) != 2 {
 		t.Fatalf("order %s, balance %d, %d entries", got.Status, p.balance(t, tok), len(p.entries(t, tok)))
@@ -259,17 +272,17 @@ func TestBillingMeteringChargesTheMinutesADeviceRan(t *testing.T) {
 	start := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
 	dev := "dev-" + u.ID[:8]
 	// Stopped arrives before running.
-	p.postEvent(t, billing.EventDeviceStopped, dev, billing.DeviceFact{SchemaVersion: 1, DeviceID: dev, UserID: u.ID, At: start.Add(37 * time.Minute)})
-	p.postEvent(t, billing.EventDeviceRunning, dev, billing.DeviceFact{SchemaVersion: 1, DeviceID: dev, UserID: u.ID, CPUCores: 2, MemoryMB: 2048, At: start})
+	p.postEvent(t, deviceevents.EventStopped, dev, deviceevents.Fact{SchemaVersion: 1, DeviceID: dev, UserID: u.ID, At: start.Add(37 * time.Minute)})
+	p.postEvent(t, deviceevents.EventRunning, dev, deviceevents.Fact{SchemaVersion: 1, DeviceID: dev, UserID: u.ID, CPUCores: 2, MemoryMB: 2048, At: start})
 	eventually(t, 10*time.Second, "facts recorded", func() bool {
 		var n int
 		_ = p.db.QueryRow(t.Context(), `SELECT count(*) FROM device_facts WHERE device_id = $1`, dev).Scan(&n)
 		return n == 2
 	})
-	p.postEvent(t, billing.EventChargeRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
+	p.postEvent(t, billingevents.EventChargeRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
 	want := 10000 - billing.UsageCost(37, 80_000)
 	eventually(t, 10*time.Second, "usage charged", func() bool { return p.balance(t, tok) == want })
-	p.postEvent(t, billing.EventChargeRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
+	p.postEvent(t, billingevents.EventChargeRequested, "", events.Tick{ScheduledAt: time.Now().UTC()})
 	time.Sleep(time.Second)
 	if b := p.balance(t, tok); b != want {
 		t.Fatalf("charged again: %d, want %d", b, want)

@@ -14,7 +14,9 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/notification"
 	"github.com/cloudphone/cloudphone/functions/scheduler"
-	"github.com/cloudphone/cloudphone/functions/user"
+
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -90,7 +92,7 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	alice.screenshot("webhook-added")
 
 	dev := events.NewID()
-	postFact(t, p, notification.EventAppInstalled, dev, notification.AppFact{SchemaVersion: 1, DeviceID: dev, UserID: me.ID,
+	postFact(t, p, deviceevents.EventAppInstalled, dev, deviceevents.AppFact{SchemaVersion: 1, DeviceID: dev, UserID: me.ID,
 		AppID: events.NewID(), Package: "com.example.notes", VersionCode: 1, At: time.Now().UTC()})
 	alice.wait("delivery given up", `(document.querySelector("#webhooks tbody button").click(), document.querySelector('#deliveries tr[data-status="failed"]') !== null)`, 30*time.Second)
 	if s := eval[string](alice, `document.querySelector('#deliveries tr[data-status="failed"]').textContent`); !strings.Contains(s, "answered 502") {
@@ -108,7 +110,7 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	mu.Unlock()
 
 	// A command its subscriber refuses for good becomes a dead letter.
-	postFact(t, p, user.EventQuotaGrantRequested, "no-grant", map[string]any{"schema_version": 1})
+	postFact(t, p, userevents.EventQuotaGrantRequested, "no-grant", map[string]any{"schema_version": 1})
 	admin := login(t, base, "admin", notifyAdminPassword)
 	eventually(t, 10*time.Second, "a dead letter kept", func() bool {
 		var l struct{ Items []scheduler.DeadLetter }
@@ -135,7 +137,7 @@ func TestConsoleSettingsAndAdminEditsInTheBrowser(t *testing.T) {
 	root.do("send the dead letter again", chromedp.Click(chromedp.CSS(`#dead-letters tr[data-dead-letter] button`)))
 	root.wait("confirmation asked", `document.querySelector("#confirm").open`, 5*time.Second)
 	root.do("confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)))
-	root.wait("sent again", `document.querySelector("#flash").textContent === "Sent `+user.EventQuotaGrantRequested+` again."`, 10*time.Second)
+	root.wait("sent again", `document.querySelector("#flash").textContent === "Sent `+userevents.EventQuotaGrantRequested+` again."`, 10*time.Second)
 	root.noError("dead letter sent again")
 	root.screenshot("admin-edited")
 	eventually(t, 10*time.Second, "the re-driven letter refused and kept again", func() bool {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 )
 
 // consoleWeightBudget is the most the phones page may transfer, page, script,
@@ -26,9 +28,8 @@ func TestConsolePhonesPageWithFiftyPhonesStaysLight(t *testing.T) {
 	p := startDevicePlatform(t, nil)
 	aliceID, alice := p.deviceToken(t, "alice")
 	p.fund(t, aliceID, 10_000_000)
-	p.publish(t, user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", "weight-grant", user.QuotaGrantRequested{
-		SchemaVersion: 1, GrantID: "weight-grant", UserID: aliceID, PlanID: "weight", MaxDevices: 60, MaxRunningDevices: 60,
-		MaxCPUCores: 60, MaxMemoryMB: 60 << 10, MaxStorageGB: 1 << 10, DeviceMaxCPUCores: 1, DeviceMaxMemoryMB: 1024})
+	p.publish(t, userevents.EventQuotaGrantRequested, "/cloudphone/billing/e2e", "weight-grant", userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: "weight-grant", UserID: aliceID, PlanID: "weight",
+		Limits: userevents.Limits{MaxDevices: 60, MaxRunningDevices: 60, MaxCPUCores: 60, MaxMemoryMB: 60 << 10, MaxStorageGB: 1 << 10, DeviceMaxCPUCores: 1, DeviceMaxMemoryMB: 1024}})
 	eventually(t, 10*time.Second, "the grant of 60 phones", func() bool {
 		var q user.Quota
 		return call(t, "GET", p.base+"/api/v1/quotas/me", nil, &q, deviceBearer(alice)...) == 200 && q.Limits.MaxDevices >= 60
@@ -40,7 +41,7 @@ func TestConsolePhonesPageWithFiftyPhonesStaysLight(t *testing.T) {
 			t.Fatalf("create phone %d: %d", i, st)
 		}
 		if i%2 == 0 {
-			p.report(t, device.EventRuntimeStarted, d.ID, time.Now())
+			p.report(t, deviceevents.EventRuntimeStarted, d.ID, time.Now())
 		}
 	}
 

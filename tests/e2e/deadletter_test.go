@@ -9,7 +9,8 @@ import (
 	"net/http"
 
 	"github.com/cloudphone/cloudphone/functions/scheduler"
-	"github.com/cloudphone/cloudphone/functions/user"
+
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -23,7 +24,7 @@ func TestARefusedEventEndsInTheDeadLetterStore(t *testing.T) {
 	env.adminPassword = notifyAdminPassword
 	p := start(t, env, &subscriber{})
 	ctx := context.Background()
-	e, err := events.New(ctx, user.EventQuotaGrantRequested, "/cloudphone/e2e/test", "no-grant", map[string]any{"schema_version": 1})
+	e, err := events.New(ctx, userevents.EventQuotaGrantRequested, "/cloudphone/e2e/test", "no-grant", map[string]any{"schema_version": 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestARefusedEventEndsInTheDeadLetterStore(t *testing.T) {
 		got, err = store.List(ctx, 10)
 		return err == nil && len(got) == 1
 	})
-	if got[0].EventID != e.ID() || got[0].Type != user.EventQuotaGrantRequested || got[0].Destination != "user-quota-grants" || got[0].ErrorCode != "400" {
+	if got[0].EventID != e.ID() || got[0].Type != userevents.EventQuotaGrantRequested || got[0].Destination != "user-quota-grants" || got[0].ErrorCode != "400" {
 		t.Fatalf("dead letter %+v", got[0])
 	}
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 )
 
 // Concurrent creates through the public API never pass the quota, and
@@ -19,10 +20,9 @@ func TestDeviceConcurrentCreatesKeepQuotaAndPortsExact(t *testing.T) {
 	p := startDevicePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26100-26104"})
 	aliceID, alice := p.deviceToken(t, "alice")
 	p.fund(t, aliceID, 100000)
-	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-device-e2e", UserID: aliceID, PlanID: "pro",
-		MaxDevices: 2, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
-		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}
-	p.publish(t, user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
+	grant := userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-device-e2e", UserID: aliceID, PlanID: "pro",
+		Limits: userevents.Limits{MaxDevices: 2, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64, DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}}
+	p.publish(t, userevents.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
 	eventually(t, 10*time.Second, "the grant never reached alice's quota", func() bool {
 		var q user.Quota
 		call(t, "GET", p.base+"/api/v1/quotas/me", nil, &q, deviceBearer(alice)...)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user"
 )
 
@@ -41,13 +42,13 @@ func TestAPhoneStartsOnlyWhenTheBalanceCoversAnHourAndIsChargedWhenItStops(t *te
 		t.Fatalf("create with an hour's balance: %d %+v", st, d)
 	}
 	t0 := time.Now()
-	p.report(t, device.EventRuntimeCreated, d.ID, t0)
-	p.report(t, device.EventRuntimeStarted, d.ID, t0)
+	p.report(t, deviceevents.EventRuntimeCreated, d.ID, t0)
+	p.report(t, deviceevents.EventRuntimeStarted, d.ID, t0)
 	p.awaitState(t, bob, d.ID, device.StateRunning)
 	if st := call(t, "POST", p.base+"/api/v1/devices/"+d.ID+"/stop", nil, nil, deviceBearer(bob)...); st != http.StatusAccepted {
 		t.Fatalf("stop: %d", st)
 	}
-	p.report(t, device.EventRuntimeStopped, d.ID, t0.Add(90*time.Second)) // two started minutes: 3
+	p.report(t, deviceevents.EventRuntimeStopped, d.ID, t0.Add(90*time.Second)) // two started minutes: 3
 	p.awaitState(t, bob, d.ID, device.StateStopped)
 
 	// Charged at the stop, long before the 10-minute charging run.

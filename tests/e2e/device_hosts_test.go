@@ -23,6 +23,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/adminnodes"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 )
 
@@ -214,10 +215,10 @@ func TestTwoNodesPlaceDrainGoDownComeBackAndTheDrainedOneIsDeleted(t *testing.T)
 	aliceID, alice := p.deviceToken(t, "alice")
 	_, admin := p.deviceToken(t, "admin")
 	p.fund(t, aliceID, 1000000)
-	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-hosts-e2e", UserID: aliceID, PlanID: "pro",
-		MaxDevices: 5, MaxRunningDevices: 5, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
-		DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048}
-	p.publish(t, user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
+	grant := userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-hosts-e2e", UserID: aliceID, PlanID: "pro",
+		Limits: userevents.Limits{MaxDevices: 5, MaxRunningDevices: 5, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
+			DeviceMaxCPUCores: 2, DeviceMaxMemoryMB: 2048}}
+	p.publish(t, userevents.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
 	eventually(t, 10*time.Second, "the grant never reached alice's quota", func() bool {
 		var q user.Quota
 		call(t, "GET", p.base+"/api/v1/quotas/me", nil, &q, deviceBearer(alice)...)

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
@@ -122,7 +124,7 @@ func (p devicePlatform) publish(t *testing.T, typ, source, subject string, data 
 // report plays device-runtime: it posts report typ about id.
 func (p devicePlatform) report(t *testing.T, typ, id string, at time.Time) {
 	t.Helper()
-	p.publish(t, typ, "/cloudphone/device/device-runtime", id, device.RuntimeReport{
+	p.publish(t, typ, "/cloudphone/device/device-runtime", id, deviceevents.RuntimeReport{
 		SchemaVersion: 1, DeviceID: id, ContainerID: "e2e-" + id[:8], At: at})
 }
 
@@ -186,8 +188,8 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	p.report(t, device.EventRuntimeCreated, d.ID, t0)
-	p.report(t, device.EventRuntimeStarted, d.ID, t0.Add(10*time.Millisecond))
+	p.report(t, deviceevents.EventRuntimeCreated, d.ID, t0)
+	p.report(t, deviceevents.EventRuntimeStarted, d.ID, t0.Add(10*time.Millisecond))
 	p.awaitState(t, alice, d.ID, device.StateRunning)
 
 	id := d.ID
@@ -215,7 +217,7 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	if status := call(t, "POST", p.base+"/api/v1/devices/"+id+"/stop", nil, &d, deviceBearer(alice)...); status != http.StatusAccepted || d.State != device.StateStopping {
 		t.Fatalf("stop: %d %+v", status, d)
 	}
-	p.report(t, device.EventRuntimeStopped, id, t0.Add(time.Second))
+	p.report(t, deviceevents.EventRuntimeStopped, id, t0.Add(time.Second))
 	p.awaitState(t, alice, id, device.StateStopped)
 	if u := p.usage(t, alice); u.RunningDevices != 0 || u.Devices != 1 {
 		t.Fatalf("usage after stop = %+v", u)
@@ -224,26 +226,26 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	if status := call(t, "POST", p.base+"/api/v1/devices/"+id+"/start", nil, &d, deviceBearer(alice)...); status != http.StatusAccepted || d.State != device.StateStarting {
 		t.Fatalf("start: %d %+v", status, d)
 	}
-	p.report(t, device.EventRuntimeStarted, id, t0.Add(2*time.Second))
+	p.report(t, deviceevents.EventRuntimeStarted, id, t0.Add(2*time.Second))
 	p.awaitState(t, alice, id, device.StateRunning)
 
 	// Billing says alice cannot pay: her running device is stopped.
-	p.publish(t, device.EventBalanceExhausted, "/cloudphone/billing/e2e", aliceID,
-		device.BalanceExhausted{SchemaVersion: 1, UserID: aliceID, Currency: "CNY", At: time.Now()})
+	p.publish(t, billingevents.EventBalanceExhausted, "/cloudphone/billing/e2e", aliceID,
+		billingevents.BalanceExhausted{SchemaVersion: 1, UserID: aliceID, Currency: "CNY", At: time.Now()})
 	got := p.awaitState(t, alice, id, device.StateStopping)
-	if got.StopReason != device.ReasonInsufficientFunds {
+	if got.StopReason != deviceevents.ReasonInsufficientFunds {
 		t.Fatalf("stop reason = %q", got.StopReason)
 	}
-	p.report(t, device.EventRuntimeStopped, id, t0.Add(3*time.Second))
+	p.report(t, deviceevents.EventRuntimeStopped, id, t0.Add(3*time.Second))
 	p.awaitState(t, alice, id, device.StateStopped)
 
 	if status := call(t, "DELETE", p.base+"/api/v1/devices/"+id, nil, &d, deviceBearer(alice)...); status != http.StatusAccepted || d.State != device.StateDeleting {
 		t.Fatalf("delete: %d %+v", status, d)
 	}
-	p.report(t, device.EventRuntimeRemoved, id, t0.Add(4*time.Second))
+	p.report(t, deviceevents.EventRuntimeRemoved, id, t0.Add(4*time.Second))
 	p.awaitState(t, alice, id, device.StateDeleted)
 	// A late started report changes nothing.
-	p.report(t, device.EventRuntimeStarted, id, t0.Add(5*time.Second))
+	p.report(t, deviceevents.EventRuntimeStarted, id, t0.Add(5*time.Second))
 	if u := p.usage(t, alice); u != (user.Usage{}) {
 		t.Fatalf("usage after delete = %+v", u)
 	}

@@ -13,6 +13,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
@@ -31,9 +32,8 @@ func TestForgedEventsAreRefusedForTheirSenderAndChangeNothing(t *testing.T) {
 	aliceToken := login(t, base, "alice", "correct horse battery")
 	bearer := []string{"Authorization", "Bearer " + aliceToken}
 
-	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "forged-1", UserID: alice.ID, PlanID: "pro",
-		MaxDevices: 1000, MaxRunningDevices: 1000, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
-		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}
+	grant := userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: "forged-1", UserID: alice.ID, PlanID: "pro",
+		Limits: userevents.Limits{MaxDevices: 1000, MaxRunningDevices: 1000, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64, DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}}
 	_, foreignKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestForgedEventsAreRefusedForTheirSenderAndChangeNothing(t *testing.T) {
 		{"bundle path, no token", "/", func(*http.Request) {}, 401},
 	}
 	for _, c := range cases {
-		e, err := events.New(context.Background(), user.EventQuotaGrantRequested, "/cloudphone/billing/forged", grant.GrantID, grant)
+		e, err := events.New(context.Background(), userevents.EventQuotaGrantRequested, "/cloudphone/billing/forged", grant.GrantID, grant)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestForgedEventsAreRefusedForTheirSenderAndChangeNothing(t *testing.T) {
 	}
 
 	// The producer the catalog names is admitted.
-	e, err := events.New(context.Background(), user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", "real-1", grant)
+	e, err := events.New(context.Background(), userevents.EventQuotaGrantRequested, "/cloudphone/billing/e2e", "real-1", grant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestForgedEventsAreRefusedForTheirSenderAndChangeNothing(t *testing.T) {
 	eventually(t, 10*time.Second, "the real grant never arrived", func() bool {
 		q = user.Quota{}
 		call(t, "GET", base+"/api/v1/quotas/me", nil, &q, bearer...)
-		return q.Limits == user.FreeTier.Plus(grant.Limits())
+		return q.Limits == user.FreeTier.Plus(grant.Limits)
 	})
 }
 

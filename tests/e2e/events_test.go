@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/eventauth"
 )
 
@@ -34,7 +34,7 @@ func TestRegisteredEventReachesItsSubscriberOnceEvenWhenRedelivered(t *testing.T
 	before := sub.attempts.Load()
 	req, _ := http.NewRequest("POST", p.URL()+"/broker/cloudphone", bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/cloudevents+json")
-	p.authorize(t, req, producerOf(t, user.EventRegistered), eventauth.BrokerAudience)
+	p.authorize(t, req, producerOf(t, userevents.EventRegistered), eventauth.BrokerAudience)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

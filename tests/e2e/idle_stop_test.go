@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -54,14 +55,14 @@ func TestAnIdlePhoneIsStoppedAndAConnectedOneKeepsRunning(t *testing.T) {
 
 	// The scheduled tick comes every minute; the test sends its own.
 	tick := func() {
-		p.publish(t, device.EventIdleCheckRequested, "/test/ping", "idle", events.Tick{ScheduledAt: time.Now()})
+		p.publish(t, deviceevents.EventIdleCheckRequested, "/test/ping", "idle", events.Tick{ScheduledAt: time.Now()})
 	}
 	started := time.Now()
 	eventually(t, 30*time.Second, "alice's idle phone stopped", func() bool {
 		tick()
 		var d device.Device
 		call(t, "GET", p.base+"/api/v1/devices/"+idle.ID, nil, &d, deviceBearer(alice)...)
-		return d.State == device.StateStopped && d.StopReason == device.ReasonIdle
+		return d.State == device.StateStopped && d.StopReason == deviceevents.ReasonIdle
 	})
 	if waited := time.Since(started); waited < 2*time.Second {
 		t.Fatalf("stopped after %s, before its 3 s idle limit", waited)
@@ -87,7 +88,7 @@ func TestAnIdlePhoneIsStoppedAndAConnectedOneKeepsRunning(t *testing.T) {
 		}
 		call(t, "GET", p.base+"/api/v1/notifications", nil, &page, deviceBearer(alice)...)
 		for _, n := range page.Items {
-			if n.Type == "device.stopped" && n.Data.Reason == device.ReasonIdle && strings.Contains(n.Body, idle.ID) {
+			if n.Type == "device.stopped" && n.Data.Reason == deviceevents.ReasonIdle && strings.Contains(n.Body, idle.ID) {
 				return true
 			}
 		}

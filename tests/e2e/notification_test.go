@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/device"
+
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
@@ -150,9 +151,9 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 	next(": ping")
 	dev := events.NewID()
 	now := time.Now().UTC()
-	postFact(t, p, device.EventRunning, dev, device.Running{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, CPUCores: 2, MemoryMB: 2048, At: now})
-	postFact(t, p, device.EventStopped, dev, device.Stopped{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(time.Minute), Reason: "user"})
-	postFact(t, p, device.EventDeleted, dev, device.Deleted{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(2 * time.Minute)})
+	postFact(t, p, deviceevents.EventRunning, dev, deviceevents.Running{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, CPUCores: 2, MemoryMB: 2048, At: now})
+	postFact(t, p, deviceevents.EventStopped, dev, deviceevents.Stopped{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(time.Minute), Reason: "user"})
+	postFact(t, p, deviceevents.EventDeleted, dev, deviceevents.Deleted{SchemaVersion: 1, DeviceID: dev, UserID: alice.ID, At: now.Add(2 * time.Minute)})
 	var types []string
 	for range 3 {
 		var n struct{ Type string }
@@ -189,8 +190,8 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 		t.Fatalf("preferences: %d", code)
 	}
 	dev2 := events.NewID()
-	postFact(t, p, device.EventRunning, dev2, device.Running{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, CPUCores: 1, MemoryMB: 1024, At: now})
-	postFact(t, p, device.EventDeleted, dev2, device.Deleted{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, At: now})
+	postFact(t, p, deviceevents.EventRunning, dev2, deviceevents.Running{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, CPUCores: 1, MemoryMB: 1024, At: now})
+	postFact(t, p, deviceevents.EventDeleted, dev2, deviceevents.Deleted{SchemaVersion: 1, DeviceID: dev2, UserID: alice.ID, At: now})
 	var n struct{ Type string }
 	if err := json.Unmarshal([]byte(next("data: ")), &n); err != nil || n.Type != "device.deleted" {
 		t.Fatalf("after switching device.running off, the stream carried %q (%v)", n.Type, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/outbox"
@@ -39,7 +40,7 @@ func BenchmarkPipeline(b *testing.B) {
 		for w := range 8 {
 			wg.Go(func() {
 				for i := w; i < total; i += 8 {
-					e, err := events.New(ctx, user.EventRegistered, "/cloudphone/bench", fmt.Sprintf("bench-%d-%d", base, i), map[string]int{"n": i})
+					e, err := events.New(ctx, userevents.EventRegistered, "/cloudphone/bench", fmt.Sprintf("bench-%d-%d", base, i), map[string]int{"n": i})
 					if err != nil {
 						b.Error(err)
 						return

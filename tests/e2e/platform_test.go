@@ -27,7 +27,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
-	"github.com/cloudphone/cloudphone/functions/user"
+
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/local/broker"
@@ -79,7 +80,7 @@ func (s *subscriber) Handle(ctx context.Context, e event.Event) (*event.Event, e
 func (s *subscriber) entry() function.Entry {
 	return function.Entry{
 		Spec: function.Spec{Name: subscriberName, Context: "e2e", Kind: function.KindEvent,
-			Consumes: []string{user.EventRegistered}},
+			Consumes: []string{userevents.EventRegistered}},
 		Build: func(ctx context.Context, r *process.Resources) (any, error) {
 			pool, err := r.Postgres(ctx, "e2e_subscriber", inbox.Migrations, subscriberMigrations)
 			if err != nil {
@@ -206,7 +207,7 @@ func startOn(t testing.TB, e env, sub *subscriber, databaseURL string, entries [
 		Extra: []broker.Trigger{{
 			Name:       "e2e-user-registered",
 			Subscriber: subscriberName,
-			Filters:    []broker.Filter{{Exact: map[string]string{"type": user.EventRegistered}}},
+			Filters:    []broker.Filter{{Exact: map[string]string{"type": userevents.EventRegistered}}},
 			Delivery: broker.Delivery{Retry: 50, BackoffPolicy: broker.BackoffLinear,
 				BackoffDelay: 200 * time.Millisecond, Timeout: 5 * time.Second, DeadLetterSink: catalog.DeadLetter},
 		}},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/shared/config"
@@ -118,17 +119,16 @@ func TestQuotaGrantCommandThroughTheBrokerRaisesTheUsersQuota(t *testing.T) {
 		t.Fatalf("alice on the admin list: %d, want 403", status)
 	}
 
-	grant := user.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-e2e-1", UserID: alice.ID, PlanID: "pro",
-		MaxDevices: 4, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64,
-		DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}
-	e, err := events.New(context.Background(), user.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
+	grant := userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: "order-e2e-1", UserID: alice.ID, PlanID: "pro",
+		Limits: userevents.Limits{MaxDevices: 4, MaxRunningDevices: 2, MaxCPUCores: 8, MaxMemoryMB: 8192, MaxStorageGB: 64, DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 4096}}
+	e, err := events.New(context.Background(), userevents.EventQuotaGrantRequested, "/cloudphone/billing/e2e", grant.GrantID, grant)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if status := p.sendEvent(t, e); status != http.StatusAccepted {
 		t.Fatalf("broker ingress: %d", status)
 	}
-	want := user.FreeTier.Plus(grant.Limits())
+	want := user.FreeTier.Plus(grant.Limits)
 	var q user.Quota
 	eventually(t, 10*time.Second, "alice's quota never showed the grant", func() bool {
 		q = user.Quota{}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/tracing"
 	"github.com/cloudphone/cloudphone/shared/tracing/otlptest"
 )
@@ -41,10 +43,10 @@ func TestOnePurchaseIsOneTraceAcrossEverySagaHop(t *testing.T) {
 	}
 
 	handled := []string{ // every hop of the saga, up to the activation's consumer
-		"handle " + billing.EventDebitRequested,
-		"handle " + billing.EventQuotaGrantRequested,
-		"handle " + billing.EventQuotaGranted,
-		"handle " + billing.EventOrderActivated,
+		"handle " + billingevents.EventDebitRequested,
+		"handle " + userevents.EventQuotaGrantRequested,
+		"handle " + userevents.EventQuotaGranted,
+		"handle " + billingevents.EventOrderActivated,
 	}
 	var spans []otlptest.Span
 	eventually(t, 20*time.Second, "every hop's span is exported", func() bool {
@@ -93,7 +95,7 @@ func TestOnePurchaseIsOneTraceAcrossEverySagaHop(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{billing.EventDebitRequested, billing.EventQuotaGrantRequested} {
+	for _, typ := range []string{billingevents.EventDebitRequested, userevents.EventQuotaGrantRequested} {
 		if names["publish "+typ] == 0 {
 			t.Errorf("no outbox publish span for %s: %v", typ, names)
 		}

@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
-	"github.com/cloudphone/cloudphone/functions/user"
+
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/useroutboxredrive"
 	"github.com/cloudphone/cloudphone/infra/manifests"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -278,7 +279,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 	o := decodeEventing(t, r)
 	validTrigger := func() *trigger {
 		tr := &trigger{}
-		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(user.EventOutboxRedriveRequested, useroutboxredrive.Name)+".yaml"]
+		b := r.files[manifests.TriggerDir+"/"+manifests.TriggerName(userevents.EventOutboxRedriveRequested, useroutboxredrive.Name)+".yaml"]
 		if err := yaml.UnmarshalStrict(b, tr); err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +358,7 @@ func TestEventingRulesRejectBrokenObjects(t *testing.T) {
 		{"reply loop", func() any { return validTrigger() }, "loop", true},
 		{"type the subscriber does not consume", func() any {
 			tr := validTrigger()
-			tr.Spec.Filters[0].Exact["type"] = user.EventRegistered
+			tr.Spec.Filters[0].Exact["type"] = userevents.EventRegistered
 			return tr
 		}, "does not consume", true},
 		{"PingSource with a bad schedule", func() any { ps := validPing(); ps.Spec.Schedule = "*/5 * * *"; return ps }, "want 5 fields", false},

@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/infra/manifests"
 )
 
@@ -70,7 +72,7 @@ var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // no function consumes them, and the broker accepts and drops them, as
 // Knative's does.
 var unroutedFacts = map[string]bool{
-	"cloudphone.app.uploaded": true, "cloudphone.app.deleted": true,
+	appevents.EventUploaded: true, appevents.EventDeleted: true,
 }
 
 // stackErrors checks a decoded stack.yml against the OpenFaaS rules and the
@@ -255,7 +257,7 @@ func TestStackRulesRejectBrokenStacks(t *testing.T) {
 			tc.change(st)
 			routed := routedTypes(t, r)
 			if tc.name == "bundle emits a type no Trigger routes" {
-				delete(routed, "cloudphone.user.registered")
+				delete(routed, userevents.EventRegistered)
 			}
 			if errs := stackErrors(st, routed); !containsAny(errs, tc.want) {
 				t.Fatalf("want an error mentioning %q, got %v", tc.want, errs)

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Name is the function's name in the catalog.
@@ -170,7 +171,7 @@ func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request
 			return 0, nil, apierr.New(apierr.UnsupportedMediaType, "file: an APK is application/vnd.android.package-archive, not %s", ct)
 		}
 		name := path.Base(strings.ReplaceAll(part.FileName(), `\`, "/"))
-		if name == "." || name == "/" || !httpjson.NoControlChars(name) || len(name) > 255 {
+		if name == "." || name == "/" || !validate.NoControlChars(name) || len(name) > 255 {
 			name = "app.apk"
 		}
 		size := int64(-1)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/appapps"
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
 	"github.com/cloudphone/cloudphone/infra/local/services"
 	"github.com/cloudphone/cloudphone/shared/auth"
@@ -224,7 +225,7 @@ func TestUploadStoresTheAPKOnceByDigestAndDeletesItWithItsLastApp(t *testing.T) 
 		t.Fatalf("after two uploads of the same bytes: %d apps, %d objects, keys %v", n, objects, keys)
 	}
 	var uploaded int
-	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE type = $1`, app.EventUploaded).Scan(&uploaded); err != nil || uploaded != 2 {
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox WHERE type = $1`, appevents.EventUploaded).Scan(&uploaded); err != nil || uploaded != 2 {
 		t.Fatalf("uploaded events = %d, %v", uploaded, err)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/cloudphone/cloudphone/functions/app"
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
 	"github.com/cloudphone/cloudphone/functions/app/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -14,7 +15,7 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: app.ContextName,
 	Routes: Routes, API: API,
-	Emits:    []string{app.EventUploaded, app.EventDeleted},
+	Emits:    []string{appevents.EventUploaded, appevents.EventDeleted},
 	MaxScale: 5, Concurrency: 20, TimeoutSeconds: 600,
 	Secrets: []string{function.SecretUserTokenPublicKey, app.SecretS3Endpoint, app.SecretS3AccessKeyID, app.SecretS3SecretAccessKey},
 }, build)

@@ -4,9 +4,9 @@
 package appfunctions
 
 import (
-	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/appapps"
 	"github.com/cloudphone/cloudphone/functions/app/appappsinternal"
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
 	"github.com/cloudphone/cloudphone/functions/app/appoutboxredrive"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -22,7 +22,7 @@ var Entries = []function.Entry{
 
 // Events are the event types the app context produces, with their payloads.
 var Events = []function.EventType{
-	{Type: app.EventUploaded, Payload: app.Uploaded{}, Doc: "a user uploaded an APK; subject is the app id"},
-	{Type: app.EventDeleted, Payload: app.Deleted{}, Doc: "a user deleted an app; subject is the app id"},
-	{Type: app.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the app context's parked outbox rows"},
+	{Type: appevents.EventUploaded, Payload: appevents.Uploaded{}, Doc: "a user uploaded an APK; subject is the app id"},
+	{Type: appevents.EventDeleted, Payload: appevents.Deleted{}, Doc: "a user deleted an app; subject is the app id"},
+	{Type: appevents.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the app context's parked outbox rows"},
 }

@@ -5,6 +5,7 @@ package appoutboxredrive
 
 import (
 	"github.com/cloudphone/cloudphone/functions/app"
+	"github.com/cloudphone/cloudphone/functions/app/appevents"
 	"github.com/cloudphone/cloudphone/functions/app/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -14,4 +15,4 @@ const Name = "app-outbox-redrive"
 
 // Entry declares the function: every five minutes its PingSource sends
 // app.EventOutboxRedriveRequested.
-var Entry = function.OutboxRedriveEntry(Name, app.ContextName, app.Database, app.EventOutboxRedriveRequested, wiring.Pool)
+var Entry = function.OutboxRedriveEntry(Name, app.ContextName, app.Database, appevents.EventOutboxRedriveRequested, wiring.Pool)

@@ -6,6 +6,7 @@ package billingfunctions
 import (
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/billingbalance"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/billing/billingfundsinternal"
 	"github.com/cloudphone/cloudphone/functions/billing/billingjobs"
 	"github.com/cloudphone/cloudphone/functions/billing/billingmetering"
@@ -32,20 +33,20 @@ var Entries = []function.Entry{
 // Events are the event types the billing context produces, with their
 // payloads.
 var Events = []function.EventType{
-	{Type: billing.EventDebitRequested, Payload: billing.DebitRequested{},
+	{Type: billingevents.EventDebitRequested, Payload: billingevents.DebitRequested{},
 		Doc: "purchase saga command: debit the order's price; subject and correlationid are the order id"},
-	{Type: billing.EventOrderActivated, Payload: billing.OrderActivatedData{},
+	{Type: billingevents.EventOrderActivated, Payload: billingevents.OrderActivatedData{},
 		Doc: "an order's plan is active (subscription created or extended); subject is the order id"},
-	{Type: billing.EventOrderFailed, Payload: billing.OrderFailedData{},
+	{Type: billingevents.EventOrderFailed, Payload: billingevents.OrderFailedData{},
 		Doc: "an order failed (reason insufficient_funds, grant_refused or timeout), compensations issued; subject is the order id"},
-	{Type: billing.EventBalanceLow, Payload: billing.BalanceLow{},
+	{Type: billingevents.EventBalanceLow, Payload: billingevents.BalanceLow{},
 		Doc: "a balance covers less than a day of current usage (at most once a day); subject is the user id"},
-	{Type: billing.EventBalanceExhausted, Payload: billing.BalanceExhausted{},
+	{Type: billingevents.EventBalanceExhausted, Payload: billingevents.BalanceExhausted{},
 		Doc: "a balance could not cover the usage charged (once per exhaustion); the device context stops the user's devices"},
-	{Type: billing.EventSweepRequested, Payload: events.Tick{},
+	{Type: billingevents.EventSweepRequested, Payload: events.Tick{},
 		Doc: "every minute: sweep overdue purchase sagas; run subscription expiry, usage charging and outbox re-drive when due"},
-	{Type: billing.EventExpiryRequested, Payload: events.Tick{}, Producer: billing.ContextName,
+	{Type: billingevents.EventExpiryRequested, Payload: events.Tick{}, Producer: billing.ContextName,
 		Doc: "run the subscription expiry job now (sent on demand by an operator or a test; the minute tick runs it every 5 minutes)"},
-	{Type: billing.EventChargeRequested, Payload: events.Tick{}, Producer: billing.ContextName,
+	{Type: billingevents.EventChargeRequested, Payload: events.Tick{}, Producer: billing.ContextName,
 		Doc: "run the usage charging job now (sent on demand by an operator or a test; the minute tick runs it every 10 minutes)"},
 }

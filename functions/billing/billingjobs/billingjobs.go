@@ -12,6 +12,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
@@ -24,11 +26,11 @@ const Schedule = "* * * * *"
 
 // Consumes are the tick types: the first is the scheduled one; the others
 // run one job at once (operators, tests).
-var Consumes = []string{billing.EventSweepRequested, billing.EventExpiryRequested, billing.EventChargeRequested}
+var Consumes = []string{billingevents.EventSweepRequested, billingevents.EventExpiryRequested, billingevents.EventChargeRequested}
 
 // Emits are the event types the jobs write to billing's outbox.
-var Emits = []string{billing.EventQuotaRevokeRequested, billing.EventOrderFailed, billing.EventBalanceExhausted,
-	billing.EventBalanceLow}
+var Emits = []string{userevents.EventQuotaRevokeRequested, billingevents.EventOrderFailed, billingevents.EventBalanceExhausted,
+	billingevents.EventBalanceLow}
 
 // Function runs billing.Service.RunScheduled for each tick; an error is
 // retried by the broker (every job is safe to run again). Safe for concurrent

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
@@ -18,8 +19,8 @@ import (
 const Name = "billing-metering"
 
 // Consumes are the device facts the function records.
-var Consumes = []string{billing.EventDeviceRunning, billing.EventDeviceStopped, billing.EventDeviceError,
-	billing.EventDeviceDeleted}
+var Consumes = []string{deviceevents.EventRunning, deviceevents.EventStopped, deviceevents.EventError,
+	deviceevents.EventDeleted}
 
 // Function records each fact once with billing.Service.RecordDeviceFact; a
 // fact that cannot be read is refused permanently, a database failure is
@@ -39,7 +40,7 @@ func New(svc *billing.Service, log *slog.Logger) *Function {
 
 // Handle records one fact.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	var fact billing.DeviceFact
+	var fact deviceevents.Fact
 	if err := e.DataAs(&fact); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}

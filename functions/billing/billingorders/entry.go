@@ -3,6 +3,7 @@ package billingorders
 import (
 	"context"
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/billing/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -12,7 +13,7 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
 	Routes: Routes, API: API,
-	Emits:    []string{billing.EventDebitRequested},
+	Emits:    []string{billingevents.EventDebitRequested},
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)

@@ -11,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
@@ -18,12 +20,12 @@ import (
 const Name = "billing-purchase-saga"
 
 // Consumes are the event types the function handles.
-var Consumes = []string{billing.EventDebitRequested, billing.EventQuotaGranted, billing.EventQuotaGrantRefused,
-	billing.EventQuotaRevoked}
+var Consumes = []string{billingevents.EventDebitRequested, userevents.EventQuotaGranted, userevents.EventQuotaGrantRefused,
+	userevents.EventQuotaRevoked}
 
 // Emits are the event types it writes to billing's outbox.
-var Emits = []string{billing.EventQuotaGrantRequested, billing.EventQuotaRevokeRequested,
-	billing.EventOrderActivated, billing.EventOrderFailed}
+var Emits = []string{userevents.EventQuotaGrantRequested, userevents.EventQuotaRevokeRequested,
+	billingevents.EventOrderActivated, billingevents.EventOrderFailed}
 
 // Function applies saga events with billing.Service.HandleDebit and
 // HandleQuotaReply: nil acknowledges (also a duplicate or a reply for a step
@@ -52,14 +54,14 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		err error
 	)
 	switch e.Type() {
-	case billing.EventDebitRequested:
-		var cmd billing.DebitRequested
+	case billingevents.EventDebitRequested:
+		var cmd billingevents.DebitRequested
 		if err := e.DataAs(&cmd); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}
 		out, err = f.svc.HandleDebit(ctx, e, cmd)
-	case billing.EventQuotaGranted, billing.EventQuotaGrantRefused, billing.EventQuotaRevoked:
-		var r billing.QuotaReply
+	case userevents.EventQuotaGranted, userevents.EventQuotaGrantRefused, userevents.EventQuotaRevoked:
+		var r userevents.QuotaReply
 		if err := e.DataAs(&r); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Name is the function's name in the catalog.
@@ -146,7 +147,7 @@ func (f *Function) shell(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, r, err)
 		return
 	}
-	var probs httpjson.Problems
+	var probs validate.Problems
 	probs.Check(strings.TrimSpace(req.Command) != "", "command", "is required")
 	probs.Check(len(req.Command) <= CommandMax, "command", fmt.Sprintf("is over %d bytes", CommandMax))
 	probs.Check(!strings.ContainsRune(req.Command, 0), "command", "holds a NUL byte")

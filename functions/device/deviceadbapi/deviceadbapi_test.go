@@ -19,6 +19,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbapi"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/tests/devicetest"
@@ -102,8 +103,8 @@ func newSetup(t *testing.T, running bool) setup {
 	}
 	if running {
 		now := time.Now()
-		env.Apply(t, devicetest.Report(t, device.EventRuntimeCreated, d.ID, now))
-		env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
+		env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeCreated, d.ID, now))
+		env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
 	}
 	s.phone = d
 	return s

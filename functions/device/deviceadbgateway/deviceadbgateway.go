@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
@@ -42,14 +43,14 @@ const Route = "GET /api/v1/devices/{id}/adb"
 var Routes = []string{Route}
 
 // Emits lists the facts the function writes to the device context's outbox.
-var Emits = []string{device.EventConnectionOpened, device.EventConnectionClosed}
+var Emits = []string{deviceevents.EventConnectionOpened, deviceevents.EventConnectionClosed}
 
 // Devices is what the gateway needs of the device context.
 type Devices interface {
 	VerifyTicket(raw string) (device.Ticket, error)
 	TicketEndpoint(ctx context.Context, tk device.Ticket) (string, error)
 	States(ctx context.Context, ids []string) (map[string]device.State, error)
-	RecordConnection(ctx context.Context, typ, source string, c device.ConnectionFact) error
+	RecordConnection(ctx context.Context, typ, source string, c deviceevents.ConnectionFact) error
 }
 
 // Config is the gateway's configuration.
@@ -159,7 +160,7 @@ func (f *Function) Stop(ctx context.Context) error {
 	f.mu.Lock()
 	f.stopping = true
 	for _, s := range f.sessions {
-		s.end(device.ConnectionGatewayStopping)
+		s.end(deviceevents.ConnectionGatewayStopping)
 	}
 	stop, done := f.stop, f.done
 	f.mu.Unlock()
@@ -218,7 +219,7 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		f.log.InfoContext(r.Context(), "ADB session not upgraded", "device_id", a.tk.DeviceID, "err", err)
-		f.release(a, 0, 0, device.ConnectionClosedByClient, false)
+		f.release(a, 0, 0, deviceevents.ConnectionClosedByClient, false)
 		return
 	}
 	f.bridge(ws, a)
@@ -279,8 +280,8 @@ func (f *Function) admit(ctx context.Context, r *http.Request) (*admitted, error
 		return nil, apierr.Wrap(apierr.Unavailable, fmt.Errorf("dial phone %s at %s: %w", tk.DeviceID, addr, err), "the phone does not answer")
 	}
 	a := &admitted{tk: tk, id: id, phone: phone}
-	fact := device.ConnectionFact{DeviceID: tk.DeviceID, UserID: tk.UserID, SessionID: id, At: f.now().UTC()}
-	if err := f.devs.RecordConnection(ctx, device.EventConnectionOpened, device.SourceADBGateway, fact); err != nil {
+	fact := deviceevents.ConnectionFact{DeviceID: tk.DeviceID, UserID: tk.UserID, SessionID: id, At: f.now().UTC()}
+	if err := f.devs.RecordConnection(ctx, deviceevents.EventConnectionOpened, device.SourceADBGateway, fact); err != nil {
 		_ = phone.Close()
 		f.limiter.release(context.WithoutCancel(ctx), tk.UserID, id)
 		return nil, err
@@ -328,7 +329,7 @@ func (f *Function) bridge(ws *websocket.Conn, a *admitted) {
 	f.sessions[a.id] = s
 	f.wg.Add(1)
 	if f.stopping {
-		s.end(device.ConnectionGatewayStopping)
+		s.end(deviceevents.ConnectionGatewayStopping)
 	}
 	f.mu.Unlock()
 	defer f.wg.Done()
@@ -344,17 +345,17 @@ func (f *Function) bridge(ws *websocket.Conn, a *admitted) {
 	go func() {
 		defer copies.Done()
 		in, errIn = io.Copy(a.phone, conn)
-		s.end(device.ConnectionClosedByClient)
+		s.end(deviceevents.ConnectionClosedByClient)
 	}()
 	go func() {
 		defer copies.Done()
 		out, errOut = io.Copy(conn, a.phone)
-		s.end(device.ConnectionClosedByPhone)
+		s.end(deviceevents.ConnectionClosedByPhone)
 	}()
 	<-ctx.Done()
 	reason, _ := s.reason.Load().(string)
 	code := websocket.StatusNormalClosure
-	if reason == device.ConnectionDeviceStopped || reason == device.ConnectionGatewayStopping {
+	if reason == deviceevents.ConnectionDeviceStopped || reason == deviceevents.ConnectionGatewayStopping {
 		code = websocket.StatusGoingAway
 	}
 	_ = a.phone.Close()
@@ -374,9 +375,9 @@ func (f *Function) release(a *admitted, in, out int64, reason string, logClose b
 	defer cancel()
 	_ = a.phone.Close()
 	f.limiter.release(ctx, a.tk.UserID, a.id)
-	fact := device.ConnectionFact{DeviceID: a.tk.DeviceID, UserID: a.tk.UserID, SessionID: a.id, At: f.now().UTC(),
+	fact := deviceevents.ConnectionFact{DeviceID: a.tk.DeviceID, UserID: a.tk.UserID, SessionID: a.id, At: f.now().UTC(),
 		Reason: reason, BytesIn: in, BytesOut: out}
-	if err := f.devs.RecordConnection(ctx, device.EventConnectionClosed, device.SourceADBGateway, fact); err != nil {
+	if err := f.devs.RecordConnection(ctx, deviceevents.EventConnectionClosed, device.SourceADBGateway, fact); err != nil {
 		f.log.Error("closed ADB session not recorded", "session_id", a.id, "device_id", a.tk.DeviceID, "err", err)
 	}
 	if logClose {
@@ -420,7 +421,7 @@ func (f *Function) watch(ctx context.Context) {
 			f.mu.Lock()
 			for _, s := range f.sessions {
 				if st, ok := states[s.deviceID]; !ok || st != device.StateRunning {
-					s.end(device.ConnectionDeviceStopped)
+					s.end(deviceevents.ConnectionDeviceStopped)
 				}
 			}
 			f.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/tests/devicetest"
@@ -89,8 +90,8 @@ func (s setup) create(t *testing.T, a devicetest.Account) device.Device {
 func (s setup) run(t *testing.T, d device.Device) {
 	t.Helper()
 	now := time.Now()
-	s.env.Apply(t, devicetest.Report(t, device.EventRuntimeCreated, d.ID, now))
-	s.env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
+	s.env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeCreated, d.ID, now))
+	s.env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
 }
 
 func (s setup) ticket(t *testing.T, a devicetest.Account, id string) string {
@@ -239,7 +240,7 @@ func TestSessionCarriesBinaryMessagesBothWaysAndReportsOpenedAndClosed(t *testin
 	if !bytes.Equal(got, msg) {
 		t.Fatal("the phone's echo differs from what was sent")
 	}
-	if opened := s.env.Outbox(t, device.EventConnectionOpened, d.ID); len(opened) != 1 || opened[0]["user_id"] != s.alice.ID {
+	if opened := s.env.Outbox(t, deviceevents.EventConnectionOpened, d.ID); len(opened) != 1 || opened[0]["user_id"] != s.alice.ID {
 		t.Fatalf("opened facts: %v", opened)
 	}
 	// Past the server's read and write timeouts, the session still carries.
@@ -251,9 +252,9 @@ func TestSessionCarriesBinaryMessagesBothWaysAndReportsOpenedAndClosed(t *testin
 		t.Fatalf("read after the server timeouts: %v", err)
 	}
 	_ = conn.Close()
-	waitFor(t, "the closed fact", func() bool { return len(s.env.Outbox(t, device.EventConnectionClosed, d.ID)) == 1 })
-	closed := s.env.Outbox(t, device.EventConnectionClosed, d.ID)[0]
-	opened := s.env.Outbox(t, device.EventConnectionOpened, d.ID)[0]
+	waitFor(t, "the closed fact", func() bool { return len(s.env.Outbox(t, deviceevents.EventConnectionClosed, d.ID)) == 1 })
+	closed := s.env.Outbox(t, deviceevents.EventConnectionClosed, d.ID)[0]
+	opened := s.env.Outbox(t, deviceevents.EventConnectionOpened, d.ID)[0]
 	if closed["session_id"] != opened["session_id"] || closed["bytes_in"] != float64(len(msg)+6) || closed["bytes_out"] != float64(len(msg)+6) {
 		t.Fatalf("closed fact %v for opened %v", closed, opened)
 	}
@@ -278,8 +279,8 @@ func TestSessionEndsWhenThePhoneStops(t *testing.T) {
 		t.Fatalf("read after the stop: %v (status %d), want going away", err, status)
 	}
 	waitFor(t, "the closed fact", func() bool {
-		f := s.env.Outbox(t, device.EventConnectionClosed, d.ID)
-		return len(f) == 1 && f[0]["reason"] == device.ConnectionDeviceStopped
+		f := s.env.Outbox(t, deviceevents.EventConnectionClosed, d.ID)
+		return len(f) == 1 && f[0]["reason"] == deviceevents.ConnectionDeviceStopped
 	})
 }
 

@@ -10,7 +10,9 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -20,8 +22,8 @@ const Name = "device-balance-stop"
 
 // The fact it consumes, and the command it writes to the outbox.
 var (
-	Consumes = []string{device.EventBalanceExhausted}
-	Emits    = []string{device.EventStopRequested}
+	Consumes = []string{billingevents.EventBalanceExhausted}
+	Emits    = []string{deviceevents.EventStopRequested}
 )
 
 // Function applies one balance exhaustion; a duplicate changes nothing,
@@ -42,7 +44,7 @@ func New(svc *device.Service, log *slog.Logger) *Function {
 
 // Handle stops the user's devices.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	var b device.BalanceExhausted
+	var b billingevents.BalanceExhausted
 	if err := e.DataAs(&b); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}

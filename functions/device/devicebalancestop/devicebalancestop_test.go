@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/devicebalancestop"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -23,9 +25,9 @@ func TestBalanceExhaustedStopsTheUsersRunningDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, time.Now()))
-	ev, err := events.New(ctx, device.EventBalanceExhausted, "/cloudphone/billing/billing-charge", a.ID,
-		device.BalanceExhausted{SchemaVersion: 1, UserID: a.ID, Currency: "CNY", At: time.Now()})
+	env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, d.ID, time.Now()))
+	ev, err := events.New(ctx, billingevents.EventBalanceExhausted, "/cloudphone/billing/billing-charge", a.ID,
+		billingevents.BalanceExhausted{SchemaVersion: 1, UserID: a.ID, Currency: "CNY", At: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +37,13 @@ func TestBalanceExhaustedStopsTheUsersRunningDevice(t *testing.T) {
 		}
 	}
 	got, _ := env.Service.Get(ctx, a.Principal, d.ID)
-	if got.State != device.StateStopping || got.StopReason != device.ReasonInsufficientFunds {
+	if got.State != device.StateStopping || got.StopReason != deviceevents.ReasonInsufficientFunds {
 		t.Fatalf("device = %+v", got)
 	}
-	if n := len(env.Outbox(t, device.EventStopRequested, d.ID)); n != 1 {
+	if n := len(env.Outbox(t, deviceevents.EventStopRequested, d.ID)); n != 1 {
 		t.Fatalf("%d stop commands", n)
 	}
-	bad, _ := events.New(ctx, device.EventBalanceExhausted, "/x", "", map[string]any{"user_id": "nobody"})
+	bad, _ := events.New(ctx, billingevents.EventBalanceExhausted, "/x", "", map[string]any{"user_id": "nobody"})
 	if _, err := fn.Handle(ctx, bad); function.EventStatus(err)/100 != 4 {
 		t.Fatalf("fact without a user id: %v, want permanent", err)
 	}

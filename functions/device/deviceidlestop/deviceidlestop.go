@@ -14,6 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -26,10 +27,10 @@ const Name = "device-idle-stop"
 const Schedule = "* * * * *"
 
 // Consumes are the tick, first, and the gateway's connection facts.
-var Consumes = []string{device.EventIdleCheckRequested, device.EventConnectionOpened, device.EventConnectionClosed}
+var Consumes = []string{deviceevents.EventIdleCheckRequested, deviceevents.EventConnectionOpened, deviceevents.EventConnectionClosed}
 
 // Emits is the stop command written for an idle device.
-var Emits = []string{device.EventStopRequested}
+var Emits = []string{deviceevents.EventStopRequested}
 
 // Config is the function's configuration.
 type Config struct {
@@ -65,8 +66,8 @@ func New(svc *device.Service, cfg Config, log *slog.Logger) *Function {
 // Handle records a connection fact, or runs the idle stop for a tick.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
 	switch e.Type() {
-	case device.EventConnectionOpened, device.EventConnectionClosed:
-		var c device.ConnectionFact
+	case deviceevents.EventConnectionOpened, deviceevents.EventConnectionClosed:
+		var c deviceevents.ConnectionFact
 		if err := e.DataAs(&c); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}
@@ -78,7 +79,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 			return nil, function.Permanent(err)
 		}
 		return nil, err
-	case device.EventIdleCheckRequested:
+	case deviceevents.EventIdleCheckRequested:
 		rep, err := f.svc.StopIdle(ctx, f.opt)
 		if err != nil {
 			return nil, fmt.Errorf("idle stop: %w", err)

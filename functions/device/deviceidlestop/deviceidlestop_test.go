@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceidlestop"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -39,7 +40,7 @@ func (s setup) running(t *testing.T, name string) device.Device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, time.Now()))
+	s.env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, d.ID, time.Now()))
 	return s.get(t, d.ID)
 }
 
@@ -65,12 +66,12 @@ func (s setup) handle(t *testing.T, typ, subject string, data any) {
 
 func (s setup) tick(t *testing.T) {
 	t.Helper()
-	s.handle(t, device.EventIdleCheckRequested, "idle", events.Tick{ScheduledAt: time.Now()})
+	s.handle(t, deviceevents.EventIdleCheckRequested, "idle", events.Tick{ScheduledAt: time.Now()})
 }
 
 func (s setup) session(t *testing.T, typ, deviceID, sessionID string, at time.Time) {
 	t.Helper()
-	s.handle(t, typ, deviceID, device.ConnectionFact{SchemaVersion: 1, DeviceID: deviceID, UserID: s.acc.ID,
+	s.handle(t, typ, deviceID, deviceevents.ConnectionFact{SchemaVersion: 1, DeviceID: deviceID, UserID: s.acc.ID,
 		SessionID: sessionID, At: at})
 }
 
@@ -81,11 +82,11 @@ func TestAnIdlePhoneIsStoppedAndAConnectedOneKeepsRunning(t *testing.T) {
 	if idle.IdleMinutes != 30 {
 		t.Fatalf("idle_minutes = %d, want the free tier's 30 from the user context", idle.IdleMinutes)
 	}
-	s.session(t, device.EventConnectionOpened, connected.ID, "s-connected", time.Now())
+	s.session(t, deviceevents.EventConnectionOpened, connected.ID, "s-connected", time.Now())
 	// A closed fact that overtakes its opened fact: the session stays closed.
 	at := time.Now()
-	s.session(t, device.EventConnectionClosed, closedEarly.ID, "s-early", at)
-	s.session(t, device.EventConnectionOpened, closedEarly.ID, "s-early", at)
+	s.session(t, deviceevents.EventConnectionClosed, closedEarly.ID, "s-early", at)
+	s.session(t, deviceevents.EventConnectionOpened, closedEarly.ID, "s-early", at)
 
 	s.tick(t)
 	for _, d := range []device.Device{idle, connected, closedEarly} {
@@ -100,8 +101,8 @@ func TestAnIdlePhoneIsStoppedAndAConnectedOneKeepsRunning(t *testing.T) {
 		state  device.State
 		reason string
 	}{
-		{idle, device.StateStopping, device.ReasonIdle},
-		{closedEarly, device.StateStopping, device.ReasonIdle},
+		{idle, device.StateStopping, deviceevents.ReasonIdle},
+		{closedEarly, device.StateStopping, deviceevents.ReasonIdle},
 		{connected, device.StateRunning, ""},
 	} {
 		got := s.get(t, tc.d.ID)
@@ -109,25 +110,25 @@ func TestAnIdlePhoneIsStoppedAndAConnectedOneKeepsRunning(t *testing.T) {
 			t.Fatalf("%s: %s (%q), want %s (%q)", tc.d.Name, got.State, got.StopReason, tc.state, tc.reason)
 		}
 	}
-	stops := s.env.Outbox(t, device.EventStopRequested, idle.ID)
-	if len(stops) != 1 || stops[0]["reason"] != device.ReasonIdle {
+	stops := s.env.Outbox(t, deviceevents.EventStopRequested, idle.ID)
+	if len(stops) != 1 || stops[0]["reason"] != deviceevents.ReasonIdle {
 		t.Fatalf("stop commands of the idle phone = %v", stops)
 	}
 	s.tick(t)
-	if n := len(s.env.Outbox(t, device.EventStopRequested, idle.ID)); n != 1 {
+	if n := len(s.env.Outbox(t, deviceevents.EventStopRequested, idle.ID)); n != 1 {
 		t.Fatalf("a second run wrote %d stop commands, want the one", n)
 	}
 
 	// Once its session closes, the connected phone's idle clock runs from
 	// the close.
-	s.session(t, device.EventConnectionClosed, connected.ID, "s-connected", time.Now())
+	s.session(t, deviceevents.EventConnectionClosed, connected.ID, "s-connected", time.Now())
 	s.tick(t)
 	if got := s.get(t, connected.ID); got.State != device.StateRunning {
 		t.Fatalf("connected phone right after its session closed: %s", got.State)
 	}
 	time.Sleep(30*minute + 200*time.Millisecond)
 	s.tick(t)
-	if got := s.get(t, connected.ID); got.State != device.StateStopping || got.StopReason != device.ReasonIdle {
+	if got := s.get(t, connected.ID); got.State != device.StateStopping || got.StopReason != deviceevents.ReasonIdle {
 		t.Fatalf("connected phone idle since its session closed: %s (%q)", got.State, got.StopReason)
 	}
 }
@@ -187,10 +188,10 @@ func TestOnlyTheLeaseHolderStopsIdlePhones(t *testing.T) {
 	}
 	wg.Wait()
 	s.tick(t)
-	if got := s.get(t, d.ID); got.State != device.StateStopping || got.StopReason != device.ReasonIdle {
+	if got := s.get(t, d.ID); got.State != device.StateStopping || got.StopReason != deviceevents.ReasonIdle {
 		t.Fatalf("after the lease expired: %s (%q)", got.State, got.StopReason)
 	}
-	if n := len(s.env.Outbox(t, device.EventStopRequested, d.ID)); n != 1 {
+	if n := len(s.env.Outbox(t, deviceevents.EventStopRequested, d.ID)); n != 1 {
 		t.Fatalf("%d stop commands, want 1", n)
 	}
 }

@@ -5,6 +5,7 @@ package deviceoutboxredrive
 
 import (
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -14,4 +15,4 @@ const Name = "device-outbox-redrive"
 
 // Entry declares the function: every five minutes its PingSource sends
 // device.EventOutboxRedriveRequested.
-var Entry = function.OutboxRedriveEntry(Name, device.ContextName, device.Database, device.EventOutboxRedriveRequested, wiring.Pool)
+var Entry = function.OutboxRedriveEntry(Name, device.ContextName, device.Database, deviceevents.EventOutboxRedriveRequested, wiring.Pool)

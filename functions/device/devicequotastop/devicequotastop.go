@@ -11,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -20,8 +22,8 @@ const Name = "device-quota-stop"
 
 // The fact it consumes, and the command it writes to the outbox.
 var (
-	Consumes = []string{device.EventQuotaRevoked}
-	Emits    = []string{device.EventStopRequested}
+	Consumes = []string{userevents.EventQuotaRevoked}
+	Emits    = []string{deviceevents.EventStopRequested}
 )
 
 // Function applies one quota revocation; a duplicate changes nothing,
@@ -43,7 +45,7 @@ func New(svc *device.Service, log *slog.Logger) *Function {
 // Handle stops what runs beyond the limit left; a revoke naming no user (an
 // unknown grant) is acknowledged, since nothing of theirs runs.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	var q device.QuotaRevoked
+	var q userevents.QuotaRevoked
 	if err := e.DataAs(&q); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}

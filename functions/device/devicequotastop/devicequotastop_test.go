@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/devicequotastop"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/tests/devicetest"
@@ -22,10 +24,10 @@ func TestQuotaRevokedStopsWhatRunsBeyondTheLimitLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, d.ID, time.Now()))
-	var q device.QuotaRevoked
+	env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, d.ID, time.Now()))
+	var q userevents.QuotaRevoked
 	q.SchemaVersion, q.UserID, q.Limits.MaxRunningDevices = 1, a.ID, 0
-	ev, err := events.New(ctx, device.EventQuotaRevoked, "/cloudphone/user/user-quota-grants", "grant-1", q)
+	ev, err := events.New(ctx, userevents.EventQuotaRevoked, "/cloudphone/user/user-quota-grants", "grant-1", q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +35,10 @@ func TestQuotaRevokedStopsWhatRunsBeyondTheLimitLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := env.Service.Get(ctx, a.Principal, d.ID)
-	if got.State != device.StateStopping || got.StopReason != device.ReasonQuotaReduced {
+	if got.State != device.StateStopping || got.StopReason != deviceevents.ReasonQuotaReduced {
 		t.Fatalf("device = %+v", got)
 	}
-	unknown, _ := events.New(ctx, device.EventQuotaRevoked, "/x", "grant-2", map[string]any{"grant_id": "grant-2"})
+	unknown, _ := events.New(ctx, userevents.EventQuotaRevoked, "/x", "grant-2", map[string]any{"grant_id": "grant-2"})
 	if _, err := fn.Handle(ctx, unknown); err != nil {
 		t.Fatalf("a revoke naming no user: %v, want it acknowledged", err)
 	}

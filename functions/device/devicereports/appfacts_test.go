@@ -8,6 +8,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/devicereports"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -18,7 +19,7 @@ import (
 // appFact is device-runtime's fact typ about pkg at version on device id.
 func appFact(t *testing.T, typ, id, pkg string, version int64, at time.Time, reason string) event.Event {
 	t.Helper()
-	e, err := events.New(context.Background(), typ, "/cloudphone/device/device-runtime", id, device.AppFact{
+	e, err := events.New(context.Background(), typ, "/cloudphone/device/device-runtime", id, deviceevents.AppFact{
 		SchemaVersion: 1, DeviceID: id, UserID: "u", AppID: "00000000-0000-4000-8000-0000000000a1", Package: pkg,
 		VersionCode: version, Reason: reason, At: at})
 	if err != nil {
@@ -61,20 +62,20 @@ VALUES ($1, 'org.example.facts', $2, '00000000-0000-4000-8000-0000000000a1', 2, 
 		}
 	}
 
-	handle(appFact(t, device.EventAppInstalled, d.ID, "org.example.facts", 1, time.Now(), ""))
-	handle(appFact(t, device.EventAppInstalled, d.ID, "org.example.facts", 2, requested.Add(-time.Second), ""))
-	handle(appFact(t, device.EventAppUninstalled, d.ID, "org.example.facts", 2, time.Now(), ""))
+	handle(appFact(t, deviceevents.EventAppInstalled, d.ID, "org.example.facts", 1, time.Now(), ""))
+	handle(appFact(t, deviceevents.EventAppInstalled, d.ID, "org.example.facts", 2, requested.Add(-time.Second), ""))
+	handle(appFact(t, deviceevents.EventAppUninstalled, d.ID, "org.example.facts", 2, time.Now(), ""))
 	if in := state(); in.State != device.InstallInstalling {
 		t.Fatalf("another version's, an earlier request's or an uninstall's fact changed the install: %+v", in)
 	}
 
-	failed := appFact(t, device.EventAppInstallFailed, d.ID, "org.example.facts", 2, time.Now(), device.AppReasonDigestMismatch)
+	failed := appFact(t, deviceevents.EventAppInstallFailed, d.ID, "org.example.facts", 2, time.Now(), deviceevents.AppReasonDigestMismatch)
 	handle(failed)
 	handle(failed) // a redelivery changes nothing
-	if in := state(); in.State != device.InstallFailed || in.Reason != device.AppReasonDigestMismatch {
+	if in := state(); in.State != device.InstallFailed || in.Reason != deviceevents.AppReasonDigestMismatch {
 		t.Fatalf("after install_failed: %+v", in)
 	}
-	handle(appFact(t, device.EventAppInstalled, d.ID, "org.example.facts", 2, time.Now(), ""))
+	handle(appFact(t, deviceevents.EventAppInstalled, d.ID, "org.example.facts", 2, time.Now(), ""))
 	if in := state(); in.State != device.InstallFailed {
 		t.Fatalf("a fact for an install no longer under way changed it: %+v", in)
 	}
@@ -82,20 +83,20 @@ VALUES ($1, 'org.example.facts', $2, '00000000-0000-4000-8000-0000000000a1', 2, 
 	if _, err := env.Pool.Exec(ctx, `UPDATE device_apps SET state = 'uninstalling', requested_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	handle(appFact(t, device.EventAppUninstalled, d.ID, "org.example.facts", 2, time.Now().Add(time.Second), ""))
+	handle(appFact(t, deviceevents.EventAppUninstalled, d.ID, "org.example.facts", 2, time.Now().Add(time.Second), ""))
 	if in := state(); in.Package != "" {
 		t.Fatalf("still listed after uninstalled: %+v", in)
 	}
 
 	bad := event.New()
 	bad.SetID("bad-app-1")
-	bad.SetType(device.EventAppInstalled)
+	bad.SetType(deviceevents.EventAppInstalled)
 	bad.SetSource("/cloudphone/device/device-runtime")
 	_ = bad.SetData(event.ApplicationJSON, []byte(`{"device_id": 7}`))
 	if _, err := fn.Handle(ctx, bad); function.EventStatus(err) != 422 {
 		t.Fatalf("undecodable fact: %v (status %d), want permanent", err, function.EventStatus(err))
 	}
-	noPkg := appFact(t, device.EventAppInstalled, d.ID, "", 2, time.Now(), "")
+	noPkg := appFact(t, deviceevents.EventAppInstalled, d.ID, "", 2, time.Now(), "")
 	if _, err := fn.Handle(ctx, noPkg); function.EventStatus(err)/100 != 4 || function.EventStatus(err) == 409 {
 		t.Fatalf("fact without a package: %v, want permanent", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
@@ -21,10 +22,10 @@ import (
 const Name = "device-reports"
 
 // Consumes are the report and fact types the function handles.
-var Consumes = append(slices.Clone(device.RuntimeReports), device.AppFacts...)
+var Consumes = append(slices.Clone(deviceevents.RuntimeReports), deviceevents.AppFacts...)
 
 // Emits are the facts and commands it may write to the outbox.
-var Emits = []string{device.EventRunning, device.EventStopped, device.EventError, device.EventDeleted, device.EventStopRequested}
+var Emits = []string{deviceevents.EventRunning, deviceevents.EventStopped, deviceevents.EventError, deviceevents.EventDeleted, deviceevents.EventStopRequested}
 
 // Function applies one runtime report with device.Service.ApplyReport: a
 // duplicate, stale or out-of-place report is acknowledged and changes
@@ -45,8 +46,8 @@ func New(svc *device.Service, log *slog.Logger) *Function {
 
 // Handle applies one report or app fact.
 func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, error) {
-	if slices.Contains(device.AppFacts, e.Type()) {
-		var fact device.AppFact
+	if slices.Contains(deviceevents.AppFacts, e.Type()) {
+		var fact deviceevents.AppFact
 		if err := e.DataAs(&fact); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}
@@ -59,7 +60,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		}
 		return nil, err
 	}
-	var r device.RuntimeReport
+	var r deviceevents.RuntimeReport
 	if err := e.DataAs(&r); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}

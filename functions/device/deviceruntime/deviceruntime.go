@@ -51,7 +51,7 @@ import (
 	"strings"
 	"time"
 
-	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime/migrations"
 )
 
@@ -66,38 +66,16 @@ const (
 // context's, to which device-runtime belongs.
 const Database = "cloudphone_device"
 
-// The device commands the runtime consumes (device context → device-runtime).
-const (
-	EventCreateRequested  = "cloudphone.device.create.requested"
-	EventStartRequested   = "cloudphone.device.start.requested"
-	EventStopRequested    = "cloudphone.device.stop.requested"
-	EventRestartRequested = "cloudphone.device.restart.requested"
-	EventDeleteRequested  = "cloudphone.device.delete.requested"
-)
-
-// The reports the runtime emits (device-runtime → device context).
-const (
-	EventCreated   = "cloudphone.device.runtime.created"
-	EventStarted   = "cloudphone.device.runtime.started"
-	EventStopped   = "cloudphone.device.runtime.stopped"
-	EventRestarted = "cloudphone.device.runtime.restarted"
-	EventRemoved   = "cloudphone.device.runtime.removed"
-	EventFailed    = "cloudphone.device.runtime.failed"
-	EventCrashed   = "cloudphone.device.runtime.crashed"
-)
-
-// The app commands the runtime consumes and the app facts it emits are
-// declared once, by the device context (EventAppInstallRequested with
-// AppCommand, EventAppInstalled with AppFact, ...): the notification context
-// reads the facts with those same types.
+// The commands the runtime consumes and the reports and app facts it emits
+// are declared once, in the device context's contract (deviceevents).
 
 // Consumes are the command types, in the order of the ops.
-var Consumes = []string{EventCreateRequested, EventStartRequested, EventStopRequested, EventRestartRequested, EventDeleteRequested,
-	devicecontext.EventAppInstallRequested, devicecontext.EventAppUninstallRequested}
+var Consumes = []string{deviceevents.EventCreateRequested, deviceevents.EventStartRequested, deviceevents.EventStopRequested, deviceevents.EventRestartRequested, deviceevents.EventDeleteRequested,
+	deviceevents.EventAppInstallRequested, deviceevents.EventAppUninstallRequested}
 
 // Emits are the report types and the app facts.
-var Emits = append([]string{EventCreated, EventStarted, EventStopped, EventRestarted, EventRemoved, EventFailed, EventCrashed},
-	devicecontext.AppFacts...)
+var Emits = append([]string{deviceevents.EventRuntimeCreated, deviceevents.EventRuntimeStarted, deviceevents.EventRuntimeStopped, deviceevents.EventRuntimeRestarted, deviceevents.EventRuntimeRemoved, deviceevents.EventRuntimeFailed, deviceevents.EventRuntimeCrashed},
+	deviceevents.AppFacts...)
 
 // Ops of the commands.
 const (

@@ -11,7 +11,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 
-	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 )
 
 // finding is one report to emit: its type and data. An app fact has its
@@ -19,7 +19,7 @@ import (
 type finding struct {
 	Type string
 	Data Report
-	App  *devicecontext.AppFact
+	App  *deviceevents.AppFact
 }
 
 // reason is the finding's reason.
@@ -61,7 +61,7 @@ func (o *outcome) fail(d *device, op string, err error) {
 	}
 	o.failed = true
 	d.Observed = observedFailed
-	o.reports = append(o.reports, newFinding(EventFailed, d, op, err.Error(), nil))
+	o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeFailed, d, op, err.Error(), nil))
 }
 
 // timed runs fn and adds its duration to *sum.
@@ -91,7 +91,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 		// Device ids are never reused: a command after the delete is late.
 		o.failed = true
 		o.dev = nil
-		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "the device was deleted", nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeFailed, d, q.Op, "the device was deleted", nil))
 		return o
 	}
 	if err := f.admit(ctx, tx, q.Op, d); err != nil {
@@ -120,7 +120,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 			return o
 		}
 		d.Observed = observedRunning
-		o.reports = append(o.reports, newFinding(EventCreated, d, q.Op, "", nil), newFinding(EventStarted, d, q.Op, "", nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeCreated, d, q.Op, "", nil), newFinding(deviceevents.EventRuntimeStarted, d, q.Op, "", nil))
 	case OpStart:
 		if dev == nil {
 			o.fail(d, q.Op, errors.New("unknown device: no create command was received for it"))
@@ -133,7 +133,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 			return o
 		}
 		d.Observed = observedRunning
-		o.reports = append(o.reports, newFinding(EventStarted, d, q.Op, "", nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeStarted, d, q.Op, "", nil))
 	case OpRestart:
 		if dev == nil {
 			o.fail(d, q.Op, errors.New("unknown device: no create command was received for it"))
@@ -146,7 +146,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 			return o
 		}
 		d.Observed = observedRunning
-		o.reports = append(o.reports, newFinding(EventRestarted, d, q.Op, "", nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeRestarted, d, q.Op, "", nil))
 	case OpStop:
 		d.Desired = desiredStopped
 		exit, err := f.stop(ctx, c, d, o)
@@ -155,7 +155,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 			return o
 		}
 		d.Observed = observedStopped
-		o.reports = append(o.reports, newFinding(EventStopped, d, q.Op, "", exit))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeStopped, d, q.Op, "", exit))
 		// A stop for a device never created is remembered too (desired
 		// stopped, its seq), so that a create delivered after it is known
 		// to be stale.
@@ -167,11 +167,11 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 			return o
 		}
 		d.Observed = observedRemoved
-		o.reports = append(o.reports, newFinding(EventRemoved, d, q.Op, "", nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeRemoved, d, q.Op, "", nil))
 	default:
 		o.failed = true
 		o.dev = nil
-		o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, "unknown op "+q.Op, nil))
+		o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeFailed, d, q.Op, "unknown op "+q.Op, nil))
 	}
 	return o
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -136,9 +136,9 @@ func downloadClient() *http.Client {
 var validDeviceID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
 var opOf = map[string]string{
-	EventCreateRequested: OpCreate, EventStartRequested: OpStart, EventStopRequested: OpStop,
-	EventRestartRequested: OpRestart, EventDeleteRequested: OpDelete,
-	devicecontext.EventAppInstallRequested: OpInstall, devicecontext.EventAppUninstallRequested: OpUninstall,
+	deviceevents.EventCreateRequested: OpCreate, deviceevents.EventStartRequested: OpStart, deviceevents.EventStopRequested: OpStop,
+	deviceevents.EventRestartRequested: OpRestart, deviceevents.EventDeleteRequested: OpDelete,
+	deviceevents.EventAppInstallRequested: OpInstall, deviceevents.EventAppUninstallRequested: OpUninstall,
 }
 
 // Handle records a device command in the runtime's queue and acknowledges
@@ -341,7 +341,7 @@ func (f *Function) processOne(ctx context.Context) (found bool, err error) {
 				}
 				d.Observed = observedFailed
 				reason := fmt.Sprintf("%v (gave up after %d attempts)", o.retry, q.Attempts+1)
-				o.reports = append(o.reports, newFinding(EventFailed, d, q.Op, reason, nil))
+				o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeFailed, d, q.Op, reason, nil))
 			}
 			o.failed = true
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"golang.org/x/sys/unix"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 )
@@ -26,10 +27,10 @@ func TestPhonesRunUnprivilegedWithLimitsOnANetworkWherePhonesCannotReachEachOthe
 	b := setup(t, func(c *deviceruntime.Config) { c.PidsLimit = 64 })
 	a, other := b.deviceID("phone-a"), b.deviceID("phone-b")
 	for _, id := range []string{a, other} {
-		b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
+		b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
 	}
 	for _, id := range []string{a, other} {
-		b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+		b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	}
 	ci := b.inspect(a)
 	hc := ci.HostConfig
@@ -99,8 +100,8 @@ func TestAPhonesNetworkThatAllowsTrafficBetweenContainersIsRefused(t *testing.T)
 		t.Fatal(err)
 	}
 	id := b.deviceID("open-net")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
-	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
+	_, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second)
 	if !strings.Contains(failed.Reason, "inter-container traffic disabled") || len(b.containers(id)) != 0 {
 		t.Fatalf("failed %+v; %d containers", failed, len(b.containers(id)))
 	}

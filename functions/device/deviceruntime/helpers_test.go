@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -289,7 +290,7 @@ func (b *bundle) inspect(id string) container.InspectResponse {
 }
 
 // eventOf builds an event of type typ with data, about data's device.
-func eventOf(typ string, c devicecontext.AppCommand) (event.Event, error) {
+func eventOf(typ string, c deviceevents.AppCommand) (event.Event, error) {
 	return events.New(context.Background(), typ, "/cloudphone/device/devices", c.DeviceID, c)
 }
 

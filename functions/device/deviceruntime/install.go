@@ -15,8 +15,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adb"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 )
 
 var (
@@ -27,8 +27,8 @@ var (
 // appCommand decodes the data of an app command (op install or uninstall)
 // and checks it: a package name; for an install an http(s) URL, a SHA-256
 // and a size within Config.MaxAPKBytes.
-func (f *Function) appCommand(op string, e event.Event) (devicecontext.AppCommand, error) {
-	var c devicecontext.AppCommand
+func (f *Function) appCommand(op string, e event.Event) (deviceevents.AppCommand, error) {
+	var c deviceevents.AppCommand
 	if err := e.DataAs(&c); err != nil {
 		return c, fmt.Errorf("decode the app command: %w", err)
 	}
@@ -72,7 +72,7 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 		return o
 	}
 	fact := func(typ, reason string) {
-		o.reports = append(o.reports, finding{Type: typ, Data: Report{DeviceID: c.DeviceID}, App: &devicecontext.AppFact{
+		o.reports = append(o.reports, finding{Type: typ, Data: Report{DeviceID: c.DeviceID}, App: &deviceevents.AppFact{
 			SchemaVersion: 1, DeviceID: c.DeviceID, UserID: c.UserID, AppID: c.AppID, Package: c.Package,
 			VersionCode: c.VersionCode, Reason: reason, At: time.Now().UTC(),
 		}})
@@ -83,18 +83,18 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 			o.reason += ": " + detail
 		}
 		if q.Op == OpInstall {
-			fact(devicecontext.EventAppInstallFailed, reason)
+			fact(deviceevents.EventAppInstallFailed, reason)
 		}
 	}
 	o.giveUp = func(err error) {
-		reason := devicecontext.AppReasonADBFailed
+		reason := deviceevents.AppReasonADBFailed
 		if errors.As(err, new(downloadError)) {
-			reason = devicecontext.AppReasonDownloadFailed
+			reason = deviceevents.AppReasonDownloadFailed
 		}
 		fail(reason, fmt.Sprintf("%v (gave up after %d attempts)", err, q.Attempts+1))
 	}
 	if dev == nil || dev.Desired != desiredRunning || dev.Observed != observedRunning {
-		fail(devicecontext.AppReasonDeviceNotRunning, "")
+		fail(deviceevents.AppReasonDeviceNotRunning, "")
 		return o
 	}
 	ec, err := f.engines.client(dev.DockerHost, dev.NodeID)
@@ -118,7 +118,7 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 		case reason != "":
 			fail(reason, "")
 		default:
-			fact(devicecontext.EventAppUninstalled, "")
+			fact(deviceevents.EventAppUninstalled, "")
 		}
 		return o
 	}
@@ -129,7 +129,7 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 	case reason != "":
 		fail(reason, "")
 	default:
-		fact(devicecontext.EventAppInstalled, "")
+		fact(deviceevents.EventAppInstalled, "")
 	}
 	return o
 }
@@ -138,10 +138,10 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 // its size and SHA-256, installs it with the package manager and checks that
 // the package is listed. It returns the reason of a failure that will not
 // pass, or an error for one that may.
-func (f *Function) install(ctx context.Context, phone *adb.Client, c devicecontext.AppCommand) (reason string, err error) {
+func (f *Function) install(ctx context.Context, phone *adb.Client, c deviceevents.AppCommand) (reason string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 	if err != nil {
-		return devicecontext.AppReasonDownloadFailed, nil
+		return deviceevents.AppReasonDownloadFailed, nil
 	}
 	resp, err := f.http.Do(req)
 	if err != nil {
@@ -155,10 +155,10 @@ func (f *Function) install(ctx context.Context, phone *adb.Client, c deviceconte
 	default:
 		// An expired URL (403), an object that is gone (404): fetching
 		// again will not change it.
-		return devicecontext.AppReasonDownloadFailed, nil
+		return deviceevents.AppReasonDownloadFailed, nil
 	}
 	if resp.ContentLength >= 0 && resp.ContentLength != c.Size {
-		return devicecontext.AppReasonDigestMismatch, nil
+		return deviceevents.AppReasonDigestMismatch, nil
 	}
 	remote := "/data/local/tmp/cloudphone-" + c.SHA256[:16] + ".apk"
 	h := sha256.New()
@@ -171,7 +171,7 @@ func (f *Function) install(ctx context.Context, phone *adb.Client, c deviceconte
 	if err != nil {
 		if body.n != c.Size && ctx.Err() == nil {
 			// The store sent another number of bytes than the app has.
-			return devicecontext.AppReasonDigestMismatch, nil
+			return deviceevents.AppReasonDigestMismatch, nil
 		}
 		return "", fmt.Errorf("push the APK to the phone: %w", err)
 	}
@@ -179,7 +179,7 @@ func (f *Function) install(ctx context.Context, phone *adb.Client, c deviceconte
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_, _ = phone.Shell(cleanup, "rm -f "+adb.Quote(remote))
-		return devicecontext.AppReasonDigestMismatch, nil
+		return deviceevents.AppReasonDigestMismatch, nil
 	}
 	if err := phone.InstallPushed(ctx, remote); err != nil {
 		var ie *adb.InstallError
@@ -193,7 +193,7 @@ func (f *Function) install(ctx context.Context, phone *adb.Client, c deviceconte
 		return "", err
 	}
 	if !slices.Contains(pkgs, c.Package) {
-		return devicecontext.AppReasonNotListed, nil
+		return deviceevents.AppReasonNotListed, nil
 	}
 	return "", nil
 }

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	devicecontext "github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/adb"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 )
 
@@ -53,13 +53,13 @@ func (b *bundle) runningPhone(name string) (id, addr string) {
 	b.t.Helper()
 	id = b.deviceID(name)
 	cmd := b.createCommand(id)
-	b.send(b.rt, command(b.t, deviceruntime.EventCreateRequested, cmd))
-	b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.send(b.rt, command(b.t, deviceevents.EventCreateRequested, cmd))
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	return id, net.JoinHostPort("127.0.0.1", strconv.Itoa(cmd.ADBPort))
 }
 
 // appCommand is c as the device context sends it for device id.
-func appCommand(id string, c devicecontext.AppCommand) devicecontext.AppCommand {
+func appCommand(id string, c deviceevents.AppCommand) deviceevents.AppCommand {
 	c.SchemaVersion, c.DeviceID, c.UserID, c.AppID = 1, id, "user-"+id, "00000000-0000-4000-8000-0000000000a1"
 	if c.VersionCode == 0 {
 		c.VersionCode = 1
@@ -68,7 +68,7 @@ func appCommand(id string, c devicecontext.AppCommand) devicecontext.AppCommand 
 }
 
 // sendApp hands an app command to rt.
-func (b *bundle) sendApp(rt *deviceruntime.Function, typ string, c devicecontext.AppCommand) {
+func (b *bundle) sendApp(rt *deviceruntime.Function, typ string, c deviceevents.AppCommand) {
 	b.t.Helper()
 	e, err := eventOf(typ, c)
 	if err != nil {
@@ -78,17 +78,17 @@ func (b *bundle) sendApp(rt *deviceruntime.Function, typ string, c devicecontext
 }
 
 // installOf is the install command of apk, served at url.
-func installOf(t *testing.T, id, pkg, url string, apk []byte) devicecontext.AppCommand {
+func installOf(t *testing.T, id, pkg, url string, apk []byte) deviceevents.AppCommand {
 	sum := sha256.Sum256(apk)
-	return appCommand(id, devicecontext.AppCommand{
+	return appCommand(id, deviceevents.AppCommand{
 		Package: pkg, URL: url, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(apk))})
 }
 
 // waitFact waits for the device's n-th app fact of type typ.
-func (b *bundle) waitFact(id, typ string, n int, within time.Duration) devicecontext.AppFact {
+func (b *bundle) waitFact(id, typ string, n int, within time.Duration) deviceevents.AppFact {
 	b.t.Helper()
 	e, _ := b.waitReports(id, typ, n, within)
-	var f devicecontext.AppFact
+	var f deviceevents.AppFact
 	if err := e.DataAs(&f); err != nil {
 		b.t.Fatal(err)
 	}
@@ -131,8 +131,8 @@ func TestInstallDownloadsChecksAndInstallsOverADBAndUninstallRemovesIt(t *testin
 	apk := standinAPK(t, "org.example.runtime")
 	srv := serveBytes(t, apk)
 
-	b.sendApp(b.rt, devicecontext.EventAppInstallRequested, installOf(t, id, "org.example.runtime", srv.URL+"/app.apk", apk))
-	f := b.waitFact(id, devicecontext.EventAppInstalled, 1, 30*time.Second)
+	b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.runtime", srv.URL+"/app.apk", apk))
+	f := b.waitFact(id, deviceevents.EventAppInstalled, 1, 30*time.Second)
 	if f.Package != "org.example.runtime" || f.VersionCode != 1 || f.Reason != "" || f.UserID != "user-"+id {
 		t.Fatalf("installed fact %+v", f)
 	}
@@ -140,15 +140,15 @@ func TestInstallDownloadsChecksAndInstallsOverADBAndUninstallRemovesIt(t *testin
 		t.Fatalf("the phone lists %v", pkgs)
 	}
 
-	un := appCommand(id, devicecontext.AppCommand{Package: "org.example.runtime"})
-	b.sendApp(b.rt, devicecontext.EventAppUninstallRequested, un)
-	b.waitFact(id, devicecontext.EventAppUninstalled, 1, 30*time.Second)
+	un := appCommand(id, deviceevents.AppCommand{Package: "org.example.runtime"})
+	b.sendApp(b.rt, deviceevents.EventAppUninstallRequested, un)
+	b.waitFact(id, deviceevents.EventAppUninstalled, 1, 30*time.Second)
 	if pkgs := packages(t, addr); slices.Contains(pkgs, "org.example.runtime") {
 		t.Fatalf("the phone still lists the package: %v", pkgs)
 	}
 	// Uninstalling what is not there is done already.
-	b.sendApp(b.rt, devicecontext.EventAppUninstallRequested, un)
-	b.waitFact(id, devicecontext.EventAppUninstalled, 2, 30*time.Second)
+	b.sendApp(b.rt, deviceevents.EventAppUninstallRequested, un)
+	b.waitFact(id, deviceevents.EventAppUninstalled, 2, 30*time.Second)
 }
 
 func TestInstallOfBytesThatAreNotTheUploadedOnesFailsWithDigestMismatch(t *testing.T) {
@@ -162,8 +162,8 @@ func TestInstallOfBytesThatAreNotTheUploadedOnesFailsWithDigestMismatch(t *testi
 
 	for i, served := range [][]byte{flipped, longer, apk[:len(apk)-1]} {
 		srv := serveBytes(t, served)
-		b.sendApp(b.rt, devicecontext.EventAppInstallRequested, installOf(t, id, "org.example.digest", srv.URL, apk))
-		if f := b.waitFact(id, devicecontext.EventAppInstallFailed, i+1, 30*time.Second); f.Reason != devicecontext.AppReasonDigestMismatch {
+		b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.digest", srv.URL, apk))
+		if f := b.waitFact(id, deviceevents.EventAppInstallFailed, i+1, 30*time.Second); f.Reason != deviceevents.AppReasonDigestMismatch {
 			t.Fatalf("case %d: install failed with %q", i, f.Reason)
 		}
 	}
@@ -179,16 +179,16 @@ func TestInstallOnAStoppedPhoneOrOfAGoneObjectFailsWithTheReason(t *testing.T) {
 	apk := standinAPK(t, "org.example.reasons")
 	gone := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(gone.Close)
-	b.sendApp(b.rt, devicecontext.EventAppInstallRequested, installOf(t, id, "org.example.reasons", gone.URL, apk))
-	if f := b.waitFact(id, devicecontext.EventAppInstallFailed, 1, 30*time.Second); f.Reason != devicecontext.AppReasonDownloadFailed {
+	b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.reasons", gone.URL, apk))
+	if f := b.waitFact(id, deviceevents.EventAppInstallFailed, 1, 30*time.Second); f.Reason != deviceevents.AppReasonDownloadFailed {
 		t.Fatalf("install of a missing object failed with %q", f.Reason)
 	}
 
-	b.send(b.rt, command(t, deviceruntime.EventStopRequested, deviceruntime.Command{DeviceID: id}))
-	b.waitReports(id, deviceruntime.EventStopped, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventStopRequested, deviceruntime.Command{DeviceID: id}))
+	b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 30*time.Second)
 	srv := serveBytes(t, apk)
-	b.sendApp(b.rt, devicecontext.EventAppInstallRequested, installOf(t, id, "org.example.reasons", srv.URL, apk))
-	if f := b.waitFact(id, devicecontext.EventAppInstallFailed, 2, 30*time.Second); f.Reason != devicecontext.AppReasonDeviceNotRunning {
+	b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.reasons", srv.URL, apk))
+	if f := b.waitFact(id, deviceevents.EventAppInstallFailed, 2, 30*time.Second); f.Reason != deviceevents.AppReasonDeviceNotRunning {
 		t.Fatalf("install on a stopped phone failed with %q", f.Reason)
 	}
 }
@@ -198,18 +198,18 @@ func TestHandleRefusesUnusableAppCommandsPermanently(t *testing.T) {
 	b := setup(t, nil)
 	apk := standinAPK(t, "org.example.bad")
 	good := installOf(t, "dev-1", "org.example.bad", "http://127.0.0.1:1/app.apk", apk)
-	for name, mutate := range map[string]func(*devicecontext.AppCommand){
-		"package": func(c *devicecontext.AppCommand) { c.Package = "not a package" },
-		"url":     func(c *devicecontext.AppCommand) { c.URL = "file:///etc/passwd" },
-		"digest":  func(c *devicecontext.AppCommand) { c.SHA256 = "abc" },
-		"size":    func(c *devicecontext.AppCommand) { c.Size = 0 },
-		"too big": func(c *devicecontext.AppCommand) { c.Size = 1 << 40 },
-		"device":  func(c *devicecontext.AppCommand) { c.DeviceID = "" },
-		"no url":  func(c *devicecontext.AppCommand) { c.URL = "" },
+	for name, mutate := range map[string]func(*deviceevents.AppCommand){
+		"package": func(c *deviceevents.AppCommand) { c.Package = "not a package" },
+		"url":     func(c *deviceevents.AppCommand) { c.URL = "file:///etc/passwd" },
+		"digest":  func(c *deviceevents.AppCommand) { c.SHA256 = "abc" },
+		"size":    func(c *deviceevents.AppCommand) { c.Size = 0 },
+		"too big": func(c *deviceevents.AppCommand) { c.Size = 1 << 40 },
+		"device":  func(c *deviceevents.AppCommand) { c.DeviceID = "" },
+		"no url":  func(c *deviceevents.AppCommand) { c.URL = "" },
 	} {
 		c := good
 		mutate(&c)
-		e, err := eventOf(devicecontext.EventAppInstallRequested, c)
+		e, err := eventOf(deviceevents.EventAppInstallRequested, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +247,7 @@ func TestInstallInterruptedByARuntimeRestartIsDoneByTheNextRuntime(t *testing.T)
 	}))
 	t.Cleanup(srv.Close)
 
-	b.sendApp(b.rt, devicecontext.EventAppInstallRequested, installOf(t, id, "org.example.restart", srv.URL, apk))
+	b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.restart", srv.URL, apk))
 	select {
 	case <-firstStarted:
 	case <-time.After(30 * time.Second):
@@ -267,7 +267,7 @@ func TestInstallInterruptedByARuntimeRestartIsDoneByTheNextRuntime(t *testing.T)
 	}
 
 	b.start()
-	b.waitFact(id, devicecontext.EventAppInstalled, 1, 30*time.Second)
+	b.waitFact(id, deviceevents.EventAppInstalled, 1, 30*time.Second)
 	if pkgs := packages(t, addr); !slices.Contains(pkgs, "org.example.restart") {
 		t.Fatalf("the phone lists %v", pkgs)
 	}
@@ -277,7 +277,7 @@ func TestInstallInterruptedByARuntimeRestartIsDoneByTheNextRuntime(t *testing.T)
 	time.Sleep(300 * time.Millisecond)
 	var facts int
 	for _, e := range b.reports(id) {
-		if e.Type() == devicecontext.EventAppInstalled || e.Type() == devicecontext.EventAppInstallFailed {
+		if e.Type() == deviceevents.EventAppInstalled || e.Type() == deviceevents.EventAppInstallFailed {
 			facts++
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 )
@@ -351,7 +352,7 @@ func (f *Function) nodeDown(ctx context.Context, n nodeRef, cause error) error {
 			if err := d.save(ctx, tx); err != nil {
 				return err
 			}
-			published, err = emit(ctx, tx, []finding{newFinding(EventCrashed, d, OpWatch, devicecontext.ReasonNodeDown, nil)})
+			published, err = emit(ctx, tx, []finding{newFinding(deviceevents.EventRuntimeCrashed, d, OpWatch, devicecontext.ReasonNodeDown, nil)})
 			return err
 		})
 		if err != nil {

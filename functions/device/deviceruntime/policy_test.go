@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 )
 
@@ -46,8 +47,8 @@ func TestCommandsNamingAnImageOrEngineTheOperatorDidNotAllowAreRefusedAndReporte
 		id := b.deviceID(strings.ReplaceAll(name, " ", "-"))
 		cmd := b.createCommand(id)
 		tc.tweak(&cmd)
-		b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-		_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
+		b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+		_, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second)
 		if !strings.HasPrefix(failed.Reason, "refused: ") || !strings.Contains(failed.Reason, tc.want) {
 			t.Errorf("%s: reason %q, want refused: …%s", name, failed.Reason, tc.want)
 		}
@@ -62,10 +63,10 @@ func TestCommandsNamingAnImageOrEngineTheOperatorDidNotAllowAreRefusedAndReporte
 	}
 	// A start naming another engine for a known device is refused too.
 	id := b.deviceID("known")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
-	b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
-	b.send(b.rt, command(t, deviceruntime.EventStartRequested, deviceruntime.Command{DeviceID: id, DockerHost: "tcp://" + ln.Addr().String()}))
-	if _, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second); !strings.Contains(failed.Reason, "is not a registered node's") {
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id, DockerHost: "tcp://" + ln.Addr().String()}))
+	if _, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second); !strings.Contains(failed.Reason, "is not a registered node's") {
 		t.Fatalf("start on another engine: %q", failed.Reason)
 	}
 	if _, err := b.rt.Reconcile(context.Background()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 )
 
@@ -279,7 +280,7 @@ func (f *Function) repair(ctx context.Context, c *client.Client, id, reason stri
 				return nil
 			}
 			d.Observed, d.ContainerID = observedRunning, ci.ID
-			o.reports = append(o.reports, newFinding(EventStarted, d, OpReconcile, "the container runs and answers ADB again", nil))
+			o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeStarted, d, OpReconcile, "the container runs and answers ADB again", nil))
 			r.recovered++
 		} else {
 			if running && !isHealthReason(reason) {
@@ -295,7 +296,7 @@ func (f *Function) repair(ctx context.Context, c *client.Client, id, reason stri
 					reason = crashReason(ci, exists)
 				}
 				d.Observed = observedCrashed
-				o.reports = append(o.reports, newFinding(EventCrashed, d, OpReconcile, reason, exit))
+				o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeCrashed, d, OpReconcile, reason, exit))
 				r.crashed++
 			}
 			if d.Recreations < f.cfg.MaxRecreations {
@@ -311,10 +312,10 @@ func (f *Function) repair(ctx context.Context, c *client.Client, id, reason stri
 						return err // nothing recorded; the next pass tries again
 					}
 					d.Observed = observedFailed
-					o.reports = append(o.reports, newFinding(EventFailed, d, OpRecreate, err.Error(), nil))
+					o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeFailed, d, OpRecreate, err.Error(), nil))
 				} else {
 					d.Observed = observedRunning
-					o.reports = append(o.reports, newFinding(EventStarted, d, OpRecreate, "", nil))
+					o.reports = append(o.reports, newFinding(deviceevents.EventRuntimeStarted, d, OpRecreate, "", nil))
 					r.recreated++
 					f.health.ok(d.ID)
 				}
@@ -377,7 +378,7 @@ func (f *Function) removeOrphan(ctx context.Context, c *client.Client, ctr conta
 		if id == "" {
 			return nil
 		}
-		evs, err := emit(ctx, tx, []finding{newFinding(EventRemoved, stub, OpReconcile, reason, nil)})
+		evs, err := emit(ctx, tx, []finding{newFinding(deviceevents.EventRuntimeRemoved, stub, OpReconcile, reason, nil)})
 		published = evs
 		return err
 	})
@@ -410,7 +411,7 @@ func (f *Function) enforceStop(ctx context.Context, c *client.Client, id string)
 		if err := d.save(ctx, tx); err != nil {
 			return err
 		}
-		published, err = emit(ctx, tx, []finding{newFinding(EventStopped, d, OpReconcile, "the container ran while the device should be stopped", exit)})
+		published, err = emit(ctx, tx, []finding{newFinding(deviceevents.EventRuntimeStopped, d, OpReconcile, "the container ran while the device should be stopped", exit)})
 		return err
 	})
 	if err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/cloudphone/cloudphone/functions/device/adb"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -31,11 +32,11 @@ func TestCreateRunsAContainerWithTheDevicesLimitsLabelsAndPublishedADBPort(t *te
 	id := b.deviceID("create")
 	cmd := b.createCommand(id)
 	cmd.CPUCores, cmd.MemoryMB, cmd.Seq = 1.5, 48, 7
-	create := command(t, deviceruntime.EventCreateRequested, cmd)
+	create := command(t, deviceevents.EventCreateRequested, cmd)
 	b.send(b.rt, create)
 
-	_, created := b.waitReports(id, deviceruntime.EventCreated, 1, 30*time.Second)
-	startedEv, started := b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	_, created := b.waitReports(id, deviceevents.EventRuntimeCreated, 1, 30*time.Second)
+	startedEv, started := b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	if created.ContainerID == "" || started.ContainerID != created.ContainerID || started.NodeID != "local" ||
 		started.Op != deviceruntime.OpCreate || started.Seq != 7 {
 		t.Fatalf("reports do not name the container: created %+v, started %+v", created, started)
@@ -94,12 +95,12 @@ func TestStopStartRestartAndDeleteReflectInDocker(t *testing.T) {
 	b := setup(t, nil)
 	id := b.deviceID("lifecycle")
 	cmd := b.createCommand(id)
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-	b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	short := deviceruntime.Command{DeviceID: id, NodeID: "local"}
 
-	b.send(b.rt, command(t, deviceruntime.EventStopRequested, short))
-	_, stopped := b.waitReports(id, deviceruntime.EventStopped, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventStopRequested, short))
+	_, stopped := b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 30*time.Second)
 	if ci := b.inspect(id); ci.State.Running {
 		t.Fatal("the container still runs after the stopped report")
 	}
@@ -107,36 +108,36 @@ func TestStopStartRestartAndDeleteReflectInDocker(t *testing.T) {
 		t.Fatalf("stopped report without an exit code: %+v", stopped)
 	}
 
-	b.send(b.rt, command(t, deviceruntime.EventStartRequested, short))
-	b.waitReports(id, deviceruntime.EventStarted, 2, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventStartRequested, short))
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 2, 30*time.Second)
 	before := b.inspect(id)
 	if !before.State.Running {
 		t.Fatal("the container does not run after the started report")
 	}
 
-	b.send(b.rt, command(t, deviceruntime.EventRestartRequested, short))
-	b.waitReports(id, deviceruntime.EventRestarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventRestartRequested, short))
+	b.waitReports(id, deviceevents.EventRuntimeRestarted, 1, 30*time.Second)
 	after := b.inspect(id)
 	if !after.State.Running || after.State.StartedAt == before.State.StartedAt || after.ID != before.ID {
 		t.Fatalf("restart: running=%v started %s → %s, id %s → %s", after.State.Running,
 			before.State.StartedAt, after.State.StartedAt, before.ID, after.ID)
 	}
 
-	b.send(b.rt, command(t, deviceruntime.EventDeleteRequested, short))
-	b.waitReports(id, deviceruntime.EventRemoved, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventDeleteRequested, short))
+	b.waitReports(id, deviceevents.EventRuntimeRemoved, 1, 30*time.Second)
 	if left := b.containers(id); len(left) != 0 {
 		t.Fatalf("delete left %d containers", len(left))
 	}
 	// Stopping a deleted device's container must not count as a crash.
 	time.Sleep(300 * time.Millisecond)
 	for _, e := range b.reports(id) {
-		if e.Type() == deviceruntime.EventCrashed || e.Type() == deviceruntime.EventFailed {
+		if e.Type() == deviceevents.EventRuntimeCrashed || e.Type() == deviceevents.EventRuntimeFailed {
 			t.Fatalf("an ordered stop, restart or delete was reported as %s: %s", e.Type(), b.describe(id))
 		}
 	}
 	// A create after the delete is late and does nothing.
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+	_, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second)
 	if !strings.Contains(failed.Reason, "deleted") || len(b.containers(id)) != 0 {
 		t.Fatalf("late create: %+v, %d containers", failed, len(b.containers(id)))
 	}
@@ -147,11 +148,11 @@ func TestRepeatedCreateKeepsOneContainer(t *testing.T) {
 	b := setup(t, nil)
 	id := b.deviceID("repeat")
 	cmd := b.createCommand(id)
-	first := command(t, deviceruntime.EventCreateRequested, cmd)
+	first := command(t, deviceevents.EventCreateRequested, cmd)
 	b.send(b.rt, first)
 	b.send(b.rt, first) // the same event delivered twice: queued once
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-	_, s1 := b.waitReports(id, deviceruntime.EventStarted, 2, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+	_, s1 := b.waitReports(id, deviceevents.EventRuntimeStarted, 2, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if n := len(b.containers(id)); n != 1 {
 		t.Fatalf("%d containers for one device", n)
@@ -165,7 +166,7 @@ func TestRepeatedCreateKeepsOneContainer(t *testing.T) {
 	}
 	created := 0
 	for _, e := range b.reports(id) {
-		if e.Type() == deviceruntime.EventCreated {
+		if e.Type() == deviceevents.EventRuntimeCreated {
 			created++
 		}
 	}
@@ -178,14 +179,14 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	t.Parallel()
 	b := setup(t, nil)
 	id := b.deviceID("crash")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
-	_, started := b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
+	_, started := b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 
 	killed := time.Now()
 	if err := b.docker.ContainerKill(context.Background(), started.ContainerID, "KILL"); err != nil {
 		t.Fatal(err)
 	}
-	_, crashed := b.waitReports(id, deviceruntime.EventCrashed, 1, 5*time.Second)
+	_, crashed := b.waitReports(id, deviceevents.EventRuntimeCrashed, 1, 5*time.Second)
 	t.Logf("crash reported %s after the kill", time.Since(killed).Round(time.Millisecond))
 	if crashed.Op != deviceruntime.OpWatch || crashed.ExitCode == nil || *crashed.ExitCode != 137 || crashed.ContainerID != started.ContainerID {
 		t.Fatalf("crashed report %+v, want op watch, exit code 137, the killed container", crashed)
@@ -195,7 +196,7 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	if err != nil || p.Recreated != 1 || p.Crashed != 0 || len(p.Errors) > 0 {
 		t.Fatalf("reconcile: %+v, %v; want one recreation and no second crash report", p, err)
 	}
-	_, again := b.waitReports(id, deviceruntime.EventStarted, 2, time.Second)
+	_, again := b.waitReports(id, deviceevents.EventRuntimeStarted, 2, time.Second)
 	if again.Op != deviceruntime.OpRecreate || again.ContainerID == started.ContainerID {
 		t.Fatalf("after reconcile: %+v", again)
 	}
@@ -207,7 +208,7 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	if err := b.docker.ContainerKill(context.Background(), again.ContainerID, "KILL"); err != nil {
 		t.Fatal(err)
 	}
-	b.waitReports(id, deviceruntime.EventCrashed, 2, 5*time.Second)
+	b.waitReports(id, deviceevents.EventRuntimeCrashed, 2, 5*time.Second)
 	p, err = b.rt.Reconcile(context.Background())
 	if err != nil || p.Recreated != 0 || p.Crashed != 0 {
 		t.Fatalf("second reconcile: %+v, %v; want no recreation", p, err)
@@ -217,26 +218,26 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	}
 
 	// A start command clears the error: the device runs again.
-	b.send(b.rt, command(t, deviceruntime.EventStartRequested, deviceruntime.Command{DeviceID: id}))
-	b.waitReports(id, deviceruntime.EventStarted, 3, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id}))
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 3, 30*time.Second)
 }
 
 func TestReconcileReportsAMissingContainerAndRecreatesIt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	id := b.deviceID("missing")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
-	_, started := b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
+	_, started := b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	// Removed behind the runtime's back (its death is reported by the watch,
 	// or by the pass when it comes first).
 	if err := b.docker.ContainerRemove(context.Background(), started.ContainerID, container.RemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	b.waitReports(id, deviceruntime.EventCrashed, 1, 5*time.Second)
+	b.waitReports(id, deviceevents.EventRuntimeCrashed, 1, 5*time.Second)
 	if _, err := b.rt.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, again := b.waitReports(id, deviceruntime.EventStarted, 2, time.Second)
+	_, again := b.waitReports(id, deviceevents.EventRuntimeStarted, 2, time.Second)
 	if again.Op != deviceruntime.OpRecreate || !b.inspect(id).State.Running {
 		t.Fatalf("not recreated: %s", b.describe(id))
 	}
@@ -281,11 +282,11 @@ func TestReconcileRemovesAManagedContainerWithNoDeviceAndLeavesOtherInstancesAlo
 	if n := len(b.containers(ghost)); n != 0 {
 		t.Fatalf("the orphan container is still there (%d)", n)
 	}
-	_, removed := b.waitReports(ghost, deviceruntime.EventRemoved, 1, 5*time.Second)
+	_, removed := b.waitReports(ghost, deviceevents.EventRuntimeRemoved, 1, 5*time.Second)
 	if removed.Op != deviceruntime.OpReconcile || removed.ContainerID != ghostID {
 		t.Fatalf("removed report %+v", removed)
 	}
-	if n := len(slices.DeleteFunc(b.reports(ghost), func(e event.Event) bool { return e.Type() != deviceruntime.EventRemoved })); n != 1 {
+	if n := len(slices.DeleteFunc(b.reports(ghost), func(e event.Event) bool { return e.Type() != deviceevents.EventRuntimeRemoved })); n != 1 {
 		t.Fatalf("the orphan was reported removed %d times, want once", n)
 	}
 	if n := len(b.containers(foreign)); n != 1 || len(b.reports(foreign)) != 0 {
@@ -300,11 +301,11 @@ func TestRuntimeRestartedDuringCreationsLeavesNoDuplicatesAndFinishesEveryDevice
 	for i := range 10 {
 		id := b.deviceID(fmt.Sprintf("burst%02d", i))
 		ids = append(ids, id)
-		b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
+		b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
 	}
 	// Let the first runtime get into its work, then end it abruptly: the
 	// commands in flight are aborted mid-way.
-	b.waitReports(ids[0], deviceruntime.EventStarted, 1, 30*time.Second)
+	b.waitReports(ids[0], deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 	aborted, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := b.rt.Stop(aborted); err != nil {
@@ -325,11 +326,11 @@ func TestRuntimeRestartedDuringCreationsLeavesNoDuplicatesAndFinishesEveryDevice
 		for {
 			var outcome string
 			for _, e := range b.reports(id) {
-				if e.Type() == deviceruntime.EventStarted || e.Type() == deviceruntime.EventFailed {
+				if e.Type() == deviceevents.EventRuntimeStarted || e.Type() == deviceevents.EventRuntimeFailed {
 					outcome = e.Type()
 				}
 			}
-			if outcome == deviceruntime.EventStarted {
+			if outcome == deviceevents.EventRuntimeStarted {
 				break
 			}
 			if outcome != "" || time.Now().After(deadline) {
@@ -352,8 +353,8 @@ func TestCreateWithAnImageMissingFromTheEngineFailsWithTheReason(t *testing.T) {
 	id := b.deviceID("noimage")
 	cmd := b.createCommand(id)
 	cmd.Image = missingImage
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+	_, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second)
 	for _, want := range []string{"cloudphone/not-built-here:latest not found on the Docker engine", "make phone-standin", "CLOUDPHONE_DEVICE_IMAGE=cloudphone/phone-standin:latest"} {
 		if !strings.Contains(failed.Reason, want) {
 			t.Fatalf("reason %q does not say %q", failed.Reason, want)
@@ -371,8 +372,8 @@ func TestUnreachableEngineIsRetriedThenReportedFailedAndTheRuntimeKeepsWorking(t
 	cmd := b.createCommand(id)
 	cmd.DockerHost = "unix:///nonexistent/docker.sock"
 	b.registerNode("gone", cmd.DockerHost)
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, cmd))
-	_, failed := b.waitReports(id, deviceruntime.EventFailed, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
+	_, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second)
 	if !strings.Contains(failed.Reason, "/nonexistent/docker.sock") || !strings.Contains(failed.Reason, "gave up after 3 attempts") {
 		t.Fatalf("reason %q does not name the engine and the attempts", failed.Reason)
 	}
@@ -381,8 +382,8 @@ func TestUnreachableEngineIsRetriedThenReportedFailedAndTheRuntimeKeepsWorking(t
 		t.Fatalf("attempts %d, %v", attempts, err)
 	}
 	ok := b.deviceID("afterwards")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(ok)))
-	b.waitReports(ok, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(ok)))
+	b.waitReports(ok, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 }
 
 func TestHandleQueuesDurablyAndRefusesUnusableCommandsPermanently(t *testing.T) {
@@ -392,7 +393,7 @@ func TestHandleQueuesDurablyAndRefusesUnusableCommandsPermanently(t *testing.T) 
 		t.Fatal(err)
 	}
 	id := b.deviceID("durable")
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, b.createCommand(id)))
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
 	var status string
 	if err := b.pool.QueryRow(context.Background(), `SELECT status FROM runtime_commands WHERE device_id = $1`, id).Scan(&status); err != nil || status != "pending" {
 		t.Fatalf("the acknowledged command is %q, %v; want pending", status, err)
@@ -405,7 +406,7 @@ func TestHandleQueuesDurablyAndRefusesUnusableCommandsPermanently(t *testing.T) 
 		"no port":       {DeviceID: "d1", UserID: "u", CPUCores: 1, MemoryMB: 64},
 	}
 	for name, c := range cases {
-		e := command(t, deviceruntime.EventCreateRequested, c)
+		e := command(t, deviceevents.EventCreateRequested, c)
 		_, err := b.rt.Handle(context.Background(), e)
 		if st := function.EventStatus(err); st != http.StatusUnprocessableEntity {
 			t.Errorf("%s: status %d (%v), want 422", name, st, err)
@@ -413,7 +414,7 @@ func TestHandleQueuesDurablyAndRefusesUnusableCommandsPermanently(t *testing.T) 
 	}
 	// The next runtime works the queue.
 	b.start()
-	b.waitReports(id, deviceruntime.EventStarted, 1, 30*time.Second)
+	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
 }
 
 func TestStartWarnsWhenTheConfiguredImageIsMissingFromTheEngine(t *testing.T) {
@@ -465,9 +466,9 @@ func TestAStaleCommandDeliveredLateIsSkipped(t *testing.T) {
 	create := b.createCommand(id)
 	create.Seq = 1
 	stop := deviceruntime.Command{DeviceID: id, UserID: create.UserID, NodeID: create.NodeID, Seq: 2}
-	b.send(b.rt, command(t, deviceruntime.EventStopRequested, stop))
-	b.waitReports(id, deviceruntime.EventStopped, 1, 10*time.Second)
-	b.send(b.rt, command(t, deviceruntime.EventCreateRequested, create))
+	b.send(b.rt, command(t, deviceevents.EventStopRequested, stop))
+	b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 10*time.Second)
+	b.send(b.rt, command(t, deviceevents.EventCreateRequested, create))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var pending int
@@ -487,7 +488,7 @@ func TestAStaleCommandDeliveredLateIsSkipped(t *testing.T) {
 		t.Fatalf("a stale create made %d containers: %s", n, b.describe(id))
 	}
 	for _, e := range b.reports(id) {
-		if e.Type() == deviceruntime.EventStarted || e.Type() == deviceruntime.EventCreated {
+		if e.Type() == deviceevents.EventRuntimeStarted || e.Type() == deviceevents.EventRuntimeCreated {
 			t.Fatalf("a stale create was reported as carried out: %s", b.describe(id))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/db"
 )
 
@@ -113,7 +114,7 @@ func (f *Function) onDie(ctx context.Context, c *client.Client, m dockerevents.M
 			return nil // it runs again (restarted meanwhile)
 		}
 		d.Observed = observedCrashed
-		reports = []finding{newFinding(EventCrashed, d, OpWatch, crashReason(ci, exists), exit)}
+		reports = []finding{newFinding(deviceevents.EventRuntimeCrashed, d, OpWatch, crashReason(ci, exists), exit)}
 		if err := d.save(ctx, tx); err != nil {
 			return err
 		}

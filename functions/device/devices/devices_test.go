@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -65,8 +66,8 @@ func (b bundle) create(t *testing.T, a devicetest.Account) device.Device {
 func (b bundle) run(t *testing.T, id string) {
 	t.Helper()
 	now := time.Now()
-	b.env.Apply(t, devicetest.Report(t, device.EventRuntimeCreated, id, now))
-	b.env.Apply(t, devicetest.Report(t, device.EventRuntimeStarted, id, now.Add(time.Millisecond)))
+	b.env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeCreated, id, now))
+	b.env.Apply(t, devicetest.Report(t, deviceevents.EventRuntimeStarted, id, now.Add(time.Millisecond)))
 }
 
 func routes(id string) []struct{ method, path string } {
@@ -101,7 +102,7 @@ func TestAnotherUsersDeviceIsNotFoundOnEveryRoute(t *testing.T) {
 		t.Fatalf("owner's get: %d %+v", code, got)
 	}
 	// Nothing the other user tried changed the device.
-	if c := b.env.Outbox(t, device.EventStopRequested, d.ID); len(c) != 0 {
+	if c := b.env.Outbox(t, deviceevents.EventStopRequested, d.ID); len(c) != 0 {
 		t.Fatalf("another user's stop reached the runtime: %v", c)
 	}
 	// An admin may read any device and list every user's.
@@ -172,7 +173,7 @@ func TestStateBreakingRequestsAre409AndFittingOnes202(t *testing.T) {
 	if code := b.do(t, "DELETE", base, a.Token, "", &got); code != http.StatusAccepted || got.State != device.StateDeleting {
 		t.Fatalf("delete again while deleting: %d %+v", code, got)
 	}
-	if c := b.env.Outbox(t, device.EventDeleteRequested, d.ID); len(c) != 1 {
+	if c := b.env.Outbox(t, deviceevents.EventDeleteRequested, d.ID); len(c) != 1 {
 		t.Fatalf("a repeated delete sent %d commands", len(c))
 	}
 }
@@ -240,7 +241,7 @@ func TestAppRoutesCheckOwnerBodyAndState(t *testing.T) {
 	if code := b.do(t, "POST", apps, alice.Token, install, &e); code != http.StatusConflict || e.Error.Code != apierr.Conflict {
 		t.Fatalf("install on a stopping phone: %d %+v, want 409", code, e)
 	}
-	if c := b.env.Outbox(t, device.EventAppInstallRequested, d.ID); len(c) != 0 {
+	if c := b.env.Outbox(t, deviceevents.EventAppInstallRequested, d.ID); len(c) != 0 {
 		t.Fatalf("a refused install reached the runtime: %v", c)
 	}
 }

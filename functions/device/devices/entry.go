@@ -3,6 +3,7 @@ package devices
 import (
 	"context"
 	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/internal/wiring"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -12,8 +13,8 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: device.ContextName,
 	Routes: Routes, API: API,
-	Emits: []string{device.EventCreateRequested, device.EventStartRequested, device.EventStopRequested,
-		device.EventRestartRequested, device.EventDeleteRequested, device.EventAppInstallRequested, device.EventAppUninstallRequested},
+	Emits: []string{deviceevents.EventCreateRequested, deviceevents.EventStartRequested, deviceevents.EventStopRequested,
+		deviceevents.EventRestartRequested, deviceevents.EventDeleteRequested, deviceevents.EventAppInstallRequested, deviceevents.EventAppUninstallRequested},
 	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenKey},
 }, build)

@@ -53,7 +53,7 @@ func New(dir string, v *auth.Verifier, log *slog.Logger) *Function {
 		panic("notificationadminmail: New needs an auth.Verifier and a logger")
 	}
 	mux := httpjson.NewMux(log)
-	mux.Handle(Route, auth.Require(v, log)(notification.Route(notification.Access{Admin: true}, log,
+	mux.Handle(Route, auth.Require(v, log)(auth.Route(auth.Access{Role: auth.RoleAdmin}, log,
 		func(_ context.Context, _ auth.Principal, r *http.Request) (int, any, error) {
 			if dir == "" {
 				return 0, nil, apierr.New(apierr.NotFound, "no mail catcher runs here: mail goes to the server in SMTP_URL")

@@ -9,18 +9,15 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
 // Name is the function's name in the catalog.
 const Name = "notification-delivery"
 
-// EventDeliveryRequested is the function's scheduled tick (data
-// events.Tick): drain what is due now.
-const EventDeliveryRequested = "cloudphone.notification.delivery.requested"
-
 // Consumes is the tick the function's schedule sends.
-var Consumes = []string{EventDeliveryRequested}
+var Consumes = []string{notificationevents.EventDeliveryRequested}
 
 // Schedule drains every minute even where no worker runs between ticks.
 const Schedule = "* * * * *"

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/notification/notificationdelivery"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationevents"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -17,7 +18,7 @@ func TestHandleSendsTheQueuedEmail(t *testing.T) {
 	f := notificationdelivery.New(env.Service, logging.Discard())
 	address := notificationtest.Address()
 	env.Record(t, notificationtest.Registered(t, events.NewID(), "gina", address))
-	tick := notificationtest.Event(t, notificationdelivery.EventDeliveryRequested, "tick", map[string]any{})
+	tick := notificationtest.Event(t, notificationevents.EventDeliveryRequested, "tick", map[string]any{})
 	if _, err := f.Handle(context.Background(), tick); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package notificationfunctions
 import (
 	"github.com/cloudphone/cloudphone/functions/notification/notificationadminmail"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationdelivery"
+	"github.com/cloudphone/cloudphone/functions/notification/notificationevents"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationinbox"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationpreferences"
 	"github.com/cloudphone/cloudphone/functions/notification/notificationrecorder"
@@ -29,6 +30,6 @@ var Entries = []function.Entry{
 // Events are the event types the notification context produces, with their
 // payloads.
 var Events = []function.EventType{
-	{Type: notificationdelivery.EventDeliveryRequested, Payload: events.Tick{},
+	{Type: notificationevents.EventDeliveryRequested, Payload: events.Tick{},
 		Doc: "every minute: send the due emails and webhook deliveries of the notification context"},
 }

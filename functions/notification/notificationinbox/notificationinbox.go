@@ -41,7 +41,7 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	mux.Handle(RouteList, require(notification.Route(notification.User, log,
+	mux.Handle(RouteList, require(auth.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			limit, err := httpjson.Limit(r, notification.MaxPageSize)
 			if err != nil {
@@ -56,12 +56,12 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 			page, err := svc.List(ctx, p.UserID, q)
 			return http.StatusOK, page, err
 		})))
-	mux.Handle(RouteRead, require(notification.Route(notification.User, log,
+	mux.Handle(RouteRead, require(auth.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			n, err := svc.MarkRead(ctx, p.UserID, r.PathValue("id"))
 			return http.StatusOK, n, err
 		})))
-	mux.Handle(RouteReadAll, require(notification.Route(notification.User, log,
+	mux.Handle(RouteReadAll, require(auth.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 			n, err := svc.MarkAllRead(ctx, p.UserID)
 			return http.StatusOK, n, err

@@ -38,12 +38,12 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	mux.Handle(RouteGet, require(notification.Route(notification.User, log,
+	mux.Handle(RouteGet, require(auth.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 			prefs, err := svc.PreferencesOf(ctx, p.UserID)
 			return http.StatusOK, prefs, err
 		})))
-	mux.Handle(RoutePut, require(notification.Route(notification.User, log,
+	mux.Handle(RoutePut, require(auth.Route(notification.User, log,
 		func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 			var req notification.PreferenceUpdate
 			if err := httpjson.Decode(r, &req); err != nil {

@@ -77,7 +77,7 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, f.log, apierr.New(apierr.MethodNotAllowed, "the stream is read with GET"))
 		return
 	}
-	p, err := notification.Check(notification.User, r)
+	p, err := auth.Allow(notification.User, r)
 	if err != nil {
 		apierr.Write(w, r, f.log, err)
 		return

@@ -19,10 +19,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/notification"
-	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -112,10 +112,10 @@ func New(t testing.TB, mutate ...func(*notification.Config)) Env {
 // notification permission, and the admin role when admin.
 func (e Env) Token(t testing.TB, userID string, admin bool) string {
 	t.Helper()
-	p := auth.Principal{UserID: userID, Username: "u" + userID[:8], Roles: []string{user.RoleUser},
+	p := auth.Principal{UserID: userID, Username: "u" + userID[:8],
 		Permissions: []string{notification.PermRead}}
 	if admin {
-		p.Roles = append(p.Roles, user.RoleAdmin)
+		p.Roles = append(p.Roles, auth.RoleAdmin)
 	}
 	tok, _, err := e.Issuer.Issue(p)
 	if err != nil {
@@ -137,14 +137,14 @@ func Event(t testing.TB, typ, subject string, data any) event.Event {
 // Registered returns a user.registered event of a new user with address email.
 func Registered(t testing.TB, userID, username, email string) event.Event {
 	t.Helper()
-	return Event(t, user.EventRegistered, userID, user.Registered{SchemaVersion: 1, UserID: userID, Username: username,
+	return Event(t, userevents.EventRegistered, userID, userevents.Registered{SchemaVersion: 1, UserID: userID, Username: username,
 		Email: email, RegisteredAt: time.Now().UTC()})
 }
 
 // Running returns a device.running event of a device of userID.
 func Running(t testing.TB, userID, deviceID string) event.Event {
 	t.Helper()
-	return Event(t, device.EventRunning, deviceID, device.Running{SchemaVersion: 1, DeviceID: deviceID, UserID: userID,
+	return Event(t, deviceevents.EventRunning, deviceID, deviceevents.Running{SchemaVersion: 1, DeviceID: deviceID, UserID: userID,
 		CPUCores: 2, MemoryMB: 2048, At: time.Now().UTC()})
 }
 
@@ -152,7 +152,7 @@ func Running(t testing.TB, userID, deviceID string) event.Event {
 func OrderFailed(t testing.TB, userID, reason string) event.Event {
 	t.Helper()
 	order := events.NewID()
-	return Event(t, billing.EventOrderFailed, order, billing.OrderFailedData{SchemaVersion: 1, OrderID: order, UserID: userID,
+	return Event(t, billingevents.EventOrderFailed, order, billingevents.OrderFailedData{SchemaVersion: 1, OrderID: order, UserID: userID,
 		PlanID: "pro", Reason: reason})
 }
 

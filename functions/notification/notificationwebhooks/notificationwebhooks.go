@@ -46,8 +46,8 @@ func New(svc *notification.Service, v *auth.Verifier, log *slog.Logger) *Functio
 	}
 	mux := httpjson.NewMux(log)
 	require := auth.Require(v, log)
-	handle := func(route string, h notification.HandlerFunc) {
-		mux.Handle(route, require(notification.Route(notification.User, log, h)))
+	handle := func(route string, h auth.HandlerFunc) {
+		mux.Handle(route, require(auth.Route(notification.User, log, h)))
 	}
 	handle(RouteList, func(ctx context.Context, p auth.Principal, _ *http.Request) (int, any, error) {
 		items, err := svc.Webhooks(ctx, p.UserID)

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/clientip"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
 	"github.com/cloudphone/cloudphone/shared/ipban"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Name is the function's name in the catalog.
@@ -97,8 +98,8 @@ func (f *Function) put(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, r, f.log, err)
 		return
 	}
-	var p httpjson.Problems
-	p.Check(len(req.Reason) <= 200 && httpjson.NoControlChars(req.Reason), "reason", "at most 200 characters, no control characters")
+	var p validate.Problems
+	p.Check(len(req.Reason) <= 200 && validate.NoControlChars(req.Reason), "reason", "at most 200 characters, no control characters")
 	p.Check(req.TTLSeconds >= 0 && time.Duration(req.TTLSeconds)*time.Second <= MaxTTL, "ttl_seconds", "between 0 (until lifted) and one year")
 	if err := p.Err(); err != nil {
 		apierr.Write(w, r, f.log, err)

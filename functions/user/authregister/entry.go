@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
 )
@@ -12,7 +13,7 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: user.ContextName,
 	Routes: []string{Route}, API: API,
-	Emits:    []string{user.EventRegistered},
+	Emits:    []string{userevents.EventRegistered},
 	MaxScale: 10, Concurrency: 50, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenKey, function.SecretUserTokenPublicKey},
 }, build)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/adminipbans"
 	"github.com/cloudphone/cloudphone/functions/user/adminusers"
 	"github.com/cloudphone/cloudphone/functions/user/authlogin"
@@ -18,6 +17,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/user/authrefresh"
 	"github.com/cloudphone/cloudphone/functions/user/authregister"
 	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/useroutboxredrive"
 	"github.com/cloudphone/cloudphone/functions/user/userprofile"
 	"github.com/cloudphone/cloudphone/functions/user/userquotagrants"
@@ -45,16 +45,16 @@ var Entries = []function.Entry{
 // Events are the event types the user context produces (and the commands it
 // owns), with their payloads.
 var Events = []function.EventType{
-	{Type: user.EventRegistered, Payload: user.Registered{}, Doc: "a user registered; subject is the user id"},
-	{Type: user.EventQuotaGrantRequested, Payload: user.QuotaGrantRequested{},
+	{Type: userevents.EventRegistered, Payload: userevents.Registered{}, Doc: "a user registered; subject is the user id"},
+	{Type: userevents.EventQuotaGrantRequested, Payload: userevents.QuotaGrantRequested{},
 		Doc: "command of the purchase saga: add a plan's quota to a user; subject is the grant (order) id"},
-	{Type: user.EventQuotaRevokeRequested, Payload: user.QuotaRevokeRequested{},
+	{Type: userevents.EventQuotaRevokeRequested, Payload: userevents.QuotaRevokeRequested{},
 		Doc: "command of the purchase saga or subscription expiry: take a grant back; subject is the grant id"},
-	{Type: user.EventQuotaGranted, Payload: user.QuotaGranted{}, Doc: "reply: the grant is active; subject is the grant id"},
-	{Type: user.EventQuotaGrantRefused, Payload: user.QuotaGrantRefused{}, Doc: "reply: the grant will never apply (reason); subject is the grant id"},
-	{Type: user.EventQuotaRevoked, Payload: user.QuotaRevoked{}, Doc: "reply: the grant is revoked (also when unknown or revoked before); subject is the grant id"},
-	{Type: user.EventQuotaExceeded, Payload: user.QuotaExceeded{}, Doc: "a reservation or start was refused for lack of quota; subject is the user id"},
-	{Type: user.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the user context's parked outbox rows"},
+	{Type: userevents.EventQuotaGranted, Payload: userevents.QuotaGranted{}, Doc: "reply: the grant is active; subject is the grant id"},
+	{Type: userevents.EventQuotaGrantRefused, Payload: userevents.QuotaGrantRefused{}, Doc: "reply: the grant will never apply (reason); subject is the grant id"},
+	{Type: userevents.EventQuotaRevoked, Payload: userevents.QuotaRevoked{}, Doc: "reply: the grant is revoked (also when unknown or revoked before); subject is the grant id"},
+	{Type: userevents.EventQuotaExceeded, Payload: userevents.QuotaExceeded{}, Doc: "a reservation or start was refused for lack of quota; subject is the user id"},
+	{Type: userevents.EventOutboxRedriveRequested, Payload: events.Tick{}, Doc: "time to re-drive the user context's parked outbox rows"},
 }
 
 // Bootstrap returns the local platform's first-start step: it creates the

@@ -6,6 +6,7 @@ package useroutboxredrive
 import (
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
@@ -14,4 +15,4 @@ const Name = "user-outbox-redrive"
 
 // Entry declares the function: every five minutes its PingSource sends
 // user.EventOutboxRedriveRequested.
-var Entry = function.OutboxRedriveEntry(Name, user.ContextName, user.Database, user.EventOutboxRedriveRequested, wiring.Pool)
+var Entry = function.OutboxRedriveEntry(Name, user.ContextName, user.Database, userevents.EventOutboxRedriveRequested, wiring.Pool)

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 )
 
@@ -18,10 +19,10 @@ import (
 const Name = "user-quota-grants"
 
 // Consumes are the command types the function handles.
-var Consumes = []string{user.EventQuotaGrantRequested, user.EventQuotaRevokeRequested}
+var Consumes = []string{userevents.EventQuotaGrantRequested, userevents.EventQuotaRevokeRequested}
 
 // Replies are the event types it answers with.
-var Replies = []string{user.EventQuotaGranted, user.EventQuotaGrantRefused, user.EventQuotaRevoked}
+var Replies = []string{userevents.EventQuotaGranted, userevents.EventQuotaGrantRefused, userevents.EventQuotaRevoked}
 
 // Function handles the quota commands. Every command that names a grant and a
 // user is answered with a reply (granted, grant.refused or revoked), also when
@@ -48,14 +49,14 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		err   error
 	)
 	switch e.Type() {
-	case user.EventQuotaGrantRequested:
-		var cmd user.QuotaGrantRequested
+	case userevents.EventQuotaGrantRequested:
+		var cmd userevents.QuotaGrantRequested
 		if err := e.DataAs(&cmd); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}
 		reply, err = f.svc.GrantQuota(ctx, e, cmd)
-	case user.EventQuotaRevokeRequested:
-		var cmd user.QuotaRevokeRequested
+	case userevents.EventQuotaRevokeRequested:
+		var cmd userevents.QuotaRevokeRequested
 		if err := e.DataAs(&cmd); err != nil {
 			return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 		}

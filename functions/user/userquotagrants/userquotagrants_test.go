@@ -7,6 +7,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/functions/user/userquotagrants"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/function"
@@ -42,7 +43,7 @@ func (b bundle) handle(t *testing.T, e event.Event, data any) string {
 	return reply.Type()
 }
 
-func (b bundle) limits(t *testing.T, userID string) user.Limits {
+func (b bundle) limits(t *testing.T, userID string) userevents.Limits {
 	t.Helper()
 	q, err := b.env.Service.Quota(ctx, userID)
 	if err != nil {
@@ -51,7 +52,7 @@ func (b bundle) limits(t *testing.T, userID string) user.Limits {
 	return q.Limits
 }
 
-var pro = user.Limits{MaxDevices: 5, MaxRunningDevices: 3, MaxCPUCores: 16, MaxMemoryMB: 16384, MaxStorageGB: 128,
+var pro = userevents.Limits{MaxDevices: 5, MaxRunningDevices: 3, MaxCPUCores: 16, MaxMemoryMB: 16384, MaxStorageGB: 128,
 	DeviceMaxCPUCores: 4, DeviceMaxMemoryMB: 8192}
 
 func TestGrantRaisesLimitsOnceAcrossRedeliveriesAndRepeatedCommands(t *testing.T) {
@@ -61,8 +62,8 @@ func TestGrantRaisesLimitsOnceAcrossRedeliveriesAndRepeatedCommands(t *testing.T
 	e := usertest.GrantEvent(t, "order-1", u.ID, pro)
 	want := user.FreeTier.Plus(pro)
 	for i, ev := range []event.Event{e, e, usertest.GrantEvent(t, "order-1", u.ID, pro)} {
-		var got user.QuotaGranted
-		if typ := b.handle(t, ev, &got); typ != user.EventQuotaGranted {
+		var got userevents.QuotaGranted
+		if typ := b.handle(t, ev, &got); typ != userevents.EventQuotaGranted {
 			t.Fatalf("delivery %d: reply %s", i, typ)
 		}
 		if got.GrantID != "order-1" || got.UserID != u.ID || got.PlanID != "pro" || got.Granted != pro || got.Limits != want || got.GrantedAt.IsZero() {
@@ -76,7 +77,7 @@ func TestGrantRaisesLimitsOnceAcrossRedeliveriesAndRepeatedCommands(t *testing.T
 	if want.MaxDevices != 6 || want.MaxCPUCores != 18 || want.DeviceMaxCPUCores != 4 || want.DeviceMaxMemoryMB != 8192 {
 		t.Fatalf("effective-limits rule: %+v", want)
 	}
-	b.handle(t, usertest.GrantEvent(t, "order-2", u.ID, user.Limits{MaxDevices: 1, DeviceMaxCPUCores: 1}), &user.QuotaGranted{})
+	b.handle(t, usertest.GrantEvent(t, "order-2", u.ID, userevents.Limits{MaxDevices: 1, DeviceMaxCPUCores: 1}), &userevents.QuotaGranted{})
 	if got := b.limits(t, u.ID); got.MaxDevices != 7 || got.DeviceMaxCPUCores != 4 {
 		t.Fatalf("after a second grant: %+v", got)
 	}
@@ -86,11 +87,11 @@ func TestRevokeLowersLimitsAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	u := b.env.Register(t, "bela")
-	b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, pro), &user.QuotaGranted{})
+	b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, pro), &userevents.QuotaGranted{})
 	rev := usertest.RevokeEvent(t, "order-1", u.ID)
 	for i, ev := range []event.Event{rev, rev, usertest.RevokeEvent(t, "order-1", u.ID)} {
-		var got user.QuotaRevoked
-		if typ := b.handle(t, ev, &got); typ != user.EventQuotaRevoked {
+		var got userevents.QuotaRevoked
+		if typ := b.handle(t, ev, &got); typ != userevents.EventQuotaRevoked {
 			t.Fatalf("revoke %d: reply %s", i, typ)
 		}
 		if got.GrantID != "order-1" || got.UserID != u.ID || got.Limits != user.FreeTier || got.RevokedAt.IsZero() {
@@ -101,8 +102,8 @@ func TestRevokeLowersLimitsAndIsIdempotent(t *testing.T) {
 		t.Fatalf("limits after revoke = %+v", got)
 	}
 	// The grant, delivered again after its revoke, does not come back.
-	var refused user.QuotaGrantRefused
-	if typ := b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, pro), &refused); typ != user.EventQuotaGrantRefused || refused.Reason != user.RefusedRevoked {
+	var refused userevents.QuotaGrantRefused
+	if typ := b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, pro), &refused); typ != userevents.EventQuotaGrantRefused || refused.Reason != userevents.RefusedRevoked {
 		t.Fatalf("grant after revoke: %s %+v", typ, refused)
 	}
 	if got := b.limits(t, u.ID); got != user.FreeTier {
@@ -114,13 +115,13 @@ func TestRevokeBeforeGrantLeavesATombstoneTheGrantCannotPass(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	u := b.env.Register(t, "cleo")
-	var revoked user.QuotaRevoked
-	if typ := b.handle(t, usertest.RevokeEvent(t, "order-9", u.ID), &revoked); typ != user.EventQuotaRevoked || revoked.UserID != u.ID {
+	var revoked userevents.QuotaRevoked
+	if typ := b.handle(t, usertest.RevokeEvent(t, "order-9", u.ID), &revoked); typ != userevents.EventQuotaRevoked || revoked.UserID != u.ID {
 		t.Fatalf("revoke of an unknown grant: %s %+v", typ, revoked)
 	}
-	var refused user.QuotaGrantRefused
-	if typ := b.handle(t, usertest.GrantEvent(t, "order-9", u.ID, pro), &refused); typ != user.EventQuotaGrantRefused ||
-		refused.Reason != user.RefusedRevoked || refused.GrantID != "order-9" {
+	var refused userevents.QuotaGrantRefused
+	if typ := b.handle(t, usertest.GrantEvent(t, "order-9", u.ID, pro), &refused); typ != userevents.EventQuotaGrantRefused ||
+		refused.Reason != userevents.RefusedRevoked || refused.GrantID != "order-9" {
 		t.Fatalf("late grant: %s %+v", typ, refused)
 	}
 	if got := b.limits(t, u.ID); got != user.FreeTier {
@@ -134,13 +135,13 @@ func TestGrantForAnUnknownUserIsRefusedNotRetried(t *testing.T) {
 	ghost := "00000000-0000-4000-8000-000000000001"
 	e := usertest.GrantEvent(t, "order-1", ghost, pro)
 	for range 2 {
-		var refused user.QuotaGrantRefused
-		if typ := b.handle(t, e, &refused); typ != user.EventQuotaGrantRefused || refused.Reason != user.RefusedUnknownUser || refused.UserID != ghost {
+		var refused userevents.QuotaGrantRefused
+		if typ := b.handle(t, e, &refused); typ != userevents.EventQuotaGrantRefused || refused.Reason != userevents.RefusedUnknownUser || refused.UserID != ghost {
 			t.Fatalf("grant to nobody: %s %+v", typ, refused)
 		}
 	}
-	var revoked user.QuotaRevoked
-	if typ := b.handle(t, usertest.RevokeEvent(t, "order-1", ghost), &revoked); typ != user.EventQuotaRevoked || revoked.Limits != (user.Limits{}) {
+	var revoked userevents.QuotaRevoked
+	if typ := b.handle(t, usertest.RevokeEvent(t, "order-1", ghost), &revoked); typ != userevents.EventQuotaRevoked || revoked.Limits != (userevents.Limits{}) {
 		t.Fatalf("revoke for nobody: %s %+v", typ, revoked)
 	}
 }
@@ -149,8 +150,8 @@ func TestInvalidAmountsAreRefusedAndUnanswerableCommandsArePermanent(t *testing.
 	t.Parallel()
 	b := setup(t)
 	u := b.env.Register(t, "dora")
-	var refused user.QuotaGrantRefused
-	if typ := b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, user.Limits{MaxDevices: -1}), &refused); typ != user.EventQuotaGrantRefused || refused.Reason != user.RefusedInvalid {
+	var refused userevents.QuotaGrantRefused
+	if typ := b.handle(t, usertest.GrantEvent(t, "order-1", u.ID, userevents.Limits{MaxDevices: -1}), &refused); typ != userevents.EventQuotaGrantRefused || refused.Reason != userevents.RefusedInvalid {
 		t.Fatalf("negative amount: %s %+v", typ, refused)
 	}
 	for name, e := range map[string]event.Event{
@@ -173,7 +174,7 @@ func TestGrantsForOneUserRaceWithoutLosingOne(t *testing.T) {
 	for i := range 20 {
 		go func() {
 			// Ten grant ids, each sent twice under different event ids.
-			_, err := b.fn.Handle(ctx, usertest.GrantEvent(t, "order-"+string(rune('a'+i%10)), u.ID, user.Limits{MaxDevices: 1}))
+			_, err := b.fn.Handle(ctx, usertest.GrantEvent(t, "order-"+string(rune('a'+i%10)), u.ID, userevents.Limits{MaxDevices: 1}))
 			done <- err
 		}()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/cloudphone/cloudphone/functions/user"
 	"github.com/cloudphone/cloudphone/functions/user/internal/wiring"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/config"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
@@ -13,7 +14,7 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: user.ContextName,
 	Routes:   Routes,
-	Emits:    []string{user.EventQuotaExceeded},
+	Emits:    []string{userevents.EventQuotaExceeded},
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey, function.SecretServiceTokenPublicKey},
 }, build)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/user"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -94,21 +95,17 @@ func (e Env) Login(t testing.TB, username string) user.Tokens {
 
 // GrantEvent returns a grant command event for userID with grantID and the
 // amounts of l, under a fresh event id.
-func GrantEvent(t testing.TB, grantID, userID string, l user.Limits) event.Event {
+func GrantEvent(t testing.TB, grantID, userID string, l userevents.Limits) event.Event {
 	t.Helper()
-	return commandEvent(t, user.EventQuotaGrantRequested, grantID, user.QuotaGrantRequested{
-		SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "pro",
-		MaxDevices: l.MaxDevices, MaxRunningDevices: l.MaxRunningDevices, MaxCPUCores: l.MaxCPUCores,
-		MaxMemoryMB: l.MaxMemoryMB, MaxStorageGB: l.MaxStorageGB,
-		DeviceMaxCPUCores: l.DeviceMaxCPUCores, DeviceMaxMemoryMB: l.DeviceMaxMemoryMB,
-	})
+	return commandEvent(t, userevents.EventQuotaGrantRequested, grantID, userevents.QuotaGrantRequested{SchemaVersion: 1, GrantID: grantID, UserID: userID, PlanID: "pro",
+		Limits: l})
 }
 
 // RevokeEvent returns a revoke command event for grantID of userID, under a
 // fresh event id.
 func RevokeEvent(t testing.TB, grantID, userID string) event.Event {
 	t.Helper()
-	return commandEvent(t, user.EventQuotaRevokeRequested, grantID, user.QuotaRevokeRequested{
+	return commandEvent(t, userevents.EventQuotaRevokeRequested, grantID, userevents.QuotaRevokeRequested{
 		SchemaVersion: 1, GrantID: grantID, UserID: userID,
 	})
 }
@@ -124,15 +121,15 @@ func commandEvent(t testing.TB, typ, subject string, data any) event.Event {
 
 // Grant applies a grant of l to userID and fails the test unless it is
 // granted.
-func (e Env) Grant(t testing.TB, grantID, userID string, l user.Limits) {
+func (e Env) Grant(t testing.TB, grantID, userID string, l userevents.Limits) {
 	t.Helper()
 	ev := GrantEvent(t, grantID, userID, l)
-	var cmd user.QuotaGrantRequested
+	var cmd userevents.QuotaGrantRequested
 	if err := ev.DataAs(&cmd); err != nil {
 		t.Fatal(err)
 	}
 	reply, err := e.Service.GrantQuota(context.Background(), ev, cmd)
-	if err != nil || reply.Type() != user.EventQuotaGranted {
+	if err != nil || reply.Type() != userevents.EventQuotaGranted {
 		t.Fatalf("grant %s to %s: %v %s", grantID, userID, err, reply.Data())
 	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	devicecontext "github.com/cloudphone/cloudphone/functions/device"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinimage"
 	"github.com/cloudphone/cloudphone/shared/db"
@@ -190,7 +191,7 @@ func await(b *testing.B, ch chan event.Event, id, typ string, within time.Durati
 			if e.Type() == typ {
 				return e
 			}
-			if e.Type() == deviceruntime.EventFailed {
+			if e.Type() == deviceevents.EventRuntimeFailed {
 				b.Fatalf("device %s failed: %s", id, e.Data())
 			}
 		case <-timeout:
@@ -294,9 +295,9 @@ func BenchmarkCreateToRunning(b *testing.B) {
 					one := func() {
 						ch := f.reports(id)
 						start := time.Now()
-						f.send(b, deviceruntime.EventCreateRequested, cmd)
+						f.send(b, deviceevents.EventCreateRequested, cmd)
 						acked := time.Now()
-						await(b, ch, id, deviceruntime.EventStarted, time.Minute)
+						await(b, ch, id, deviceevents.EventRuntimeStarted, time.Minute)
 						total := time.Since(start)
 						tr, ok := f.lastTrace(id)
 						if !ok {
@@ -331,8 +332,8 @@ func BenchmarkCrashDetection(b *testing.B) {
 	defer f.close()
 	id := "crash-" + randomHex(4)
 	ch := f.reports(id)
-	f.send(b, deviceruntime.EventCreateRequested, createCmd(b, id, 32))
-	await(b, ch, id, deviceruntime.EventStarted, time.Minute)
+	f.send(b, deviceevents.EventCreateRequested, createCmd(b, id, 32))
+	await(b, ch, id, deviceevents.EventRuntimeStarted, time.Minute)
 	var took []time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -345,11 +346,11 @@ func BenchmarkCrashDetection(b *testing.B) {
 			if err := f.docker.ContainerKill(context.Background(), ci.ID, "KILL"); err != nil {
 				b.Fatal(err)
 			}
-			await(b, ch, id, deviceruntime.EventCrashed, 30*time.Second)
+			await(b, ch, id, deviceevents.EventRuntimeCrashed, 30*time.Second)
 			took = append(took, time.Since(start))
 			b.StopTimer()
-			f.send(b, deviceruntime.EventStartRequested, deviceruntime.Command{DeviceID: id})
-			await(b, ch, id, deviceruntime.EventStarted, time.Minute)
+			f.send(b, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id})
+			await(b, ch, id, deviceevents.EventRuntimeStarted, time.Minute)
 			b.StartTimer()
 		}
 	}
@@ -386,10 +387,10 @@ func BenchmarkReconcilePass200(b *testing.B) {
 			id := fmt.Sprintf("fleet-%03d-%s", i, randomHex(3))
 			ids = append(ids, id)
 			chans[id] = fleet.reports(id)
-			fleet.send(b, deviceruntime.EventCreateRequested, createCmd(b, id, 16))
+			fleet.send(b, deviceevents.EventCreateRequested, createCmd(b, id, 16))
 		}
 		for _, id := range ids {
-			await(b, chans[id], id, deviceruntime.EventStarted, 5*time.Minute)
+			await(b, chans[id], id, deviceevents.EventRuntimeStarted, 5*time.Minute)
 		}
 		fleetMade = time.Since(start)
 	})

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 )
 
 // secondEngine is another address of this machine's engine (/var/run is
@@ -55,8 +55,8 @@ func BenchmarkCreateToRunningOverNodes(b *testing.B) {
 					ch := f.reports(id)
 					wg.Go(func() {
 						sent := time.Now()
-						f.send(b, deviceruntime.EventCreateRequested, cmd)
-						await(b, ch, id, deviceruntime.EventStarted, 3*time.Minute)
+						f.send(b, deviceevents.EventCreateRequested, cmd)
+						await(b, ch, id, deviceevents.EventRuntimeStarted, 3*time.Minute)
 						mu.Lock()
 						per = append(per, time.Since(sent))
 						mu.Unlock()

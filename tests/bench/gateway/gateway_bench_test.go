@@ -39,6 +39,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/functions/device/adb/adbtest"
 	"github.com/cloudphone/cloudphone/functions/device/deviceadbgateway"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/device/devices"
 	"github.com/cloudphone/cloudphone/infra/phone-standin/standinproc"
 	"github.com/cloudphone/cloudphone/shared/logging"
@@ -85,8 +86,8 @@ func setup(b *testing.B) bench {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	env.Apply(b, devicetest.Report(b, device.EventRuntimeCreated, d.ID, now))
-	env.Apply(b, devicetest.Report(b, device.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
+	env.Apply(b, devicetest.Report(b, deviceevents.EventRuntimeCreated, d.ID, now))
+	env.Apply(b, devicetest.Report(b, deviceevents.EventRuntimeStarted, d.ID, now.Add(time.Millisecond)))
 	return bench{env: env, gw: gw, base: srv.URL, phone: ph, device: d, account: a}
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
-	"github.com/cloudphone/cloudphone/functions/notification"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user/userfunctions"
 	"github.com/cloudphone/cloudphone/infra/local"
 	"github.com/cloudphone/cloudphone/infra/rehearse"
@@ -186,8 +186,8 @@ func factLatency(b *testing.B, base, ingress string, env map[string]string) []ti
 	userID, tok := signUp(b, api)
 	var out []time.Duration
 	for i := range facts {
-		ev, err := events.New(context.Background(), notification.EventAppInstalled, "/cloudphone/device/device-runtime", events.NewID(),
-			notification.AppFact{SchemaVersion: 1, DeviceID: events.NewID(), UserID: userID, AppID: events.NewID(),
+		ev, err := events.New(context.Background(), deviceevents.EventAppInstalled, "/cloudphone/device/device-runtime", events.NewID(),
+			deviceevents.AppFact{SchemaVersion: 1, DeviceID: events.NewID(), UserID: userID, AppID: events.NewID(),
 				Package: fmt.Sprintf("org.example.bench%d", i), VersionCode: 1, At: time.Now().UTC()})
 		if err != nil {
 			b.Fatal(err)

@@ -1,0 +1,232 @@
+package billing_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
+	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
+	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/outbox"
+)
+
+// clock is a controllable clock.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type env struct {
+	svc   *billing.Service
+	pool  *pgxpool.Pool
+	clock *clock
+}
+
+func setup(t testing.TB, mutate ...func(*billing.Config)) env {
+	t.Helper()
+	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, billing.Migrations)
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	_, pub, err := auth.GenerateKeyStrings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{}
+	c.Set(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
+	cfg := billing.Config{
+		TokenPublicKey: pub, WebhookSecret: "whsec_test", WebhookTolerance: 5 * time.Minute, Currency: "USD",
+		SagaDeadline: 5 * time.Minute, UsageBasePerHour: 50, UsageCorePerHour: 10, UsageGBPerHour: 5,
+		ExpiryEvery: 5 * time.Minute, ChargeEvery: 10 * time.Minute, RedriveEvery: 5 * time.Minute,
+		LowBalanceEvery: 24 * time.Hour, Now: c.Now,
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	svc, err := billing.Open(context.Background(), pool, rdb, cfg, logging.Discard())
+	if err != nil {
+		t.Fatalf("billing.Open: %v", err)
+	}
+	return env{svc: svc, pool: pool, clock: c}
+}
+
+func newUser() string { return events.NewID() }
+
+func (e env) credit(t testing.TB, user string, amount int64) {
+	t.Helper()
+	if _, err := e.svc.Credit(context.Background(), newUser(), user, billing.CreditRequest{Amount: amount, Reason: "test"}); err != nil {
+		t.Fatalf("credit: %v", err)
+	}
+}
+
+func (e env) balance(t testing.TB, user string) int64 {
+	t.Helper()
+	b, err := e.svc.Balance(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Balance
+}
+
+// outboxed returns the events of type typ in the outbox whose subject is subject.
+func (e env) outboxed(t testing.TB, typ, subject string) []event.Event {
+	t.Helper()
+	rows, err := e.pool.Query(context.Background(), `SELECT payload FROM outbox WHERE type = $1 AND subject = $2 ORDER BY id`, typ, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []event.Event
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var ev event.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// reply builds the user context's reply of type typ for grant (a fresh event id).
+func reply(t testing.TB, typ, grant, user, reason string) event.Event {
+	t.Helper()
+	e, err := events.New(context.Background(), typ, "/cloudphone/user/user-quota-grants", grant,
+		userevents.QuotaReply{GrantID: grant, UserID: user, Reason: reason})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetExtension(events.ExtCorrelation, grant)
+	return e
+}
+
+func (e env) order(t testing.TB, user, plan string) billing.Order {
+	t.Helper()
+	o, created, err := e.svc.PlaceOrder(context.Background(), user, events.NewID(), billing.OrderRequest{PlanID: plan})
+	if err != nil || !created {
+		t.Fatalf("place order: %v (created %v)", err, created)
+	}
+	return o
+}
+
+func (e env) debit(t testing.TB, orderID string) billing.Outcome {
+	t.Helper()
+	cmds := e.outboxed(t, billingevents.EventDebitRequested, orderID)
+	if len(cmds) != 1 {
+		t.Fatalf("%d debit commands for %s, want 1", len(cmds), orderID)
+	}
+	return e.handleDebit(t, cmds[0])
+}
+
+func (e env) handleDebit(t testing.TB, ev event.Event) billing.Outcome {
+	t.Helper()
+	var cmd billingevents.DebitRequested
+	if err := ev.DataAs(&cmd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.svc.HandleDebit(events.WithCause(context.Background(), ev), ev, cmd)
+	if err != nil {
+		t.Fatalf("debit %s: %v", cmd.OrderID, err)
+	}
+	return out
+}
+
+func (e env) handleReply(t testing.TB, ev event.Event) (billing.Outcome, error) {
+	t.Helper()
+	var r userevents.QuotaReply
+	if err := ev.DataAs(&r); err != nil {
+		t.Fatal(err)
+	}
+	return e.svc.HandleQuotaReply(events.WithCause(context.Background(), ev), ev, ev.Type(), r)
+}
+
+func (e env) get(t testing.TB, user, id string) billing.Order {
+	t.Helper()
+	o, err := e.svc.Order(context.Background(), user, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (e env) ledger(t testing.TB, user string) []billing.Entry {
+	t.Helper()
+	page, err := e.svc.Transactions(context.Background(), user, billing.MaxPageSize, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Entries
+}
+
+// checkLedger proves the balance invariants of user: every balance_after ≥ 0,
+// each entry starts where the previous one ended, and the entries sum to the
+// balance.
+func (e env) checkLedger(t testing.TB, user string) {
+	t.Helper()
+	rows, err := e.pool.Query(context.Background(), `SELECT seq, amount, balance_before, balance_after FROM ledger WHERE user_id = $1 ORDER BY seq`, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var prev, sum, want int64
+	for rows.Next() {
+		var seq, amount, before, after int64
+		if err := rows.Scan(&seq, &amount, &before, &after); err != nil {
+			t.Fatal(err)
+		}
+		want++
+		if seq != want || before != prev || after != before+amount || after < 0 {
+			t.Errorf("ledger entry %d: %d → %d by %d after %d (seq want %d)", seq, before, after, amount, prev, want)
+		}
+		prev, sum = after, sum+amount
+	}
+	if b := e.balance(t, user); b != sum {
+		t.Errorf("balance %d, ledger sums to %d", b, sum)
+	}
+}
+
+func fact(t testing.TB, typ, device, user string, at time.Time) event.Event {
+	t.Helper()
+	ev, err := events.New(context.Background(), typ, "/cloudphone/device/test", device,
+		deviceevents.Fact{SchemaVersion: 1, DeviceID: device, UserID: user, CPUCores: 2, MemoryMB: 2048, At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (e env) record(t testing.TB, ev event.Event) {
+	t.Helper()
+	var f deviceevents.Fact
+	if err := ev.DataAs(&f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RecordDeviceFact(context.Background(), ev, ev.Type(), f); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,37 @@
+package billing_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/cloudphone/cloudphone/functions/billing"
+)
+
+func TestConcurrentDebitsNeverOverdrawTheBalance(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 10*990)
+	var ids []string
+	for range 50 {
+		ids = append(ids, e.order(t, u, "basic").ID)
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() { e.debit(t, id) })
+	}
+	wg.Wait()
+	paid, failed := 0, 0
+	for _, id := range ids {
+		switch o := e.get(t, u, id); o.Status {
+		case billing.OrderPaid:
+			paid++
+		case billing.OrderFailed:
+			failed++
+		}
+	}
+	if paid != 10 || failed != 40 || e.balance(t, u) != 0 {
+		t.Fatalf("%d paid, %d failed, balance %d", paid, failed, e.balance(t, u))
+	}
+	e.checkLedger(t, u)
+}

@@ -1,0 +1,175 @@
+package billing_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cloudphone/cloudphone/functions/billing"
+	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
+	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/events"
+)
+
+func TestPurchaseSagaHappyPathDebitsOnceGrantsAndActivates(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 5000)
+	o := e.order(t, u, "basic")
+	if o.Status != billing.OrderPending || o.Price != 990 {
+		t.Fatalf("new order %+v", o)
+	}
+	if out := e.debit(t, o.ID); out != billing.OutcomeApplied {
+		t.Fatalf("debit outcome %s", out)
+	}
+	if got := e.get(t, u, o.ID); got.Status != billing.OrderPaid || got.Saga.Step != billing.StepGrant {
+		t.Fatalf("after debit: %s at %s", got.Status, got.Saga.Step)
+	}
+	grants := e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)
+	if len(grants) != 1 {
+		t.Fatalf("%d grant commands", len(grants))
+	}
+	var g userevents.QuotaGrantRequested
+	if err := grants[0].DataAs(&g); err != nil || g.GrantID != o.ID || g.UserID != u || g.MaxDevices != 2 {
+		t.Fatalf("grant command %+v, %v", g, err)
+	}
+	if c, _ := grants[0].Extensions()[events.ExtCorrelation].(string); c != o.ID {
+		t.Fatalf("grant command correlationid %q, want the order id", c)
+	}
+	if out, err := e.handleReply(t, reply(t, userevents.EventQuotaGranted, o.ID, u, "")); err != nil || out != billing.OutcomeApplied {
+		t.Fatalf("granted: %s, %v", out, err)
+	}
+	got := e.get(t, u, o.ID)
+	if got.Status != billing.OrderActive || got.Saga.Status != billing.SagaCompleted || got.SubscriptionID == nil {
+		t.Fatalf("after grant: %+v", got)
+	}
+	if b := e.balance(t, u); b != 5000-990 {
+		t.Fatalf("balance %d", b)
+	}
+	subs, _ := e.svc.Subscriptions(context.Background(), u)
+	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.clock.Now().Add(30*24*time.Hour)) || subs[0].GrantID != o.ID {
+		t.Fatalf("subscriptions %+v", subs)
+	}
+	if len(e.outboxed(t, billingevents.EventOrderActivated, o.ID)) != 1 {
+		t.Fatal("no order.activated fact")
+	}
+	e.checkLedger(t, u)
+}
+
+func TestInsufficientFundsFailsTheOrderAndMovesNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 500)
+	o := e.order(t, u, "basic")
+	e.debit(t, o.ID)
+	got := e.get(t, u, o.ID)
+	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailInsufficientFunds {
+		t.Fatalf("order %+v", got)
+	}
+	if b := e.balance(t, u); b != 500 || len(e.ledger(t, u)) != 1 {
+		t.Fatalf("balance %d, %d entries", b, len(e.ledger(t, u)))
+	}
+	if len(e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 0 || len(e.outboxed(t, billingevents.EventOrderFailed, o.ID)) != 1 {
+		t.Fatal("want no grant command and one order.failed")
+	}
+}
+
+func TestRefusedGrantRefundsAndFails(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 990)
+	o := e.order(t, u, "basic")
+	e.debit(t, o.ID)
+	if _, err := e.handleReply(t, reply(t, userevents.EventQuotaGrantRefused, o.ID, u, "unknown_user")); err != nil {
+		t.Fatal(err)
+	}
+	got := e.get(t, u, o.ID)
+	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailGrantRefused {
+		t.Fatalf("order %+v", got)
+	}
+	l := e.ledger(t, u)
+	if e.balance(t, u) != 990 || len(l) != 3 || l[0].Kind != billing.KindRefund || l[1].Kind != billing.KindDebit {
+		t.Fatalf("balance %d, ledger %+v", e.balance(t, u), l)
+	}
+	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 0 {
+		t.Fatal("a refused grant needs no revoke")
+	}
+	e.checkLedger(t, u)
+}
+
+func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 990)
+	o := e.order(t, u, "basic")
+	e.debit(t, o.ID)
+	if n, _ := e.svc.SweepSagas(context.Background()); n != 0 {
+		t.Fatalf("swept %d sagas before their deadline", n)
+	}
+	e.clock.Advance(5*time.Minute + time.Second)
+	rep, err := e.svc.RunScheduled(context.Background(), billingevents.EventSweepRequested, time.Time{}, nil)
+	if err != nil || rep.Swept != 1 {
+		t.Fatalf("sweep: %+v, %v", rep, err)
+	}
+	got := e.get(t, u, o.ID)
+	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailTimeout {
+		t.Fatalf("order %+v", got)
+	}
+	if e.balance(t, u) != 990 || len(e.outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 1 {
+		t.Fatal("want the price refunded and the grant revoked")
+	}
+	// The grant answers late: acknowledged, nothing changes.
+	if out, err := e.handleReply(t, reply(t, userevents.EventQuotaGranted, o.ID, u, "")); err != nil || out != billing.OutcomeIgnored {
+		t.Fatalf("late granted: %s, %v", out, err)
+	}
+	if out, _ := e.handleReply(t, reply(t, userevents.EventQuotaRevoked, o.ID, u, "")); out != billing.OutcomeApplied {
+		t.Fatalf("revoked confirmation: %s", out)
+	}
+	if e.get(t, u, o.ID).Status != billing.OrderFailed || e.balance(t, u) != 990 {
+		t.Fatal("a late reply changed the outcome")
+	}
+	e.checkLedger(t, u)
+}
+
+func TestSagaEventsDeliveredTwiceAndOutOfOrderEndTheSame(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 990)
+	o := e.order(t, u, "basic")
+	granted := reply(t, userevents.EventQuotaGranted, o.ID, u, "")
+	// The reply before its step: not yet, and the inbox does not keep it.
+	if _, err := e.handleReply(t, granted); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("early reply: %v, want not-yet (conflict)", err)
+	}
+	debit := e.outboxed(t, billingevents.EventDebitRequested, o.ID)[0]
+	if out := e.handleDebit(t, debit); out != billing.OutcomeApplied {
+		t.Fatal(out)
+	}
+	if out := e.handleDebit(t, debit); out != billing.OutcomeDuplicate {
+		t.Fatalf("same debit again: %s", out)
+	}
+	debit2 := debit.Clone()
+	debit2.SetID(events.NewID()) // a re-sent command under a new id
+	if out := e.handleDebit(t, debit2); out != billing.OutcomeIgnored {
+		t.Fatalf("re-sent debit: %s", out)
+	}
+	for range 2 {
+		if _, err := e.handleReply(t, granted); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, _ := e.handleReply(t, reply(t, userevents.EventQuotaGrantRefused, o.ID, u, "revoked")); out != billing.OutcomeIgnored {
+		t.Fatalf("refusal after activation: %s", out)
+	}
+	got := e.get(t, u, o.ID)
+	if got.Status != billing.OrderActive || e.balance(t, u) != 0 || len(e.ledger(t, u)) != 2 {
+		t.Fatalf("order %s, balance %d, %d entries", got.Status, e.balance(t, u), len(e.ledger(t, u)))
+	}
+	e.checkLedger(t, u)
+}

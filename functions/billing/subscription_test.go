@@ -1,0 +1,39 @@
+package billing_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
+)
+
+func TestSubscriptionExtendsAndExpiresRevokingItsGrant(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	u := newUser()
+	e.credit(t, u, 2*990)
+	var orders []string
+	for range 2 {
+		o := e.order(t, u, "basic")
+		e.debit(t, o.ID)
+		if _, err := e.handleReply(t, reply(t, userevents.EventQuotaGranted, o.ID, u, "")); err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, o.ID)
+	}
+	subs, _ := e.svc.Subscriptions(context.Background(), u)
+	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.clock.Now().Add(60*24*time.Hour)) || subs[0].GrantID != orders[1] {
+		t.Fatalf("subscriptions %+v", subs)
+	}
+	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, orders[0])) != 1 {
+		t.Fatal("the replaced grant was not revoked")
+	}
+	e.clock.Advance(61 * 24 * time.Hour)
+	if n, err := e.svc.ExpireSubscriptions(context.Background()); err != nil || n != 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, orders[1])) != 1 {
+		t.Fatal("the expired grant was not revoked")
+	}
+}
