@@ -381,7 +381,11 @@ func TestRelayRetriesWithGrowingBackoffThenDeadThenRedrivePublishes(t *testing.T
 	if n, err := relay.Redrive(context.Background()); err != nil || n != 1 {
 		t.Fatalf("Redrive = %d, %v; want 1", n, err)
 	}
-	waitFor(t, "the re-driven row to be published", 5*time.Second, func() bool { return f.rows(t) == 0 })
+	// The relay counts a send after its transaction commits, so the row can
+	// be gone a moment before the metric moves.
+	waitFor(t, "the re-driven row to be published and counted", 5*time.Second, func() bool {
+		return f.rows(t) == 0 && counted(t, f.metrics, outbox.OutcomePublished) == 1
+	})
 
 	mu.Lock()
 	defer mu.Unlock()
