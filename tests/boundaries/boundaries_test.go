@@ -16,6 +16,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -95,6 +96,7 @@ func TestTheRulesRefuseWhatTheyShould(t *testing.T) {
 		{"a context imports another context's function", "functions/billing/billingorders/billingorders.go", "functions/user/authlogin", true},
 		{"a contract imports its context", "functions/user/userevents/userevents.go", "functions/user", true},
 		{"a contract imports another contract", "functions/billing/billingevents/billingevents.go", "functions/user/userevents", true},
+		{"a contract's external test imports the contract", "functions/user/userevents/userevents_test.go", "functions/user/userevents", false},
 		{"a contract imports shared", "functions/user/userevents/userevents.go", "shared/validate", false},
 		{"a context's test-support imports another context", "functions/user/usertest/usertest.go", "functions/device/devices", true},
 	}
@@ -119,7 +121,7 @@ func forbidden(file, target string) string {
 	case "functions":
 		from := contextOf(file)
 		switch {
-		case isContract(file) && strings.HasPrefix(target, "functions/"):
+		case isContract(file) && strings.HasPrefix(target, "functions/") && path.Dir(file) != target:
 			return "an event contract imports nothing of functions/, so any context may import it"
 		case strings.HasPrefix(target, "functions/"):
 			if to := contextOf(target); to != from && !isContract(target) {
