@@ -51,7 +51,7 @@ echo "== go test -run '^\$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/
 go test -count=1 -run '^$' -bench ShellRoundTrip -benchtime 200x ./tests/bench/adb/
 
 echo
-echo "== ADB gateway, through cpctl adb-connect and the gateway vs straight to the phone's port (one run): go test -run '^\$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/"
+echo "== ADB gateway, through cpctl adb-connect and the gateway vs straight to the phone's port, beside two plain TCP relays in user space (one run): go test -run '^\$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/"
 go test -count=1 -run '^$' -bench Push50MB -benchtime 3x ./tests/bench/gateway/
 echo "== go test -run '^\$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/"
 go test -count=1 -run '^$' -bench 'ShellRoundTrip|SessionMemory' -benchtime 100x ./tests/bench/gateway/
