@@ -27,6 +27,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
+	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
 )
 
@@ -42,6 +43,8 @@ type bundle struct {
 	cfg    deviceruntime.Config
 	docker *client.Client
 	run    string // value of testLabel on this test's containers
+	// metrics is what every runtime of the test counts into.
+	metrics *metrics.Metrics
 }
 
 // dockerClient returns a client of the machine's engine, failing the test
@@ -70,7 +73,7 @@ func setup(t *testing.T, tweak func(*deviceruntime.Config)) *bundle {
 	if err := standinimage.Ensure(ctx, docker); err != nil {
 		t.Fatalf("build the phone stand-in image: %v", err)
 	}
-	b := &bundle{t: t, docker: docker, run: strings.ToLower(dbtest.Name(t))}
+	b := &bundle{t: t, docker: docker, run: strings.ToLower(dbtest.Name(t)), metrics: metrics.New()}
 	b.pool = dbtest.Database(t, outboxAndRuntime()...)
 	t.Cleanup(func() { removeByLabel(t, docker, testLabel+"="+b.run) })
 	b.cfg = deviceruntime.Config{
@@ -114,7 +117,7 @@ func (b *bundle) registerNode(name, dockerHost string) {
 // start starts another runtime on the bundle's database and config.
 func (b *bundle) start() *deviceruntime.Function {
 	b.t.Helper()
-	rt, err := deviceruntime.New(b.pool, b.cfg, logging.Discard())
+	rt, err := deviceruntime.New(b.pool, b.cfg, logging.Discard(), deviceruntime.WithMetrics(b.metrics))
 	if err != nil {
 		b.t.Fatal(err)
 	}

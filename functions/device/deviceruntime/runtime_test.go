@@ -17,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cloudphone/cloudphone/functions/device/adb"
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
@@ -215,6 +216,10 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	}
 	if ci := b.inspect(id); ci.State.Running {
 		t.Fatal("a device recreated once was recreated again")
+	}
+
+	if c, r := testutil.ToFloat64(b.metrics.PhoneCrashes), testutil.ToFloat64(b.metrics.PhoneRecreations); c != 2 || r != 1 {
+		t.Fatalf("cloudphone_phone_crashes_total %v, cloudphone_phone_recreations_total %v; want 2 and 1", c, r)
 	}
 
 	// A start command clears the error: the device runs again.
