@@ -4,12 +4,13 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,9 +259,9 @@ func (h *Host) Deliver(ctx context.Context, name string, e event.Event) (int, *e
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(&e), req); err != nil {
 		return 0, nil, err
 	}
-	rec := httptest.NewRecorder()
+	rec := &recorder{header: http.Header{}}
 	in.ServeHTTP(rec, req)
-	resp := rec.Result()
+	resp := rec.response()
 	if resp.StatusCode/100 != 2 || resp.Header.Get("Ce-Id") == "" {
 		return resp.StatusCode, nil, nil
 	}
@@ -345,4 +346,30 @@ func (d *deferredEvent) Handle(ctx context.Context, e event.Event) (*event.Event
 		return nil, apierr.New(apierr.Unavailable, "%s is starting", d.entry.Spec.Name)
 	}
 	return fn.Handle(ctx, e)
+}
+
+// recorder is the in-process delivery's ResponseWriter: it keeps the status,
+// the headers and the body the function answers.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
+}
+
+func (r *recorder) response() *http.Response {
+	r.WriteHeader(http.StatusOK)
+	return &http.Response{StatusCode: r.status, Header: r.header, Body: io.NopCloser(&r.body), ContentLength: int64(r.body.Len())}
 }
