@@ -219,7 +219,7 @@ func (s *Service) readGauges(ctx context.Context) ([][]metrics.Sample, error) {
 			out[2] = append(out[2], metrics.Sample{Labels: []string{kind}})
 		}
 	}
-	for _, st := range []string{OrderPending, OrderActive, OrderCancelled} {
+	for _, st := range []string{OrderPending, OrderPaid, OrderActive, OrderCancelled} {
 		if !slices.ContainsFunc(out[0], func(x metrics.Sample) bool { return x.Labels[0] == st }) {
 			out[0] = append(out[0], metrics.Sample{Labels: []string{st, ""}})
 		}

@@ -134,13 +134,31 @@ func (e env) order(t testing.TB, user, plan string) billing.Order {
 	return o
 }
 
-func (e env) debit(t testing.TB, orderID string) billing.Outcome {
+// legacyOrder records an order of plan for user as an earlier version
+// placed it: pending, its saga at step debit, and the debit command in the
+// outbox, which it returns.
+func (e env) legacyOrder(t testing.TB, user, plan string) (string, event.Event) {
 	t.Helper()
-	cmds := e.outboxed(t, billingevents.EventDebitRequested, orderID)
-	if len(cmds) != 1 {
-		t.Fatalf("%d debit commands for %s, want 1", len(cmds), orderID)
+	ctx := context.Background()
+	id := events.NewID()
+	p, err := e.svc.Plan(ctx, plan, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return e.handleDebit(t, cmds[0])
+	if _, err := e.pool.Exec(ctx, `
+INSERT INTO orders (id, user_id, plan_id, price, currency, period_days, quota, status, idempotency_key, request_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 'legacy')`, id, user, p.ID, p.Price, p.Currency, p.PeriodDays, p.Quota, "legacy-"+id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO sagas (order_id, step, status, deadline, history) VALUES ($1, 'debit', 'running', $2, '[]')`,
+		id, e.clock.Now().Add(5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := events.New(ctx, billingevents.EventDebitRequested, billing.SourceOrders, id, billingevents.DebitRequested{SchemaVersion: 1, OrderID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, cmd
 }
 
 func (e env) handleDebit(t testing.TB, ev event.Event) billing.Outcome {

@@ -12,13 +12,10 @@ func TestConcurrentDebitsNeverOverdrawTheBalance(t *testing.T) {
 	e := setup(t)
 	u := newUser()
 	e.credit(t, u, 10*990)
-	var ids []string
-	for range 50 {
-		ids = append(ids, e.order(t, u, "basic").ID)
-	}
+	ids := make([]string, 50)
 	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() { e.debit(t, id) })
+	for i := range ids {
+		wg.Go(func() { ids[i] = e.order(t, u, "basic").ID })
 	}
 	wg.Wait()
 	paid, failed := 0, 0

@@ -11,11 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/outbox"
 	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
@@ -93,8 +91,10 @@ func scanOrder(row pgx.Row) (Order, error) {
 
 // PlaceOrder starts the purchase saga of req for userID under key (the
 // Idempotency-Key): in one transaction it checks the plan is active, records
-// the order pending with the plan's terms, its saga at step debit with its
-// deadline, and the debit command in the outbox. created is false when key
+// the order with the plan's terms and its saga with its deadline, and takes
+// the saga's debit step: the order comes back paid with the grant requested
+// from the user context, or failed with insufficient_funds (the balance is
+// left as it was). created is false when key
 // was used before with the same request: that order is returned as it is
 // now. The same key with another request is apierr Unprocessable; an
 // unknown or inactive plan is apierr Invalid.
@@ -107,7 +107,9 @@ func (s *Service) PlaceOrder(ctx context.Context, userID, key string, req OrderR
 	}
 	hash := req.hash()
 	id := events.NewID()
+	var sg *sagaState
 	err = db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		created = false
 		o, err = s.orderByKey(ctx, tx, userID, key, hash)
 		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 			return err
@@ -137,11 +139,12 @@ ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
 			id, now.Add(s.cfg.SagaDeadline), hist); err != nil {
 			return fmt.Errorf("insert saga %s: %w", id, err)
 		}
-		cmd, err := newEvent(ctx, billingevents.EventDebitRequested, SourceOrders, id, id, billingevents.DebitRequested{SchemaVersion: 1, OrderID: id})
-		if err != nil {
-			return err
+		// The saga's first step is this context's own: it runs here rather
+		// than behind a command through the broker.
+		if sg, err = s.lockSaga(ctx, tx, id); err != nil {
+			return fmt.Errorf("lock saga %s: %w", id, err)
 		}
-		if err := outbox.Add(ctx, tx, cmd); err != nil {
+		if err := s.debit(ctx, tx, sg); err != nil {
 			return err
 		}
 		created = true
@@ -152,8 +155,10 @@ ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
 		return Order{}, false, err
 	}
 	if created {
-		s.log.InfoContext(ctx, "order placed", "order_id", o.ID, "user_id", userID, "plan_id", o.PlanID, "price", o.Price)
+		s.log.InfoContext(ctx, "order placed", "order_id", o.ID, "user_id", userID, "plan_id", o.PlanID, "price", o.Price, "status", o.Status)
+		s.observeStep(sg)
 		s.committed(StepOrderCreated)
+		s.committed(StepDebited)
 	}
 	return o, created, nil
 }

@@ -22,7 +22,7 @@ import (
 
 // The purchase saga, one row per order in sagas:
 //
-//	step debit   (running)  ── debit.requested: balance covers the price ──► step grant (compensations: refund, revoke)
+//	step debit   (running)  ── balance covers the price ──────────────────► step grant (compensations: refund, revoke)
 //	                        ── balance does not cover it ─────────────────► failed insufficient_funds (nothing moved)
 //	step grant   (running)  ── quota.granted: subscription created/extended ─► done, completed (order active)
 //	                        ── quota.grant.refused ─────────────────────────► failed grant_refused (refund)
@@ -30,7 +30,9 @@ import (
 //
 // A compensation is registered only once its step succeeded or may have
 // (revoke is registered when the grant is requested), and they run in
-// reverse order. Every transition locks the saga and its order, claims the
+// reverse order. The debit step runs in the transaction that places the
+// order (the step is billing's own, so it needs no command through the
+// broker); every later transition locks the saga and its order, claims the
 // event in the inbox, and writes its next command or fact to the outbox in
 // the same transaction: a crash at any point resumes from the last commit.
 const (
@@ -189,11 +191,11 @@ func (s *Service) observeStep(sg *sagaState) {
 	}
 }
 
-// HandleDebit applies the saga's debit step for the command e (data cmd):
-// with the order and the balance row locked, it takes the price from the
-// balance and requests the grant, or ends the order failed with
-// insufficient_funds when the balance does not cover it. A command for a
-// saga past this step, or a duplicate, changes nothing.
+// HandleDebit applies the saga's debit step for the command e (data cmd).
+// Orders take their debit when they are placed (PlaceOrder); the command is
+// still handled for a saga left at step debit, such as one placed by an
+// earlier version with the command still on its way. A command for a saga
+// past this step, or a duplicate, changes nothing.
 func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd billingevents.DebitRequested) (Outcome, error) {
 	if !isUUID(cmd.OrderID) {
 		return "", function.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
@@ -204,37 +206,7 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd billingeve
 			return nil
 		}
 		*out = OutcomeApplied
-		now := s.now().UTC()
-		if sg.price > 0 {
-			entry, err := s.post(ctx, tx, posting{userID: sg.userID, amount: -sg.price, kind: KindDebit,
-				reference: "order:" + sg.orderID, reason: "plan " + sg.planID})
-			if errors.Is(err, errInsufficient) {
-				sg.note(now, StepDebit, "refused", FailInsufficientFunds)
-				return s.fail(ctx, tx, sg, FailInsufficientFunds, "the balance does not cover the price", false)
-			}
-			if err != nil {
-				return err
-			}
-			sg.note(now, StepDebit, "done", fmt.Sprintf("ledger entry %d, balance %d", entry.ID, entry.BalanceAfter))
-		} else {
-			sg.note(now, StepDebit, "done", "free plan: nothing to debit")
-		}
-		sg.compensations = append(sg.compensations, CompensateRefund)
-		if err := s.setOrder(ctx, tx, sg.orderID, OrderPaid, "", "", nil); err != nil {
-			return err
-		}
-		cmd, err := newEvent(ctx, userevents.EventQuotaGrantRequested, SourceSaga, sg.orderID, sg.orderID, userevents.QuotaGrantRequested{
-			SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, Limits: userevents.Limits(sg.quota)})
-		if err != nil {
-			return err
-		}
-		if err := outbox.Add(ctx, tx, cmd); err != nil {
-			return err
-		}
-		sg.step = StepGrant
-		sg.compensations = append(sg.compensations, CompensateRevoke)
-		sg.note(now, StepGrant, "requested", "")
-		return s.save(ctx, tx, sg)
+		return s.debit(ctx, tx, sg)
 	})
 	if err != nil {
 		return "", err
@@ -243,6 +215,44 @@ func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd billingeve
 		s.committed(StepDebited)
 	}
 	return out, nil
+}
+
+// debit is the saga's debit step, on sg locked at step debit: with the
+// balance row locked it takes the price from the balance and requests the
+// grant, or ends the order failed with insufficient_funds when the balance
+// does not cover it.
+func (s *Service) debit(ctx context.Context, tx pgx.Tx, sg *sagaState) error {
+	now := s.now().UTC()
+	if sg.price > 0 {
+		entry, err := s.post(ctx, tx, posting{userID: sg.userID, amount: -sg.price, kind: KindDebit,
+			reference: "order:" + sg.orderID, reason: "plan " + sg.planID})
+		if errors.Is(err, errInsufficient) {
+			sg.note(now, StepDebit, "refused", FailInsufficientFunds)
+			return s.fail(ctx, tx, sg, FailInsufficientFunds, "the balance does not cover the price", false)
+		}
+		if err != nil {
+			return err
+		}
+		sg.note(now, StepDebit, "done", fmt.Sprintf("ledger entry %d, balance %d", entry.ID, entry.BalanceAfter))
+	} else {
+		sg.note(now, StepDebit, "done", "free plan: nothing to debit")
+	}
+	sg.compensations = append(sg.compensations, CompensateRefund)
+	if err := s.setOrder(ctx, tx, sg.orderID, OrderPaid, "", "", nil); err != nil {
+		return err
+	}
+	cmd, err := newEvent(ctx, userevents.EventQuotaGrantRequested, SourceSaga, sg.orderID, sg.orderID, userevents.QuotaGrantRequested{
+		SchemaVersion: 1, GrantID: sg.orderID, UserID: sg.userID, PlanID: sg.planID, Limits: userevents.Limits(sg.quota)})
+	if err != nil {
+		return err
+	}
+	if err := outbox.Add(ctx, tx, cmd); err != nil {
+		return err
+	}
+	sg.step = StepGrant
+	sg.compensations = append(sg.compensations, CompensateRevoke)
+	sg.note(now, StepGrant, "requested", "")
+	return s.save(ctx, tx, sg)
 }
 
 // HandleQuotaReply applies a reply of the user context (typ granted,

@@ -18,14 +18,14 @@ func TestPurchaseSagaHappyPathDebitsOnceGrantsAndActivates(t *testing.T) {
 	u := newUser()
 	e.credit(t, u, 5000)
 	o := e.order(t, u, "basic")
-	if o.Status != billing.OrderPending || o.Price != 990 {
-		t.Fatalf("new order %+v", o)
+	if o.Status != billing.OrderPaid || o.Price != 990 || e.balance(t, u) != 5000-990 {
+		t.Fatalf("new order %+v, balance %d: want it paid when placed", o, e.balance(t, u))
 	}
-	if out := e.debit(t, o.ID); out != billing.OutcomeApplied {
-		t.Fatalf("debit outcome %s", out)
+	if got := e.get(t, u, o.ID); got.Saga.Step != billing.StepGrant {
+		t.Fatalf("placed order's saga at %s, want %s", got.Saga.Step, billing.StepGrant)
 	}
-	if got := e.get(t, u, o.ID); got.Status != billing.OrderPaid || got.Saga.Step != billing.StepGrant {
-		t.Fatalf("after debit: %s at %s", got.Status, got.Saga.Step)
+	if n := len(e.outboxed(t, billingevents.EventDebitRequested, o.ID)); n != 0 {
+		t.Fatalf("%d debit commands: the order's own debit needs none", n)
 	}
 	grants := e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)
 	if len(grants) != 1 {
@@ -64,7 +64,9 @@ func TestInsufficientFundsFailsTheOrderAndMovesNothing(t *testing.T) {
 	u := newUser()
 	e.credit(t, u, 500)
 	o := e.order(t, u, "basic")
-	e.debit(t, o.ID)
+	if o.Status != billing.OrderFailed || o.FailureCode != billing.FailInsufficientFunds {
+		t.Fatalf("placed order %+v: want it failed at once", o)
+	}
 	got := e.get(t, u, o.ID)
 	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailInsufficientFunds {
 		t.Fatalf("order %+v", got)
@@ -83,7 +85,6 @@ func TestRefusedGrantRefundsAndFails(t *testing.T) {
 	u := newUser()
 	e.credit(t, u, 990)
 	o := e.order(t, u, "basic")
-	e.debit(t, o.ID)
 	if _, err := e.handleReply(t, reply(t, userevents.EventQuotaGrantRefused, o.ID, u, "unknown_user")); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,6 @@ func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
 	u := newUser()
 	e.credit(t, u, 990)
 	o := e.order(t, u, "basic")
-	e.debit(t, o.ID)
 	if n, _ := e.svc.SweepSagas(context.Background()); n != 0 {
 		t.Fatalf("swept %d sagas before their deadline", n)
 	}
@@ -136,20 +136,27 @@ func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
 	e.checkLedger(t, u)
 }
 
+// An order placed by an earlier version waits at step debit for its debit
+// command (orders now take their debit when placed): that command, and the
+// replies after it, still end the saga once, however often and in whatever
+// order they come.
 func TestSagaEventsDeliveredTwiceAndOutOfOrderEndTheSame(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
 	e.credit(t, u, 990)
-	o := e.order(t, u, "basic")
+	id, debit := e.legacyOrder(t, u, "basic")
+	o := billing.Order{ID: id}
 	granted := reply(t, userevents.EventQuotaGranted, o.ID, u, "")
 	// The reply before its step: not yet, and the inbox does not keep it.
 	if _, err := e.handleReply(t, granted); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("early reply: %v, want not-yet (conflict)", err)
 	}
-	debit := e.outboxed(t, billingevents.EventDebitRequested, o.ID)[0]
 	if out := e.handleDebit(t, debit); out != billing.OutcomeApplied {
 		t.Fatal(out)
+	}
+	if got := e.get(t, u, o.ID); got.Status != billing.OrderPaid || len(e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 1 {
+		t.Fatalf("after the debit command: %s, want paid with the grant requested", got.Status)
 	}
 	if out := e.handleDebit(t, debit); out != billing.OutcomeDuplicate {
 		t.Fatalf("same debit again: %s", out)

@@ -147,7 +147,9 @@ func (p *platformProcess) stop(t *testing.T) {
 func TestBillingSagaEndsConsistentWhenThePlatformIsKilledAtEachStep(t *testing.T) {
 	t.Parallel()
 	buildPlatform(t)
-	for _, step := range []string{billing.StepOrderCreated, billing.StepDebited, billing.StepGrantReceived, billing.StepActivated} {
+	// The debit commits with the order (StepDebited comes with
+	// StepOrderCreated), so killing at order.created covers it.
+	for _, step := range []string{billing.StepOrderCreated, billing.StepGrantReceived, billing.StepActivated} {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)

@@ -27,8 +27,8 @@ func TestBillingPurchaseThroughTheAPIDebitsOnceAndRaisesTheQuota(t *testing.T) {
 	u, tok := p.buyer(t, "buyer1", 5000)
 	before := p.quota(t, tok)
 	o, st := p.order(t, tok, "basic", "k1")
-	if st != http.StatusAccepted || o.Status != billing.OrderPending {
-		t.Fatalf("order: %d %+v", st, o)
+	if st != http.StatusAccepted || o.Status != billing.OrderPaid {
+		t.Fatalf("order: %d %+v, want it accepted and paid", st, o)
 	}
 	o = p.settled(t, tok, o.ID, 20*time.Second)
 	if o.Status != billing.OrderActive || o.Saga == nil || len(o.Saga.History) < 4 {

@@ -2,9 +2,11 @@ package billingorders
 
 import (
 	"context"
+
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/billing/internal/wiring"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/process"
 )
@@ -13,7 +15,11 @@ import (
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
 	Routes: Routes, API: API,
-	Emits:    []string{billingevents.EventDebitRequested},
+	// Placing an order takes its debit at once (see billing.PlaceOrder) and
+	// requests the grant, or fails the order. The debit command is no longer
+	// written, but an earlier version's may still be in the outbox at an
+	// upgrade: the broker must keep taking it from billing.
+	Emits:    []string{userevents.EventQuotaGrantRequested, billingevents.EventOrderFailed, billingevents.EventDebitRequested},
 	MaxScale: 10, Concurrency: 100, TimeoutSeconds: 30,
 	Secrets: []string{function.SecretUserTokenPublicKey},
 }, build)
