@@ -189,11 +189,17 @@ func TestSendFansOutToEveryMatchingTrigger(t *testing.T) {
 	if n := len(f.subs.to("fn-c")); n != 0 {
 		t.Errorf("fn-c got %d events for a trigger that does not match", n)
 	}
-	var got dto.Metric
-	if err := m.Deliveries.WithLabelValues("fn-b", typePaid, OutcomeDelivered).Write(&got); err != nil {
-		t.Fatal(err)
+	// The delivery is counted after its completion commits: the row can be
+	// gone a moment before the counter moves.
+	delivered := func() float64 {
+		var got dto.Metric
+		if err := m.Deliveries.WithLabelValues("fn-b", typePaid, OutcomeDelivered).Write(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got.GetCounter().GetValue()
 	}
-	if v := got.GetCounter().GetValue(); v != 1 {
+	eventually(t, "deliveries{fn-b, delivered} reaches 1", func() bool { return delivered() >= 1 })
+	if v := delivered(); v != 1 {
 		t.Errorf("deliveries{fn-b, delivered} = %v, want 1", v)
 	}
 }
