@@ -2,74 +2,30 @@ package billing_test
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
+	"github.com/cloudphone/cloudphone/functions/billing/billingtest"
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user/userevents"
-	"github.com/cloudphone/cloudphone/shared/auth"
-	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
-	"github.com/cloudphone/cloudphone/shared/inbox"
-	"github.com/cloudphone/cloudphone/shared/logging"
-	"github.com/cloudphone/cloudphone/shared/outbox"
 )
-
-// clock is a controllable clock.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type env struct {
 	svc   *billing.Service
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *billingtest.Clock
 }
 
 func setup(t testing.TB, mutate ...func(*billing.Config)) env {
 	t.Helper()
-	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, billing.Migrations)
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	_, pub, err := auth.GenerateKeyStrings()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &clock{}
-	c.Set(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
-	cfg := billing.Config{
-		TokenPublicKey: pub, WebhookSecret: "whsec_test", WebhookTolerance: 5 * time.Minute, Currency: "USD",
-		SagaDeadline: 5 * time.Minute, UsageBasePerHour: 50, UsageCorePerHour: 10, UsageGBPerHour: 5,
-		ExpiryEvery: 5 * time.Minute, ChargeEvery: 10 * time.Minute, RedriveEvery: 5 * time.Minute,
-		LowBalanceEvery: 24 * time.Hour, Now: c.Now,
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	svc, err := billing.Open(context.Background(), pool, rdb, cfg, logging.Discard())
-	if err != nil {
-		t.Fatalf("billing.Open: %v", err)
-	}
-	return env{svc: svc, pool: pool, clock: c}
+	e := billingtest.New(t, mutate...)
+	return env{svc: e.Service, pool: e.Pool, clock: e.Clock}
 }
 
 func newUser() string { return events.NewID() }
@@ -93,24 +49,7 @@ func (e env) balance(t testing.TB, user string) int64 {
 // outboxed returns the events of type typ in the outbox whose subject is subject.
 func (e env) outboxed(t testing.TB, typ, subject string) []event.Event {
 	t.Helper()
-	rows, err := e.pool.Query(context.Background(), `SELECT payload FROM outbox WHERE type = $1 AND subject = $2 ORDER BY id`, typ, subject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []event.Event
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			t.Fatal(err)
-		}
-		var ev event.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	return out
+	return billingtest.Env{Pool: e.pool}.Outboxed(t, typ, subject)
 }
 
 // reply builds the user context's reply of type typ for grant (a fresh event id).
@@ -230,12 +169,7 @@ func (e env) checkLedger(t testing.TB, user string) {
 
 func fact(t testing.TB, typ, device, user string, at time.Time) event.Event {
 	t.Helper()
-	ev, err := events.New(context.Background(), typ, "/cloudphone/device/test", device,
-		deviceevents.Fact{SchemaVersion: 1, DeviceID: device, UserID: user, CPUCores: 2, MemoryMB: 2048, At: at})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return billingtest.Fact(t, typ, device, user, at)
 }
 
 func (e env) record(t testing.TB, ev event.Event) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 func TestWebhookCreditsOnceAndRefusesBadOrStaleSignatures(t *testing.T) {
@@ -17,13 +18,13 @@ func TestWebhookCreditsOnceAndRefusesBadOrStaleSignatures(t *testing.T) {
 	u := newUser()
 	body := []byte(fmt.Sprintf(`{"id":"evt_1","type":"topup.succeeded","data":{"user_id":%q,"amount":1500,"currency":"USD"}}`, u))
 	now := e.clock.Now()
-	if err := e.svc.VerifySignature(billing.Sign("whsec_test", now, body), body); err != nil {
+	if err := e.svc.VerifySignature(webhooksig.Sign("whsec_test", now, body), body); err != nil {
 		t.Fatalf("good signature: %v", err)
 	}
 	for name, h := range map[string]string{
-		"wrong secret": billing.Sign("other", now, body),
-		"stale":        billing.Sign("whsec_test", now.Add(-6*time.Minute), body),
-		"future":       billing.Sign("whsec_test", now.Add(6*time.Minute), body),
+		"wrong secret": webhooksig.Sign("other", now, body),
+		"stale":        webhooksig.Sign("whsec_test", now.Add(-6*time.Minute), body),
+		"future":       webhooksig.Sign("whsec_test", now.Add(6*time.Minute), body),
 		"malformed":    "v1=abc",
 		"missing":      "",
 	} {

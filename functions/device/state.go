@@ -166,7 +166,7 @@ func command(ctx context.Context, tx pgx.Tx, source string, d *Device, op, reaso
 	typ := deviceevents.CommandType(op)
 	e, err := events.New(ctx, typ, source, d.ID, deviceevents.Command{
 		SchemaVersion: 1, DeviceID: d.ID, UserID: d.UserID, NodeID: d.NodeID, DockerHost: d.dockerHost,
-		Image: d.Image, CPUCores: d.CPUCores, MemoryMB: d.MemoryMB, StorageGB: d.StorageGB, ADBPort: d.ADBPort,
+		Image: d.Image, CPUCores: float64(d.CPUCores), MemoryMB: d.MemoryMB, StorageGB: d.StorageGB, ADBPort: d.ADBPort,
 		Name: d.Name, Op: op, Seq: d.opSeq, Reason: reason,
 	})
 	if err != nil {

@@ -3,11 +3,8 @@ package notification
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,26 +22,15 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/validate"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
-// Headers of a webhook delivery. SignatureHeader uses the scheme of the
-// platform's inbound payment webhook: "t=<unix seconds>,v1=<hex
-// HMAC-SHA256(secret, t + "." + body)>".
+// Headers of a webhook delivery besides the signature (webhooksig.Header,
+// the scheme of the platform's inbound payment webhook).
 const (
-	SignatureHeader = "Cloudphone-Signature"
-	EventHeader     = "Cloudphone-Event"
-	DeliveryHeader  = "Cloudphone-Delivery"
+	EventHeader    = "Cloudphone-Event"
+	DeliveryHeader = "Cloudphone-Delivery"
 )
-
-// Sign returns the SignatureHeader value for body signed with secret at t.
-func Sign(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
-}
 
 // WebhookPayload is the JSON body of every delivery. ID is the id of the
 // event the notification came from: the same for every endpoint and every
@@ -484,7 +470,7 @@ func (c *webhookClient) post(ctx context.Context, target, secret, deliveryID, ty
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "cloudphone-webhooks/1")
-	req.Header.Set(SignatureHeader, Sign(secret, now, payload))
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(secret, now, payload))
 	req.Header.Set(EventHeader, typ)
 	req.Header.Set(DeliveryHeader, deliveryID)
 	resp, err := c.http.Do(req)

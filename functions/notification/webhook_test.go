@@ -20,6 +20,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/notification/notificationtest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 // endpoint is a webhook receiver that answers with the statuses given, in
@@ -100,7 +101,7 @@ func TestWebhookDeliveriesAreSignedAndRetriedUntilTheEndpointTakesThem(t *testin
 		t.Fatalf("requests after the retry = %d, want 2", len(reqs))
 	}
 	for i, r := range reqs {
-		sig := r.header.Get(notification.SignatureHeader)
+		sig := r.header.Get(webhooksig.Header)
 		tsPart, _, _ := strings.Cut(sig, ",")
 		unix, err := strconv.ParseInt(strings.TrimPrefix(tsPart, "t="), 10, 64)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/function"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 // Options tune Render.
@@ -98,7 +99,7 @@ func Render(specs []function.Spec, opts Options) ([]byte, error) {
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
 					"description": "The access token of POST /api/v1/auth/login or /refresh."},
-				"paymentSignature": map[string]any{"type": "apiKey", "in": "header", "name": "Cloudphone-Signature",
+				"paymentSignature": map[string]any{"type": "apiKey", "in": "header", "name": webhooksig.Header,
 					"description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of t + \".\" + the raw body, keyed with the secret file's raw bytes>; " +
 						"several v1 values may be given while the secret rotates."},
 			},

@@ -1,5 +1,6 @@
 // Package workqueue is the one way a Postgres table is used as a work queue
-// here (the outbox, the local broker's deliveries): claim due rows with FOR
+// here (the outbox, the local broker's deliveries, device-runtime's
+// commands): claim due rows with FOR
 // UPDATE SKIP LOCKED, hold them by a transaction or a lease, retry failures
 // with exponential backoff, park the rows that keep failing, and redrive
 // them.
@@ -8,7 +9,8 @@
 // (next_attempt_at, id) WHERE status = 'pending':
 //
 //	id              bigint      PRIMARY KEY
-//	status          text        'pending' (to do) or 'dead' (parked until redriven)
+//	status          text        'pending' (to do) or 'dead' (parked until redriven);
+//	                            a queue may keep finished rows under statuses of its own
 //	attempts        integer     attempts made (or started, with a lease)
 //	next_attempt_at timestamptz when the row is due; while leased, when the lease lapses
 //	last_error      text        why the last attempt failed
@@ -34,6 +36,11 @@ type Queue struct {
 	// Order is the ORDER BY of due rows, first claimed first; "id" (the
 	// order they were added) when empty.
 	Order string
+	// Where, when set, is a further condition a due row must meet (a SQL
+	// boolean expression; the table is not aliased, so it names the row's
+	// columns by Table.column), such as "no older row of the same key is
+	// pending" for a queue worked in order per key.
+	Where string
 }
 
 func (q Queue) order() string {
@@ -46,8 +53,12 @@ func (q Queue) order() string {
 // due selects columns of up to $1 pending rows due at dueAt that no other
 // transaction holds, locking them.
 func (q Queue) due(columns, dueAt string) string {
+	where := ""
+	if q.Where != "" {
+		where = ` AND (` + q.Where + `)`
+	}
 	return `SELECT ` + columns + ` FROM ` + q.Table + `
-WHERE status = 'pending' AND next_attempt_at <= ` + dueAt + `
+WHERE status = 'pending' AND next_attempt_at <= ` + dueAt + where + `
 ORDER BY ` + q.order() + `
 LIMIT $1
 FOR UPDATE SKIP LOCKED`

@@ -82,6 +82,34 @@ func TestClaimLockedSkipsTheRowsAnotherTransactionHoldsAndRollbackGivesThemBack(
 	}
 }
 
+func TestWhereKeepsARowBehindTheOlderPendingRowOfItsKey(t *testing.T) {
+	t.Parallel()
+	pool := jobs(t, 3)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `UPDATE jobs SET owner = CASE WHEN id < 3 THEN 'a' ELSE 'b' END`); err != nil {
+		t.Fatal(err)
+	}
+	inOrder := workqueue.Queue{Table: "jobs", Where: `NOT EXISTS (SELECT 1 FROM jobs o
+		WHERE o.owner = jobs.owner AND o.status = 'pending' AND o.id < jobs.id)`}
+	if got := ids(t, pool, inOrder.ClaimLocked("id"), 10); !slices.Equal(got, []int64{1, 3}) {
+		t.Fatalf("claimed %v, want the oldest row of each key, [1 3]", got)
+	}
+	var f workqueue.Failures
+	f.Add(workqueue.Backoff{Base: time.Hour}, 1, 1, errors.New("later"), false)
+	if _, err := pool.Exec(ctx, inOrder.Failed(), f.Args()...); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, pool, inOrder.ClaimLocked("id"), 10); !slices.Equal(got, []int64{3}) {
+		t.Fatalf("claimed %v, want [3]: row 2 waits while row 1 of its key is pending", got)
+	}
+	if _, err := pool.Exec(ctx, inOrder.Done(), []int64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, pool, inOrder.ClaimLocked("id"), 10); !slices.Equal(got, []int64{2, 3}) {
+		t.Fatalf("claimed %v after row 1 was done, want [2 3]", got)
+	}
+}
+
 func TestClaimLeasedHidesTheRowsUntilTheLeaseLapsesAndCountsTheAttempt(t *testing.T) {
 	t.Parallel()
 	pool := jobs(t, 2)

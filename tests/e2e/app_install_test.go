@@ -41,7 +41,7 @@ func (p devicePlatform) contextDB(t *testing.T, database string) *pgxpool.Pool {
 // upload uploads the APK at path as the bearer of token and returns the app.
 func (p devicePlatform) upload(t *testing.T, token, path string) app.App {
 	t.Helper()
-	status, body := uploadAPK(t, p.base, token, path)
+	status, body := apptest.Upload(t, p.base, token, path)
 	var up struct{ App app.App }
 	if err := json.Unmarshal(body, &up); status != http.StatusCreated || err != nil {
 		t.Fatalf("upload = %d %s", status, body)

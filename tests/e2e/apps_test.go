@@ -1,47 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
 )
-
-// uploadAPK posts the APK at path to /api/v1/apps through the platform's edge.
-func uploadAPK(t testing.TB, base, token, path string) (int, []byte) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="app.apk"`)
-	h.Set("Content-Type", "application/vnd.android.package-archive")
-	w, _ := mw.CreatePart(h)
-	_, _ = w.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/apps", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
-}
 
 // An APK uploaded through the running platform is parsed, listed, readable
 // by its owner only, downloadable by its digest, and gone after delete.
@@ -55,7 +24,7 @@ func TestAppsUploadListAndDeleteThroughThePlatform(t *testing.T) {
 	token := login(t, p.URL(), "appy", "correct horse battery")
 	otherToken := login(t, p.URL(), "other", "correct horse battery")
 
-	status, body := uploadAPK(t, p.URL(), token, apk)
+	status, body := apptest.Upload(t, p.URL(), token, apk)
 	var up struct{ App app.App }
 	if err := json.Unmarshal(body, &up); status != http.StatusCreated || err != nil {
 		t.Fatalf("upload = %d %s", status, body)
@@ -66,7 +35,7 @@ func TestAppsUploadListAndDeleteThroughThePlatform(t *testing.T) {
 		up.App.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("uploaded %+v, aapt says %+v", up.App, want)
 	}
-	if status, body := uploadAPK(t, p.URL(), token, apk); status != http.StatusConflict {
+	if status, body := apptest.Upload(t, p.URL(), token, apk); status != http.StatusConflict {
 		t.Fatalf("the same package and version again = %d %s", status, body)
 	}
 

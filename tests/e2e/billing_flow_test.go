@@ -15,6 +15,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 func TestBillingPurchaseThroughTheAPIDebitsOnceAndRaisesTheQuota(t *testing.T) {
@@ -230,7 +231,7 @@ func TestBillingWebhookTopsUpOnceAndRefusesBadSignatures(t *testing.T) {
 		req, _ := http.NewRequest("POST", p.base+"/api/v1/payments/webhook", bytesReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if sig != "" {
-			req.Header.Set(billing.SignatureHeader, sig)
+			req.Header.Set(webhooksig.Header, sig)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -244,8 +245,8 @@ func TestBillingWebhookTopsUpOnceAndRefusesBadSignatures(t *testing.T) {
 	}
 	now := time.Now()
 	for name, sig := range map[string]string{
-		"wrong secret": billing.Sign("not the secret", now, body),
-		"stale":        billing.Sign(billingWebhookSecret, now.Add(-10*time.Minute), body),
+		"wrong secret": webhooksig.Sign("not the secret", now, body),
+		"stale":        webhooksig.Sign(billingWebhookSecret, now.Add(-10*time.Minute), body),
 		"missing":      "",
 	} {
 		if st, _, code := post(sig); st != http.StatusUnauthorized || code != "unauthorized" {
@@ -253,7 +254,7 @@ func TestBillingWebhookTopsUpOnceAndRefusesBadSignatures(t *testing.T) {
 		}
 	}
 	for _, want := range []string{billing.WebhookCredited, billing.WebhookDuplicate} {
-		if st, res, _ := post(billing.Sign(billingWebhookSecret, time.Now(), body)); st != 200 || res.Status != want {
+		if st, res, _ := post(webhooksig.Sign(billingWebhookSecret, time.Now(), body)); st != 200 || res.Status != want {
 			t.Fatalf("delivery: %d %+v, want %s", st, res, want)
 		}
 	}
@@ -306,7 +307,7 @@ func TestBillingCreditAndTopUpForAnUnknownUserAreRefusedAndWriteNothing(t *testi
 		"data": map[string]any{"user_id": nobody, "amount": 2500, "currency": "USD"}})
 	req, _ := http.NewRequest("POST", p.base+"/api/v1/payments/webhook", bytesReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(billing.SignatureHeader, billing.Sign(billingWebhookSecret, time.Now(), body))
+	req.Header.Set(webhooksig.Header, webhooksig.Sign(billingWebhookSecret, time.Now(), body))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -313,7 +313,7 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 		if st := call(t, "POST", p.base+"/api/v1/auth/login", map[string]string{"login": "alice", "password": password}, &tok); st != 200 {
 			t.Fatalf("log alice in over the API: %d", st)
 		}
-		if st, body := uploadAPK(t, p.base, tok.AccessToken, apk); st != 201 {
+		if st, body := apptest.Upload(t, p.base, tok.AccessToken, apk); st != 201 {
 			t.Fatalf("upload: %d %s", st, body)
 		}
 		alice.open("/console/phones/" + phoneID)

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudphone/cloudphone/functions/billing"
-
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 const notifyAdminPassword = "admin-password-for-notifications"
@@ -179,7 +178,7 @@ func TestRegistrationWelcomesInTheInboxByEmailLiveAndByWebhook(t *testing.T) {
 		sig := r.Header.Get("Cloudphone-Signature")
 		ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
 		unix, _ := strconv.ParseInt(ts, 10, 64)
-		if want := billing.Sign(hook.Secret, time.Unix(unix, 0), body); sig != want || r.Header.Get("Cloudphone-Event") != "device.running" {
+		if want := webhooksig.Sign(hook.Secret, time.Unix(unix, 0), body); sig != want || r.Header.Get("Cloudphone-Event") != "device.running" {
 			t.Errorf("delivery %d: signature %q (want %q), event %q", i, sig, want, r.Header.Get("Cloudphone-Event"))
 		}
 	}

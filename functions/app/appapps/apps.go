@@ -64,7 +64,6 @@ var apkTypes = map[string]bool{
 type Function struct {
 	svc *app.Service
 	max int64
-	log *slog.Logger
 	mux *http.ServeMux
 }
 
@@ -75,10 +74,10 @@ func New(svc *app.Service, maxAPK int64, log *slog.Logger) *Function {
 	if svc == nil || log == nil || maxAPK <= 0 {
 		panic("appapps: New needs an app.Service, a positive APK limit and a logger")
 	}
-	f := &Function{svc: svc, max: maxAPK, log: log, mux: httpjson.NewMux(log)}
+	f := &Function{svc: svc, max: maxAPK, mux: httpjson.NewMux(log)}
 	require := auth.Require(svc.Verifier(), log)
-	f.mux.Handle(RouteUpload, require(f.route(app.PermUpload, f.upload)))
-	f.mux.Handle(RouteList, require(f.route(app.PermRead, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+	f.mux.Handle(RouteUpload, require(auth.Route(auth.Access{Permission: app.PermUpload}, log, f.upload)))
+	f.mux.Handle(RouteList, require(auth.Route(auth.Access{Permission: app.PermRead}, log, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 		limit, err := httpjson.Limit(r, app.MaxPageSize)
 		if err != nil {
 			return 0, nil, err
@@ -86,11 +85,11 @@ func New(svc *app.Service, maxAPK int64, log *slog.Logger) *Function {
 		page, err := svc.List(ctx, p.UserID, limit, r.URL.Query().Get("cursor"))
 		return http.StatusOK, page, err
 	})))
-	f.mux.Handle(RouteGet, require(f.route(app.PermRead, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+	f.mux.Handle(RouteGet, require(auth.Route(auth.Access{Permission: app.PermRead}, log, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 		a, err := svc.Get(ctx, p.UserID, r.PathValue("id"))
 		return http.StatusOK, One{App: a}, err
 	})))
-	f.mux.Handle(RouteDelete, require(f.route(app.PermDelete, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
+	f.mux.Handle(RouteDelete, require(auth.Route(auth.Access{Permission: app.PermDelete}, log, func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {
 		return http.StatusNoContent, nil, svc.Delete(ctx, p.UserID, r.PathValue("id"))
 	})))
 	return f
@@ -98,35 +97,6 @@ func New(svc *app.Service, maxAPK int64, log *slog.Logger) *Function {
 
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
-
-type handlerFunc func(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error)
-
-// route checks the caller's permission, runs h and writes its answer or
-// error in one place.
-func (f *Function) route(perm string, h handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		p, ok := auth.PrincipalFrom(r.Context())
-		var (
-			status int
-			body   any
-			err    error
-		)
-		switch {
-		case !ok:
-			err = apierr.New(apierr.Unauthorized, "invalid or expired token")
-		case !p.HasPermission(perm):
-			err = apierr.New(apierr.Forbidden, "not allowed")
-		default:
-			status, body, err = h(r.Context(), p, r)
-		}
-		if err != nil {
-			apierr.Write(w, r, f.log, err)
-			return
-		}
-		httpjson.Write(w, status, body)
-	})
-}
 
 // upload streams the "file" part to the service.
 func (f *Function) upload(ctx context.Context, p auth.Principal, r *http.Request) (int, any, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/httpjson"
+	"github.com/cloudphone/cloudphone/shared/webhooksig"
 )
 
 // Name is the function's name in the catalog.
@@ -21,7 +22,7 @@ const Name = "billing-payment-webhook"
 // Route is the function's route.
 const Route = "POST /api/v1/payments/webhook"
 
-// Function answers Route: it checks billing.SignatureHeader against the raw
+// Function answers Route: it checks webhooksig.Header against the raw
 // body (401 unauthorized when missing, wrong or outside the tolerance; the
 // refusal is logged with its reason, never with the secret or a signature),
 // then applies the event with billing.Service.TopUp: 200 {status: credited |
@@ -52,7 +53,7 @@ func (f *Function) handle(ctx context.Context, _ auth.Principal, r *http.Request
 	if len(body) > httpjson.MaxBody {
 		return 0, nil, apierr.New(apierr.TooLarge, "request body is larger than %d bytes", httpjson.MaxBody)
 	}
-	if err := f.svc.VerifySignature(r.Header.Get(billing.SignatureHeader), body); err != nil {
+	if err := f.svc.VerifySignature(r.Header.Get(webhooksig.Header), body); err != nil {
 		f.log.WarnContext(ctx, "payment webhook refused", "reason", apierr.As(err).Cause.Error(), "remote_addr", r.RemoteAddr,
 			"body_bytes", len(body))
 		return 0, nil, err

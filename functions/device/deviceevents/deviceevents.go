@@ -111,21 +111,24 @@ const (
 // Every field is set for every op, so the runtime can recreate a missing
 // container from any command. Seq grows with every command of the device;
 // a report that echoes it lets the device context drop stale reports exactly.
+// CPUCores may be a fraction of a core: the device context sends whole cores,
+// device-runtime takes what the engine can limit a container to (tests give a
+// phone 0.1 of a core).
 type Command struct {
-	SchemaVersion int    `json:"schema_version"`
-	DeviceID      string `json:"device_id"`
-	UserID        string `json:"user_id"`
-	NodeID        string `json:"node_id"`
-	DockerHost    string `json:"docker_host"`
-	Image         string `json:"image"`
-	CPUCores      int    `json:"cpu_cores"`
-	MemoryMB      int    `json:"memory_mb"`
-	StorageGB     int    `json:"storage_gb"`
-	ADBPort       int    `json:"adb_port"`
-	Name          string `json:"name"`
-	Op            string `json:"op"`
-	Seq           int64  `json:"seq"`
-	Reason        string `json:"reason,omitempty"`
+	SchemaVersion int     `json:"schema_version"`
+	DeviceID      string  `json:"device_id"`
+	UserID        string  `json:"user_id"`
+	NodeID        string  `json:"node_id"`
+	DockerHost    string  `json:"docker_host"`
+	Image         string  `json:"image"`
+	CPUCores      float64 `json:"cpu_cores"`
+	MemoryMB      int     `json:"memory_mb"`
+	StorageGB     int     `json:"storage_gb"`
+	ADBPort       int     `json:"adb_port"`
+	Name          string  `json:"name"`
+	Op            string  `json:"op"`
+	Seq           int64   `json:"seq"`
+	Reason        string  `json:"reason,omitempty"`
 }
 
 // RuntimeReport is the data of every device-runtime report (schema version

@@ -77,13 +77,13 @@ var Consumes = []string{deviceevents.EventCreateRequested, deviceevents.EventSta
 var Emits = append([]string{deviceevents.EventRuntimeCreated, deviceevents.EventRuntimeStarted, deviceevents.EventRuntimeStopped, deviceevents.EventRuntimeRestarted, deviceevents.EventRuntimeRemoved, deviceevents.EventRuntimeFailed, deviceevents.EventRuntimeCrashed},
 	deviceevents.AppFacts...)
 
-// Ops of the commands.
+// Ops of the commands: the contract's, and the app commands'.
 const (
-	OpCreate  = "create"
-	OpStart   = "start"
-	OpStop    = "stop"
-	OpRestart = "restart"
-	OpDelete  = "delete"
+	OpCreate  = deviceevents.OpCreate
+	OpStart   = deviceevents.OpStart
+	OpStop    = deviceevents.OpStop
+	OpRestart = deviceevents.OpRestart
+	OpDelete  = deviceevents.OpDelete
 	// OpInstall and OpUninstall are the app commands: they change no
 	// container, only what is installed on a running phone.
 	OpInstall   = "install"
@@ -96,51 +96,16 @@ const (
 	OpWatch     = "watch"
 )
 
-// SchemaVersion is the version of the command and report payloads.
+// SchemaVersion is the version of the command and report payloads
+// (deviceevents.Command and deviceevents.RuntimeReport). Create carries every
+// field of a command; the other ops may carry only DeviceID, NodeID and
+// DockerHost (the runtime remembers the rest from the create). An empty
+// DockerHost means the runtime's default engine (DEVICE_DOCKER_HOST,
+// DOCKER_HOST or the local socket), an empty Image CLOUDPHONE_DEVICE_IMAGE;
+// ADBPort is the host port the container's ADB port 5555/tcp is published
+// on. Reports echo the Seq of the last command the runtime processed for
+// the device, so the device context can drop stale ones.
 const SchemaVersion = 1
-
-// Command is the data of every device command. Create carries all fields;
-// the other ops may carry only DeviceID, NodeID and DockerHost (the runtime
-// remembers the rest from the create).
-type Command struct {
-	SchemaVersion int    `json:"schema_version"`
-	DeviceID      string `json:"device_id"`
-	UserID        string `json:"user_id,omitempty"`
-	NodeID        string `json:"node_id,omitempty"`
-	// DockerHost is the node's engine, e.g. tcp://10.0.0.5:2376; empty means
-	// the runtime's default engine (DEVICE_DOCKER_HOST, DOCKER_HOST or the
-	// local socket).
-	DockerHost string `json:"docker_host,omitempty"`
-	// Image is the container image; empty means CLOUDPHONE_DEVICE_IMAGE.
-	Image     string  `json:"image,omitempty"`
-	CPUCores  float64 `json:"cpu_cores,omitempty"`
-	MemoryMB  int64   `json:"memory_mb,omitempty"`
-	StorageGB int64   `json:"storage_gb,omitempty"`
-	// ADBPort is the host port the container's ADB port 5555/tcp is
-	// published on.
-	ADBPort int    `json:"adb_port,omitempty"`
-	Name    string `json:"name,omitempty"`
-	// Seq grows with every command of a device; reports echo the Seq of the
-	// last command the runtime processed for the device, so the device
-	// context can drop stale ones.
-	Seq int64 `json:"seq,omitempty"`
-}
-
-// Report is the data of every runtime report; its type says what happened.
-// Op names the command (or the loop) the report answers; Reason explains a
-// failure, a crash or a removal; ExitCode is the container's, when it exited;
-// Seq is the Seq of the last command processed for the device.
-type Report struct {
-	SchemaVersion int       `json:"schema_version"`
-	DeviceID      string    `json:"device_id"`
-	NodeID        string    `json:"node_id"`
-	ContainerID   string    `json:"container_id"`
-	At            time.Time `json:"at"`
-	Op            string    `json:"op,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
-	ExitCode      *int      `json:"exit_code,omitempty"`
-	Seq           int64     `json:"seq,omitempty"`
-}
 
 // Labels put on every phone container.
 const (

@@ -18,7 +18,7 @@ import (
 // data in App (and the device id in Data.DeviceID, its subject).
 type finding struct {
 	Type string
-	Data Report
+	Data deviceevents.RuntimeReport
 	App  *deviceevents.AppFact
 }
 
@@ -31,7 +31,7 @@ func (fd finding) reason() string {
 }
 
 func newFinding(typ string, d *device, op, reason string, exitCode *int) finding {
-	return finding{Type: typ, Data: Report{
+	return finding{Type: typ, Data: deviceevents.RuntimeReport{
 		SchemaVersion: SchemaVersion, DeviceID: d.ID, NodeID: d.NodeID, ContainerID: d.ContainerID,
 		At: time.Now().UTC(), Op: op, Reason: reason, ExitCode: exitCode, Seq: d.Seq,
 	}}
@@ -178,7 +178,7 @@ func (f *Function) execute(ctx context.Context, tx pgx.Tx, q *queued, dev *devic
 
 // mergeCommand is dev updated with what cmd says (a new device when dev is
 // nil); fields a command leaves empty keep their value.
-func mergeCommand(dev *device, cmd Command, defaultImage string) *device {
+func mergeCommand(dev *device, cmd deviceevents.Command, defaultImage string) *device {
 	d := &device{ID: cmd.DeviceID, Observed: observedUnknown}
 	if dev != nil {
 		c := *dev
@@ -198,10 +198,10 @@ func mergeCommand(dev *device, cmd Command, defaultImage string) *device {
 		d.CPUCores = cmd.CPUCores
 	}
 	if cmd.MemoryMB > 0 {
-		d.MemoryMB = cmd.MemoryMB
+		d.MemoryMB = int64(cmd.MemoryMB)
 	}
 	if cmd.StorageGB > 0 {
-		d.StorageGB = cmd.StorageGB
+		d.StorageGB = int64(cmd.StorageGB)
 	}
 	if cmd.ADBPort > 0 {
 		d.ADBPort = cmd.ADBPort

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/metrics"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
 // Trace is how one command went, for benchmarks and metrics: when it was
@@ -151,7 +152,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	if !ok {
 		return nil, function.Permanent(fmt.Errorf("%s does not handle %s", Name, e.Type()))
 	}
-	var cmd Command
+	var cmd deviceevents.Command
 	if err := e.DataAs(&cmd); err != nil {
 		return nil, function.Permanent(fmt.Errorf("decode %s: %w", e.Type(), err))
 	}
@@ -173,7 +174,7 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	return nil, nil
 }
 
-func validate(op string, c Command) error {
+func validate(op string, c deviceevents.Command) error {
 	if !validDeviceID.MatchString(c.DeviceID) {
 		return fmt.Errorf("device_id %q is not a usable id", c.DeviceID)
 	}
@@ -327,10 +328,13 @@ func (f *Function) processOne(ctx context.Context) (found bool, err error) {
 		status, lastErr := "done", ""
 		if o.retry != nil {
 			if q.Attempts+1 < f.cfg.MaxAttempts {
-				wait := backoff(f.cfg.RetryBackoff, q.Attempts)
+				wait, err := retryLater(ctx, tx, f.retries(), q.ID, q.Attempts+1, o.retry)
+				if err != nil {
+					return err
+				}
 				log.WarnContext(cctx, "device command failed, will retry", "attempt", q.Attempts+1, "retry_in", wait.String(), "err", o.retry)
 				tr.Retried = true
-				return retryLater(ctx, tx, q.ID, wait, o.retry.Error())
+				return nil
 			}
 			if o.giveUp != nil {
 				o.giveUp(o.retry)
@@ -378,15 +382,11 @@ func (f *Function) processOne(ctx context.Context) (found bool, err error) {
 	return true, nil
 }
 
-func backoff(base time.Duration, attempts int) time.Duration {
-	d := base
-	for range attempts {
-		if d >= time.Minute {
-			return time.Minute
-		}
-		d *= 2
-	}
-	return min(d, time.Minute)
+// retries is the backoff of a command's failures that may pass: RetryBackoff
+// after the first, doubling per failure up to a minute. The runtime gives up
+// after MaxAttempts itself (with a failed report), so the queue parks none.
+func (f *Function) retries() workqueue.Backoff {
+	return workqueue.Backoff{Base: f.cfg.RetryBackoff, Max: time.Minute}
 }
 
 // emit adds the findings to the outbox within tx, as events caused by the

@@ -185,7 +185,7 @@ func freePort(t testing.TB) int {
 }
 
 // command builds a device command event.
-func command(t testing.TB, typ string, cmd deviceruntime.Command) event.Event {
+func command(t testing.TB, typ string, cmd deviceevents.Command) event.Event {
 	t.Helper()
 	cmd.SchemaVersion = deviceruntime.SchemaVersion
 	e, err := events.New(context.Background(), typ, "/cloudphone/device/device-api", cmd.DeviceID, cmd)
@@ -196,8 +196,8 @@ func command(t testing.TB, typ string, cmd deviceruntime.Command) event.Event {
 }
 
 // createCommand is a create for a new device with a free port.
-func (b *bundle) createCommand(id string) deviceruntime.Command {
-	return deviceruntime.Command{DeviceID: id, UserID: "user-" + id, NodeID: "local", CPUCores: 0.5, MemoryMB: 32,
+func (b *bundle) createCommand(id string) deviceevents.Command {
+	return deviceevents.Command{DeviceID: id, UserID: "user-" + id, NodeID: "local", CPUCores: 0.5, MemoryMB: 32,
 		StorageGB: 1, ADBPort: freePort(b.t), Name: "phone " + id}
 }
 
@@ -239,7 +239,7 @@ func (b *bundle) reports(id string) []event.Event {
 
 // waitReports waits until the device has n reports of type typ and returns
 // the last one.
-func (b *bundle) waitReports(id, typ string, n int, within time.Duration) (event.Event, deviceruntime.Report) {
+func (b *bundle) waitReports(id, typ string, n int, within time.Duration) (event.Event, deviceevents.RuntimeReport) {
 	b.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -251,7 +251,7 @@ func (b *bundle) waitReports(id, typ string, n int, within time.Duration) (event
 		}
 		if len(found) >= n {
 			e := found[n-1]
-			var r deviceruntime.Report
+			var r deviceevents.RuntimeReport
 			if err := e.DataAs(&r); err != nil {
 				b.t.Fatal(err)
 			}

@@ -72,7 +72,7 @@ func (f *Function) executeApp(ctx context.Context, q *queued, dev *device) *outc
 		return o
 	}
 	fact := func(typ, reason string) {
-		o.reports = append(o.reports, finding{Type: typ, Data: Report{DeviceID: c.DeviceID}, App: &deviceevents.AppFact{
+		o.reports = append(o.reports, finding{Type: typ, Data: deviceevents.RuntimeReport{DeviceID: c.DeviceID}, App: &deviceevents.AppFact{
 			SchemaVersion: 1, DeviceID: c.DeviceID, UserID: c.UserID, AppID: c.AppID, Package: c.Package,
 			VersionCode: c.VersionCode, Reason: reason, At: time.Now().UTC(),
 		}})

@@ -184,7 +184,7 @@ func TestInstallOnAStoppedPhoneOrOfAGoneObjectFailsWithTheReason(t *testing.T) {
 		t.Fatalf("install of a missing object failed with %q", f.Reason)
 	}
 
-	b.send(b.rt, command(t, deviceevents.EventStopRequested, deviceruntime.Command{DeviceID: id}))
+	b.send(b.rt, command(t, deviceevents.EventStopRequested, deviceevents.Command{DeviceID: id}))
 	b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 30*time.Second)
 	srv := serveBytes(t, apk)
 	b.sendApp(b.rt, deviceevents.EventAppInstallRequested, installOf(t, id, "org.example.reasons", srv.URL, apk))

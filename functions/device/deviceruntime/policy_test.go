@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
-	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
 )
 
 func TestCommandsNamingAnImageOrEngineTheOperatorDidNotAllowAreRefusedAndReported(t *testing.T) {
@@ -35,13 +34,13 @@ func TestCommandsNamingAnImageOrEngineTheOperatorDidNotAllowAreRefusedAndReporte
 	}()
 
 	cases := map[string]struct {
-		tweak func(*deviceruntime.Command)
+		tweak func(*deviceevents.Command)
 		want  string
 	}{
-		"image not listed":       {func(c *deviceruntime.Command) { c.Image = "attacker/miner:latest" }, "image attacker/miner:latest is not allowed"},
-		"redroid look-alike":     {func(c *deviceruntime.Command) { c.Image = "attacker/redroid:latest" }, "image attacker/redroid:latest is not allowed"},
-		"unregistered engine":    {func(c *deviceruntime.Command) { c.DockerHost = "tcp://" + ln.Addr().String() }, "is not a registered node's"},
-		"unregistered unix path": {func(c *deviceruntime.Command) { c.DockerHost = "unix:///run/other.sock" }, "is not a registered node's"},
+		"image not listed":       {func(c *deviceevents.Command) { c.Image = "attacker/miner:latest" }, "image attacker/miner:latest is not allowed"},
+		"redroid look-alike":     {func(c *deviceevents.Command) { c.Image = "attacker/redroid:latest" }, "image attacker/redroid:latest is not allowed"},
+		"unregistered engine":    {func(c *deviceevents.Command) { c.DockerHost = "tcp://" + ln.Addr().String() }, "is not a registered node's"},
+		"unregistered unix path": {func(c *deviceevents.Command) { c.DockerHost = "unix:///run/other.sock" }, "is not a registered node's"},
 	}
 	for name, tc := range cases {
 		id := b.deviceID(strings.ReplaceAll(name, " ", "-"))
@@ -65,7 +64,7 @@ func TestCommandsNamingAnImageOrEngineTheOperatorDidNotAllowAreRefusedAndReporte
 	id := b.deviceID("known")
 	b.send(b.rt, command(t, deviceevents.EventCreateRequested, b.createCommand(id)))
 	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
-	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id, DockerHost: "tcp://" + ln.Addr().String()}))
+	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceevents.Command{DeviceID: id, DockerHost: "tcp://" + ln.Addr().String()}))
 	if _, failed := b.waitReports(id, deviceevents.EventRuntimeFailed, 1, 30*time.Second); !strings.Contains(failed.Reason, "is not a registered node's") {
 		t.Fatalf("start on another engine: %q", failed.Reason)
 	}

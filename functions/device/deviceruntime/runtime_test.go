@@ -98,7 +98,7 @@ func TestStopStartRestartAndDeleteReflectInDocker(t *testing.T) {
 	cmd := b.createCommand(id)
 	b.send(b.rt, command(t, deviceevents.EventCreateRequested, cmd))
 	b.waitReports(id, deviceevents.EventRuntimeStarted, 1, 30*time.Second)
-	short := deviceruntime.Command{DeviceID: id, NodeID: "local"}
+	short := deviceevents.Command{DeviceID: id, NodeID: "local"}
 
 	b.send(b.rt, command(t, deviceevents.EventStopRequested, short))
 	_, stopped := b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 30*time.Second)
@@ -223,7 +223,7 @@ func TestKilledContainerIsReportedCrashedWithinSecondsAndRecreatedOnce(t *testin
 	}
 
 	// A start command clears the error: the device runs again.
-	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id}))
+	b.send(b.rt, command(t, deviceevents.EventStartRequested, deviceevents.Command{DeviceID: id}))
 	b.waitReports(id, deviceevents.EventRuntimeStarted, 3, 30*time.Second)
 }
 
@@ -403,7 +403,7 @@ func TestHandleQueuesDurablyAndRefusesUnusableCommandsPermanently(t *testing.T) 
 	if err := b.pool.QueryRow(context.Background(), `SELECT status FROM runtime_commands WHERE device_id = $1`, id).Scan(&status); err != nil || status != "pending" {
 		t.Fatalf("the acknowledged command is %q, %v; want pending", status, err)
 	}
-	cases := map[string]deviceruntime.Command{
+	cases := map[string]deviceevents.Command{
 		"bad device id": {DeviceID: "../etc", UserID: "u", CPUCores: 1, MemoryMB: 64, ADBPort: 40000},
 		"no user":       {DeviceID: "d1", CPUCores: 1, MemoryMB: 64, ADBPort: 40000},
 		"no cpu":        {DeviceID: "d1", UserID: "u", MemoryMB: 64, ADBPort: 40000},
@@ -470,7 +470,7 @@ func TestAStaleCommandDeliveredLateIsSkipped(t *testing.T) {
 	id := b.deviceID("stale")
 	create := b.createCommand(id)
 	create.Seq = 1
-	stop := deviceruntime.Command{DeviceID: id, UserID: create.UserID, NodeID: create.NodeID, Seq: 2}
+	stop := deviceevents.Command{DeviceID: id, UserID: create.UserID, NodeID: create.NodeID, Seq: 2}
 	b.send(b.rt, command(t, deviceevents.EventStopRequested, stop))
 	b.waitReports(id, deviceevents.EventRuntimeStopped, 1, 10*time.Second)
 	b.send(b.rt, command(t, deviceevents.EventCreateRequested, create))

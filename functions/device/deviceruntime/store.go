@@ -10,6 +10,9 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
+	"github.com/cloudphone/cloudphone/shared/workqueue"
 )
 
 // Desired states of a device.
@@ -163,7 +166,7 @@ type queued struct {
 	ID         int64
 	Op         string
 	Event      event.Event
-	Cmd        Command
+	Cmd        deviceevents.Command
 	Attempts   int // failed attempts before this one
 	ReceivedAt time.Time
 }
@@ -173,17 +176,19 @@ INSERT INTO runtime_commands (event_source, event_id, device_id, op, event)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (event_source, event_id) DO NOTHING`
 
-// claimNext locks the oldest due command of a device that has no older
-// command unfinished, skipping commands other workers hold.
-const claimNext = `
-SELECT id, op, event, attempts, received_at FROM runtime_commands c
-WHERE status = 'pending' AND available_at <= now()
-  AND NOT EXISTS (
+// commands is runtime_commands as a work queue: a command is claimed for the
+// transaction that runs it (a process that dies mid-command gives it back),
+// oldest first, and only when no older command of its device is unfinished,
+// so a device's commands run one at a time in the order received. A command
+// whose failure may pass is retried with backoff; one that fails for good,
+// or too often, is finished as failed with a report, not parked: the device
+// context has been told. Finished rows stay (done or failed) until pruned,
+// so that a redelivered command is recognised and not run again.
+var commands = workqueue.Queue{Table: "runtime_commands", Where: `NOT EXISTS (
 	SELECT 1 FROM runtime_commands o
-	WHERE o.device_id = c.device_id AND o.status = 'pending' AND o.id < c.id)
-ORDER BY id
-LIMIT 1
-FOR UPDATE SKIP LOCKED`
+	WHERE o.device_id = runtime_commands.device_id AND o.status = 'pending' AND o.id < runtime_commands.id)`}
+
+var claimNext = commands.ClaimLocked("id, op, event, attempts, received_at")
 
 // claim returns the next command, locked within tx, or nil when none is due.
 func claim(ctx context.Context, tx pgx.Tx) (*queued, error) {
@@ -191,7 +196,7 @@ func claim(ctx context.Context, tx pgx.Tx) (*queued, error) {
 		q   queued
 		raw []byte
 	)
-	err := tx.QueryRow(ctx, claimNext).Scan(&q.ID, &q.Op, &raw, &q.Attempts, &q.ReceivedAt)
+	err := tx.QueryRow(ctx, claimNext, 1).Scan(&q.ID, &q.Op, &raw, &q.Attempts, &q.ReceivedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -216,13 +221,15 @@ func finish(ctx context.Context, tx pgx.Tx, id int64, status, lastErr string) er
 	return nil
 }
 
-func retryLater(ctx context.Context, tx pgx.Tx, id int64, after time.Duration, lastErr string) error {
-	_, err := tx.Exec(ctx, `UPDATE runtime_commands SET attempts = attempts + 1, last_error = $3,
-		available_at = now() + $2 * interval '1 millisecond' WHERE id = $1`, id, after.Milliseconds(), lastErr)
-	if err != nil {
-		return fmt.Errorf("postpone command %d: %w", id, err)
+// retryLater records the failed attempt of command id, its attempts-th in
+// all, and makes it due again after b's delay, which it returns.
+func retryLater(ctx context.Context, tx pgx.Tx, b workqueue.Backoff, id int64, attempts int, cause error) (time.Duration, error) {
+	var f workqueue.Failures
+	_, wait := f.Add(b, id, attempts, cause, false)
+	if _, err := tx.Exec(ctx, commands.Failed(), f.Args()...); err != nil {
+		return 0, fmt.Errorf("postpone command %d: %w", id, err)
 	}
-	return nil
+	return wait, nil
 }
 
 // pruneCommands deletes finished commands older than keep.

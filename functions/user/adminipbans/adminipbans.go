@@ -3,6 +3,7 @@
 package adminipbans
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -54,7 +55,9 @@ func New(bans *ipban.Denylist, clientIP func(*http.Request) netip.Addr, v *auth.
 		panic("ipbans: New needs a deny list, the client address, a verifier and a logger")
 	}
 	f := &Function{bans: bans, clientIP: clientIP, log: log, mux: httpjson.NewMux(log)}
-	admin := func(h http.HandlerFunc) http.Handler { return auth.Require(v, log)(f.adminOnly(h)) }
+	admin := func(h auth.HandlerFunc) http.Handler {
+		return auth.Require(v, log)(auth.Route(auth.Access{Role: auth.RoleAdmin, Permission: Permission}, log, h))
+	}
 	f.mux.Handle(RouteList, admin(f.list))
 	f.mux.Handle(RoutePut, admin(f.put))
 	f.mux.Handle(RouteDelete, admin(f.remove))
@@ -64,76 +67,56 @@ func New(bans *ipban.Denylist, clientIP func(*http.Request) netip.Addr, v *auth.
 // Handle serves one HTTP request.
 func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
-func (f *Function) adminOnly(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := auth.PrincipalFrom(r.Context())
-		if !ok || !p.HasRole("admin") || !p.HasPermission(Permission) {
-			apierr.Write(w, r, f.log, apierr.New(apierr.Forbidden, "admins only"))
-			return
-		}
-		next(w, r)
-	}
-}
-
 // List is the answer of RouteList.
 type List struct {
 	Entries []ipban.Entry `json:"entries"`
 }
 
-func (f *Function) list(w http.ResponseWriter, r *http.Request) {
-	entries, err := f.bans.List(r.Context())
+func (f *Function) list(ctx context.Context, _ auth.Principal, _ *http.Request) (int, any, error) {
+	entries, err := f.bans.List(ctx)
 	if err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
+		return 0, nil, err
 	}
 	if entries == nil {
 		entries = []ipban.Entry{}
 	}
-	httpjson.Write(w, http.StatusOK, List{Entries: entries})
+	return http.StatusOK, List{Entries: entries}, nil
 }
 
-func (f *Function) put(w http.ResponseWriter, r *http.Request) {
+func (f *Function) put(ctx context.Context, admin auth.Principal, r *http.Request) (int, any, error) {
 	var req PutRequest
 	if err := httpjson.Decode(r, &req); err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
+		return 0, nil, err
 	}
 	var p validate.Problems
 	p.Check(len(req.Reason) <= 200 && validate.NoControlChars(req.Reason), "reason", "at most 200 characters, no control characters")
 	p.Check(req.TTLSeconds >= 0 && time.Duration(req.TTLSeconds)*time.Second <= MaxTTL, "ttl_seconds", "between 0 (until lifted) and one year")
 	if err := p.Err(); err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
+		return 0, nil, err
 	}
 	// Add refuses a malformed or too wide entry; a usable one must not
 	// cover the admin.
 	if rng, err := clientip.ParsePrefix(r.PathValue("entry")); err == nil && rng.Bits() >= ipban.MinBits(rng.Addr()) {
 		if ip := f.clientIP(r); ip.IsValid() && rng.Contains(ip.Unmap()) {
-			apierr.Write(w, r, f.log, apierr.New(apierr.Invalid, "%s covers your own address %s: it would lock you out", rng, ip))
-			return
+			return 0, nil, apierr.New(apierr.Invalid, "%s covers your own address %s: it would lock you out", rng, ip)
 		}
 	}
-	entry, err := f.bans.Add(r.Context(), r.PathValue("entry"), req.Reason, time.Duration(req.TTLSeconds)*time.Second)
+	entry, err := f.bans.Add(ctx, r.PathValue("entry"), req.Reason, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
+		return 0, nil, err
 	}
-	admin, _ := auth.PrincipalFrom(r.Context())
-	f.log.InfoContext(r.Context(), "ip ban added", "entry", entry.Range.String(), "by", admin.UserID, "ttl_seconds", req.TTLSeconds)
-	httpjson.Write(w, http.StatusOK, entry)
+	f.log.InfoContext(ctx, "ip ban added", "entry", entry.Range.String(), "by", admin.UserID, "ttl_seconds", req.TTLSeconds)
+	return http.StatusOK, entry, nil
 }
 
-func (f *Function) remove(w http.ResponseWriter, r *http.Request) {
-	removed, err := f.bans.Remove(r.Context(), r.PathValue("entry"))
+func (f *Function) remove(ctx context.Context, admin auth.Principal, r *http.Request) (int, any, error) {
+	removed, err := f.bans.Remove(ctx, r.PathValue("entry"))
 	if err != nil {
-		apierr.Write(w, r, f.log, err)
-		return
+		return 0, nil, err
 	}
 	if !removed {
-		apierr.Write(w, r, f.log, apierr.New(apierr.NotFound, "no ban for %s", r.PathValue("entry")))
-		return
+		return 0, nil, apierr.New(apierr.NotFound, "no ban for %s", r.PathValue("entry"))
 	}
-	admin, _ := auth.PrincipalFrom(r.Context())
-	f.log.InfoContext(r.Context(), "ip ban lifted", "entry", r.PathValue("entry"), "by", admin.UserID)
-	w.WriteHeader(http.StatusNoContent)
+	f.log.InfoContext(ctx, "ip ban lifted", "entry", r.PathValue("entry"), "by", admin.UserID)
+	return http.StatusNoContent, nil, nil
 }

@@ -3,7 +3,6 @@
 package authlogout
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
@@ -54,8 +53,12 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.RefreshToken == "" {
 		req.RefreshToken = session.RefreshToken(r)
 	}
+	var p auth.Principal
 	if err == nil {
-		err = f.handle(r.Context(), req)
+		p, err = auth.Allow(auth.Access{}, r)
+	}
+	if err == nil {
+		err = f.svc.Logout(r.Context(), p, req.RefreshToken, req.Everywhere)
 	}
 	if err != nil {
 		apierr.Write(w, r, f.log, err)
@@ -63,12 +66,4 @@ func (f *Function) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	session.Clear(w)
 	httpjson.Write(w, http.StatusNoContent, nil)
-}
-
-func (f *Function) handle(ctx context.Context, req user.LogoutRequest) error {
-	p, ok := auth.PrincipalFrom(ctx)
-	if !ok {
-		return apierr.New(apierr.Unauthorized, "invalid or expired token")
-	}
-	return f.svc.Logout(ctx, p, req.RefreshToken, req.Everywhere)
 }

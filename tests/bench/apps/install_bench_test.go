@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
-	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
 	"github.com/cloudphone/cloudphone/functions/device"
 	"github.com/cloudphone/cloudphone/functions/device/deviceruntime"
@@ -120,7 +117,7 @@ func BenchmarkUploadToInstalled(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
-		a := uploadSmall(b, base, tok, apks[i])
+		a := apptest.Uploaded(b, base, tok, apks[i])
 		jsonCall(b, "POST", base+"/api/v1/devices/"+id+"/apps", tok, map[string]string{"app_id": a.ID}, 202)
 		for !installed(b, base, tok, id, a.VersionCode) {
 			if time.Since(start) > time.Minute {
@@ -159,35 +156,6 @@ func installed(b *testing.B, base, tok, id string, version int64) bool {
 		}
 	}
 	return false
-}
-
-func uploadSmall(b *testing.B, base, tok, path string) app.App {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="app.apk"`)
-	h.Set("Content-Type", "application/vnd.android.package-archive")
-	w, _ := mw.CreatePart(h)
-	_, _ = w.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/apps", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var up struct{ App app.App }
-	raw, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(raw, &up); resp.StatusCode != http.StatusCreated || err != nil {
-		b.Fatalf("upload = %d %s", resp.StatusCode, raw)
-	}
-	return up.App
 }
 
 func rawCall(b *testing.B, method, url, tok string, body any, want int) []byte {

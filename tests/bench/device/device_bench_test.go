@@ -200,7 +200,7 @@ func await(b *testing.B, ch chan event.Event, id, typ string, within time.Durati
 	}
 }
 
-func (f *fixture) send(b *testing.B, typ string, cmd deviceruntime.Command) {
+func (f *fixture) send(b *testing.B, typ string, cmd deviceevents.Command) {
 	b.Helper()
 	cmd.SchemaVersion = deviceruntime.SchemaVersion
 	e, err := events.New(context.Background(), typ, "/cloudphone/device/bench", cmd.DeviceID, cmd)
@@ -232,8 +232,8 @@ func freePort(b *testing.B) int {
 	return 0
 }
 
-func createCmd(b *testing.B, id string, memoryMB int64) deviceruntime.Command {
-	return deviceruntime.Command{DeviceID: id, UserID: "bench", NodeID: "local", CPUCores: 0.1, MemoryMB: memoryMB, ADBPort: freePort(b)}
+func createCmd(b *testing.B, id string, memoryMB int) deviceevents.Command {
+	return deviceevents.Command{DeviceID: id, UserID: "bench", NodeID: "local", CPUCores: 0.1, MemoryMB: memoryMB, ADBPort: freePort(b)}
 }
 
 // percentile returns the p-th percentile (nearest rank) of ds.
@@ -349,7 +349,7 @@ func BenchmarkCrashDetection(b *testing.B) {
 			await(b, ch, id, deviceevents.EventRuntimeCrashed, 30*time.Second)
 			took = append(took, time.Since(start))
 			b.StopTimer()
-			f.send(b, deviceevents.EventStartRequested, deviceruntime.Command{DeviceID: id})
+			f.send(b, deviceevents.EventStartRequested, deviceevents.Command{DeviceID: id})
 			await(b, ch, id, deviceevents.EventRuntimeStarted, time.Minute)
 			b.StartTimer()
 		}

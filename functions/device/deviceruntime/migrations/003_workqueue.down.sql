@@ -1,0 +1,1 @@
+ALTER TABLE runtime_commands RENAME COLUMN next_attempt_at TO available_at;
