@@ -17,9 +17,10 @@ import (
 // per rule: limit, bucket width in µs.
 // Returns per rule: allowed (0/1), remaining, retry_after µs, reset_after µs;
 // then the server time in µs.
-// A key read or written by an earlier request of the batch is taken from the
-// script's own memory and written once at the end, so a busy key (one client
-// sending many requests at once) costs one GET and one SET per batch.
+// Every key is read by one MGET at the start and, when a request was
+// admitted, written once at the end (a key that several requests of the
+// batch share, such as one client's address, is carried in the script's
+// memory between them).
 // The Go functions advance and state.decision are the same algorithm.
 var script = redis.NewScript(`
 local t = redis.call('TIME')
@@ -27,6 +28,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local slots = tonumber(ARGV[1])
 local fmt = '>I6' .. string.rep('I2', slots)
 local size = 6 + 2 * slots
+local raws = redis.call('MGET', unpack(KEYS))
 local seen = {}
 local dirty = {}
 local out = {}
@@ -49,7 +51,7 @@ while a <= #ARGV do
     if s then
       c = s.c
     else
-      local raw = redis.call('GET', name)
+      local raw = raws[key + i]
       if raw and #raw == size then
         c = {struct.unpack(fmt, raw)}
       end
