@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,9 +41,16 @@ type call struct {
 	args []any   // number of rules, then limit and width per rule
 	vals []int64 // allowed, remaining, retry, reset per rule
 	now  int64   // Redis time of the decision, µs
-	err  error
-	lead []*call
-	done chan struct{}
+	// deadline bounds the call (zero: none); a batch's round trip is
+	// bounded by the earliest deadline of its calls. A call from Resilient
+	// waits in the queue without a timer of its own: the calls on their way
+	// before it end by their deadlines, no later than its own (Resilient
+	// gives every call the same timeout), and its batch ends by its own.
+	// Any other caller's context still ends its wait.
+	deadline time.Time
+	err      error
+	lead     []*call
+	done     chan struct{}
 }
 
 // run decides c and sets its answer.
@@ -94,10 +102,15 @@ func (b *batcher) take() []*call {
 // or ends this turn, and wakes batch's calls but self (the caller's own).
 func (b *batcher) send(ctx context.Context, batch []*call, self *call) {
 	// The calls of others must not fail for this caller's cancellation, but
-	// its deadline (Resilient's timeout) still bounds the round trip.
-	dl, hasDeadline := ctx.Deadline()
+	// the earliest deadline of the batch's calls bounds the round trip.
+	var dl time.Time
+	for _, c := range batch {
+		if !c.deadline.IsZero() && (dl.IsZero() || c.deadline.Before(dl)) {
+			dl = c.deadline
+		}
+	}
 	ctx = context.WithoutCancel(ctx)
-	if hasDeadline {
+	if !dl.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, dl)
 		defer cancel()

@@ -176,10 +176,18 @@ func (l *Redis) Allow(ctx context.Context, rule Rule, key string) (Decision, err
 
 // AllowAll decides one request against every rule of reqs in one script call.
 func (l *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error) {
+	return l.allowAllBy(ctx, reqs, time.Time{})
+}
+
+// allowAllBy is AllowAll that gives up at deadline (zero: ctx's only).
+func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	c := &call{keys: make([]string, len(reqs)), args: make([]any, 1, 1+2*len(reqs))}
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	c := &call{deadline: deadline, keys: make([]string, len(reqs)), args: make([]any, 1, 1+2*len(reqs))}
 	c.args[0] = len(reqs)
 	for i, q := range reqs {
 		if err := q.Rule.Validate(); err != nil {
