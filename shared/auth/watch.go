@@ -37,8 +37,15 @@ type Watched struct {
 	log  *slog.Logger
 	live atomic.Bool
 
-	mu    sync.Mutex
-	known map[string]watchedEntry // "t:<jti>", "u:<user>", "s:<session>"
+	mu    sync.RWMutex
+	known map[watchedKey]watchedEntry
+}
+
+// watchedKey names what an answer is about: a token ('t', its jti), a user
+// ('u') or a session ('s').
+type watchedKey struct {
+	kind byte
+	id   string
 }
 
 // watchedEntry is one remembered answer: a token revoked (cutoff 1) or not
@@ -54,7 +61,7 @@ func WatchRevocations(rdb *redis.Client, log *slog.Logger) *Watched {
 	if rdb == nil || log == nil {
 		panic("auth: WatchRevocations needs a Redis client and a logger")
 	}
-	w := &Watched{redisRevocations: redisRevocations{rdb: rdb}, log: log, known: map[string]watchedEntry{}}
+	w := &Watched{redisRevocations: redisRevocations{rdb: rdb}, log: log, known: map[watchedKey]watchedEntry{}}
 	go w.watch()
 	return w
 }
@@ -98,7 +105,10 @@ func (w *Watched) watch() {
 func (w *Watched) learn(payload string) {
 	kind, rest, ok := strings.Cut(payload, ":")
 	if !ok {
-		w.remember("t:"+payload, 1)
+		w.remember(watchedKey{'t', payload}, 1)
+		return
+	}
+	if len(kind) != 1 {
 		return
 	}
 	i := strings.LastIndexByte(rest, ':')
@@ -109,7 +119,7 @@ func (w *Watched) learn(payload string) {
 	if err != nil {
 		return
 	}
-	w.remember(kind+":"+rest[:i], at)
+	w.remember(watchedKey{kind[0], rest[:i]}, at)
 }
 
 // Live reports whether the subscription is up, so answers come from memory.
@@ -117,17 +127,17 @@ func (w *Watched) Live() bool { return w.live.Load() }
 
 func (w *Watched) forget() {
 	w.mu.Lock()
-	w.known = map[string]watchedEntry{}
+	w.known = map[watchedKey]watchedEntry{}
 	w.mu.Unlock()
 }
 
 // remember records an answer; a cutoff never moves back (an older answer
 // read from Redis cannot undo a revocation learnt in the meantime).
-func (w *Watched) remember(key string, cutoff int64) {
+func (w *Watched) remember(key watchedKey, cutoff int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.known) >= watchedMax {
-		w.known = map[string]watchedEntry{}
+		w.known = map[watchedKey]watchedEntry{}
 	}
 	if old, ok := w.known[key]; ok && old.cutoff > cutoff {
 		cutoff = old.cutoff
@@ -137,7 +147,7 @@ func (w *Watched) remember(key string, cutoff int64) {
 
 // recall returns a remembered answer that may still be used: a revocation
 // always, an answer that refuses nothing for watchedStale.
-func (w *Watched) recall(key string, now time.Time) (int64, bool) {
+func (w *Watched) recall(key watchedKey, now time.Time) (int64, bool) {
 	e, ok := w.known[key]
 	if !ok || (e.cutoff == 0 && now.Sub(e.at) >= watchedStale) {
 		return 0, false
@@ -151,14 +161,14 @@ func (w *Watched) Refused(ctx context.Context, p Principal) (bool, error) {
 	live := w.live.Load()
 	if live {
 		now := time.Now()
-		w.mu.Lock()
-		token, okT := w.recall("t:"+p.TokenID, now)
-		user, okU := w.recall("u:"+p.UserID, now)
+		w.mu.RLock()
+		token, okT := w.recall(watchedKey{'t', p.TokenID}, now)
+		user, okU := w.recall(watchedKey{'u', p.UserID}, now)
 		session, okS := int64(0), true
 		if p.SessionID != "" {
-			session, okS = w.recall("s:"+p.SessionID, now)
+			session, okS = w.recall(watchedKey{'s', p.SessionID}, now)
 		}
-		w.mu.Unlock()
+		w.mu.RUnlock()
 		if okT && okU && okS {
 			return revocationState{token: token > 0, user: user, session: session}.refuses(p), nil
 		}
@@ -172,10 +182,10 @@ func (w *Watched) Refused(ctx context.Context, p Principal) (bool, error) {
 		if st.token {
 			token = 1
 		}
-		w.remember("t:"+p.TokenID, token)
-		w.remember("u:"+p.UserID, st.user)
+		w.remember(watchedKey{'t', p.TokenID}, token)
+		w.remember(watchedKey{'u', p.UserID}, st.user)
 		if p.SessionID != "" {
-			w.remember("s:"+p.SessionID, st.session)
+			w.remember(watchedKey{'s', p.SessionID}, st.session)
 		}
 	}
 	return st.refuses(p), nil
@@ -184,9 +194,9 @@ func (w *Watched) Refused(ctx context.Context, p Principal) (bool, error) {
 // Revoked reports whether the token with id tokenID was revoked by itself.
 func (w *Watched) Revoked(ctx context.Context, tokenID string) (bool, error) {
 	if w.live.Load() {
-		w.mu.Lock()
-		cutoff, ok := w.recall("t:"+tokenID, time.Now())
-		w.mu.Unlock()
+		w.mu.RLock()
+		cutoff, ok := w.recall(watchedKey{'t', tokenID}, time.Now())
+		w.mu.RUnlock()
 		if ok {
 			return cutoff > 0, nil
 		}
@@ -198,7 +208,7 @@ func (w *Watched) Revoked(ctx context.Context, tokenID string) (bool, error) {
 		if revoked {
 			c = 1
 		}
-		w.remember("t:"+tokenID, c)
+		w.remember(watchedKey{'t', tokenID}, c)
 	}
 	return revoked, err
 }
@@ -208,7 +218,7 @@ func (w *Watched) Revoke(ctx context.Context, tokenID string, until time.Time) e
 	if err := w.redisRevocations.Revoke(ctx, tokenID, until); err != nil {
 		return err
 	}
-	w.remember("t:"+tokenID, 1)
+	w.remember(watchedKey{'t', tokenID}, 1)
 	return nil
 }
 
@@ -218,7 +228,7 @@ func (w *Watched) EndUser(ctx context.Context, userID string, keep time.Duration
 	if err != nil {
 		return err
 	}
-	w.remember("u:"+userID, at)
+	w.remember(watchedKey{'u', userID}, at)
 	return nil
 }
 
@@ -228,6 +238,6 @@ func (w *Watched) EndSession(ctx context.Context, sessionID string, keep time.Du
 	if err != nil {
 		return err
 	}
-	w.remember("s:"+sessionID, at)
+	w.remember(watchedKey{'s', sessionID}, at)
 	return nil
 }

@@ -2,62 +2,66 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// pipeliner is what batcher needs of a Redis client beyond redis.Scripter
-// (*redis.Client, *redis.ClusterClient and *redis.Ring have it).
-type pipeliner interface {
-	Pipeline() redis.Pipeliner
-}
+// maxInFlight is how many script calls of batched decisions may be on their
+// way to Redis at once: enough that Redis is not idle while this process
+// reads the answer of one, few enough that concurrent callers share calls.
+const maxInFlight = 4
 
-// maxPipelines is how many pipelines of decisions may be on their way to
-// Redis at once: enough that Redis is not idle while this process reads the
-// answers of one, few enough that concurrent callers share round trips.
-const maxPipelines = 4
-
-// maxBatch bounds the decisions of one pipeline.
+// maxBatch bounds the decisions of one script call.
 const maxBatch = 256
 
-// batcher sends script calls to Redis in pipelines: a caller that finds
-// fewer than maxPipelines on their way sends its own call, together with
-// every call queued meanwhile; otherwise it queues its call and waits. When
-// a pipeline is answered and calls are queued, the first of them is woken to
-// send them all, so no goroutine of its own is needed and a lone caller pays
-// one plain EVALSHA. Safe for concurrent use.
+// batcher sends decisions to Redis in script calls: a caller that finds
+// fewer than maxInFlight calls on their way sends its own decision, together
+// with every decision queued meanwhile, in one script call; otherwise it
+// queues its decision and waits. When a call is answered and decisions are
+// queued, the first of them is woken to send them all, so no goroutine of its
+// own is needed and a lone caller pays one plain EVALSHA. Safe for concurrent
+// use.
 type batcher struct {
-	rdb  redis.Scripter
-	pipe pipeliner
+	rdb   *redis.Client
+	slots int
 
 	mu      sync.Mutex
 	queue   []*call
 	running int
 }
 
-// call is one script call and, once done is closed, its answer; lead, set
-// before done is closed, asks the call's goroutine to send that batch (the
-// call among it).
+// call is one decision (one request against its rules) and, once done is
+// closed, its answer; lead, set before done is closed, asks the call's
+// goroutine to send that batch (the call among it).
 type call struct {
 	keys []string
-	args []any
-	vals []int64
-	err  error
-	lead []*call
-	done chan struct{}
+	args []any   // number of rules, then limit and width per rule
+	vals []int64 // allowed, remaining, retry, reset per rule
+	now  int64   // Redis time of the decision, µs
+	// deadline bounds the call (zero: none); a batch's round trip is
+	// bounded by the earliest deadline of its calls. A call from Resilient
+	// waits in the queue without a timer of its own: the calls on their way
+	// before it end by their deadlines, no later than its own (Resilient
+	// gives every call the same timeout), and its batch ends by its own.
+	// Any other caller's context still ends its wait.
+	deadline time.Time
+	err      error
+	lead     []*call
+	done     chan struct{}
 }
 
-// run evaluates the script with keys and args and returns its answer.
-func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
-	c := &call{keys: keys, args: args}
+// run decides c and sets its answer.
+func (b *batcher) run(ctx context.Context, c *call) error {
 	b.mu.Lock()
-	if b.running < maxPipelines {
+	if b.running < maxInFlight {
 		b.running++
 		batch := append(b.take(), c)
 		b.mu.Unlock()
 		b.send(ctx, batch, c)
-		return c.vals, c.err
+		return c.err
 	}
 	c.done = make(chan struct{})
 	b.queue = append(b.queue, c)
@@ -70,7 +74,7 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, 
 			if q == c { // not taken yet: leave
 				b.queue = append(b.queue[:i], b.queue[i+1:]...)
 				b.mu.Unlock()
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 		b.mu.Unlock()
@@ -79,7 +83,7 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, 
 	if c.lead != nil {
 		b.send(ctx, c.lead, c)
 	}
-	return c.vals, c.err
+	return c.err
 }
 
 // take removes up to maxBatch-1 queued calls and returns them; b.mu is held.
@@ -94,25 +98,24 @@ func (b *batcher) take() []*call {
 	return batch
 }
 
-// send evaluates every call of batch, then hands the queue to its first
-// call, or ends this pipeline's turn, and wakes batch's calls but self (the
-// caller's own).
+// send decides every call of batch, then hands the queue to its first call,
+// or ends this turn, and wakes batch's calls but self (the caller's own).
 func (b *batcher) send(ctx context.Context, batch []*call, self *call) {
 	// The calls of others must not fail for this caller's cancellation, but
-	// its deadline (Resilient's timeout) still bounds the round trip.
-	dl, hasDeadline := ctx.Deadline()
+	// the earliest deadline of the batch's calls bounds the round trip.
+	var dl time.Time
+	for _, c := range batch {
+		if !c.deadline.IsZero() && (dl.IsZero() || c.deadline.Before(dl)) {
+			dl = c.deadline
+		}
+	}
 	ctx = context.WithoutCancel(ctx)
-	if hasDeadline {
+	if !dl.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, dl)
 		defer cancel()
 	}
-	if len(batch) == 1 {
-		c := batch[0]
-		c.vals, c.err = script.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
-	} else {
-		b.pipeline(ctx, batch)
-	}
+	b.eval(ctx, batch)
 	b.mu.Lock()
 	next := b.take()
 	if next == nil {
@@ -130,19 +133,51 @@ func (b *batcher) send(ctx context.Context, batch []*call, self *call) {
 	}
 }
 
-// pipeline evaluates batch in one round trip (and, the first time on a
-// Redis that lacks the script, a second one to load it).
-func (b *batcher) pipeline(ctx context.Context, batch []*call) {
-	p := b.pipe.Pipeline()
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, c := range batch {
-		cmds[i] = script.EvalSha(ctx, p, c.keys, c.args...)
+// eval decides batch in one script call (and, the first time on a Redis that
+// lacks the script, loads it and calls again).
+func (b *batcher) eval(ctx context.Context, batch []*call) {
+	rules, nargs := 0, 0
+	for _, c := range batch {
+		rules += len(c.keys)
+		nargs += len(c.args)
 	}
-	_, _ = p.Exec(ctx)
-	for i, c := range batch {
-		c.vals, c.err = cmds[i].Int64Slice()
-		if c.err != nil && redis.HasErrorPrefix(c.err, "NOSCRIPT") {
-			c.vals, c.err = script.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
+	args := make([]any, 0, 4+rules+nargs)
+	args = append(args, "evalsha", script.Hash(), rules)
+	for _, c := range batch {
+		for _, k := range c.keys {
+			args = append(args, k)
 		}
 	}
+	args = append(args, b.slots)
+	for _, c := range batch {
+		args = append(args, c.args...)
+	}
+	vals, err := b.do(ctx, args)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = script.Load(ctx, b.rdb).Err(); err == nil {
+			vals, err = b.do(ctx, args)
+		}
+	}
+	if err == nil && len(vals) != 4*rules+1 {
+		err = fmt.Errorf("script returned %d values for %d rules", len(vals), rules)
+	}
+	if err != nil {
+		for _, c := range batch {
+			c.err = err
+		}
+		return
+	}
+	now := vals[len(vals)-1]
+	for _, c := range batch {
+		n := 4 * len(c.keys)
+		c.vals, vals = vals[:n:n], vals[n:]
+		c.now = now
+	}
+}
+
+// do sends one EVALSHA and reads its answer as integers.
+func (b *batcher) do(ctx context.Context, args []any) ([]int64, error) {
+	cmd := redis.NewIntSliceCmd(ctx, args...)
+	_ = b.rdb.Process(ctx, cmd)
+	return cmd.Result()
 }

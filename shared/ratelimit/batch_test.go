@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,10 +31,10 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 // TestConcurrentCallersShareRoundTripsAndAdmitExactlyTheLimit checks that
-// decisions asked for at once go to Redis in shared pipelines and that
+// decisions asked for at once go to Redis in shared script calls and that
 // batching loses no count: of 64 callers × 25 requests against one key with
 // a limit of 1,000, exactly 1,000 are admitted, each caller gets its own
-// answer, and a script Redis has not loaded yet (NOSCRIPT in a pipeline) is
+// answer, and a script Redis has not loaded yet (NOSCRIPT) is
 // loaded on the way.
 func TestConcurrentCallersShareRoundTripsAndAdmitExactlyTheLimit(t *testing.T) {
 	rdb := redisClient(t)
@@ -98,7 +99,7 @@ func TestConcurrentCallersShareRoundTripsAndAdmitExactlyTheLimit(t *testing.T) {
 }
 
 // TestCancelledCallerLeavesTheQueue checks that a caller whose context ends
-// while it waits for a pipeline returns at once with the context's error and
+// while it waits for a batch returns at once with the context's error and
 // that the others still get their answers.
 func TestCancelledCallerLeavesTheQueue(t *testing.T) {
 	rdb := redisClient(t)
@@ -126,5 +127,54 @@ func TestCancelledCallerLeavesTheQueue(t *testing.T) {
 	d, err := r.Allow(context.Background(), rule, "k")
 	if err != nil || !d.Allowed {
 		t.Fatalf("after the burst: %+v %v", d, err)
+	}
+}
+
+// TestABatchCountsARefusedRequestAgainstNoneOfItsRules checks that requests
+// decided in one batch that share a key (one address, several users) count
+// against it only when admitted: 32 callers send 10 requests each under one
+// address rule (limit 1,000) and one of 4 users (limit 3 each), so exactly
+// 12 are admitted and the address key holds 12, not 320.
+func TestABatchCountsARefusedRequestAgainstNoneOfItsRules(t *testing.T) {
+	rdb := redisClient(t)
+	r, err := NewRedis(rdb, RedisOptions{Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := Rule{Name: "ip", Limit: 1000, Window: time.Minute}
+	user := Rule{Name: "user", Limit: 3, Window: time.Minute}
+	ctx := context.Background()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for c := range 32 {
+		wg.Go(func() {
+			<-start
+			for range 10 {
+				ds, err := r.AllowAll(ctx, []Request{{Rule: ip, Key: "203.0.113.7"}, {Rule: user, Key: fmt.Sprint("u", c%4)}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ds[0].Allowed != ds[1].Allowed || ds[0].Rule != "ip" || ds[1].Rule != "user" {
+					t.Errorf("decisions of one request disagree or are out of order: %+v", ds)
+				}
+				if ds[0].Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := admitted.Load(); got != 12 {
+		t.Fatalf("admitted %d, want 12 (3 for each of 4 users)", got)
+	}
+	d, err := r.Allow(ctx, ip, "203.0.113.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1000 - 12 - 1; d.Remaining != want {
+		t.Fatalf("address rule has %d remaining after 12 admissions and this one, want %d", d.Remaining, want)
 	}
 }

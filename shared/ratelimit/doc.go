@@ -17,9 +17,10 @@
 // k. A check of several rules (the IP, user and endpoint rules of one request)
 // is one script call: the request is admitted only if every rule has room,
 // and only then is any counter incremented. Calls made while others are on
-// their way to Redis are sent together in one pipeline (each still its own
-// script call, so the bound below holds per call): concurrent requests share
-// round trips instead of paying one each.
+// their way to Redis are decided together by one script call, one after
+// another as if each were its own call (so the bound below holds per call):
+// concurrent requests share round trips and script runs instead of paying
+// one each.
 //
 // # Bound: no rolling window of length W ever admits more than L
 //

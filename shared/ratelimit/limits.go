@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -21,6 +22,11 @@ type Limits struct {
 	global  []Policy            // Route == "", scope ip or user
 	byRoute map[string][]Policy // route pattern → its ip and user policies
 	mux     *http.ServeMux      // matches a request to a route pattern
+	// methods are those the route patterns name (GET implies HEAD); a
+	// request with another method matches none of them, so the mux is not
+	// asked. anyMethod: a pattern names no method.
+	methods   map[string]bool
+	anyMethod bool
 }
 
 // NewLimits validates t and returns the limits it describes, decided by l
@@ -33,7 +39,8 @@ func NewLimits(l Limiter, t Table, m *metrics.Metrics) (*Limits, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	ls := &Limits{limiter: l, metrics: m, table: t, byName: map[string]Policy{}, byRoute: map[string][]Policy{}, mux: http.NewServeMux()}
+	ls := &Limits{limiter: l, metrics: m, table: t, byName: map[string]Policy{}, byRoute: map[string][]Policy{}, mux: http.NewServeMux(),
+		methods: map[string]bool{}}
 	for _, p := range t {
 		ls.byName[p.Name] = p
 		if p.Route == "" {
@@ -42,6 +49,15 @@ func NewLimits(l Limiter, t Table, m *metrics.Metrics) (*Limits, error) {
 		}
 		if _, ok := ls.byRoute[p.Route]; !ok {
 			ls.mux.Handle(p.Route, http.NotFoundHandler())
+			method, _, ok := strings.Cut(p.Route, " ")
+			switch {
+			case !ok || strings.ContainsAny(method, "/."):
+				ls.anyMethod = true // no method: "/path" or "host/path"
+			case method == http.MethodGet:
+				ls.methods[method], ls.methods[http.MethodHead] = true, true
+			default:
+				ls.methods[method] = true
+			}
 		}
 		ls.byRoute[p.Route] = append(ls.byRoute[p.Route], p)
 	}
@@ -106,7 +122,7 @@ func (ls *Limits) refused(ds ...Decision) {
 // match returns the requests the middleware decides for r.
 func (ls *Limits) match(r *http.Request, ipKey, user string, hasUser bool, key func(*http.Request, Policy) (string, bool)) []Request {
 	var route []Policy
-	if len(ls.byRoute) > 0 {
+	if len(ls.byRoute) > 0 && (ls.anyMethod || ls.methods[r.Method]) {
 		if _, pattern := ls.mux.Handler(r); pattern != "" {
 			route = ls.byRoute[pattern]
 		}

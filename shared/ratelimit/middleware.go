@@ -105,9 +105,12 @@ func Middleware(ls *Limits, opt MiddlewareOptions) func(http.Handler) http.Handl
 // (seconds until every counted request has left the window, rounded up)
 // from d.
 func SetHeaders(h http.Header, d Decision) {
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.ResetAfter)))
+	// One allocation for the three values (each a slice of its own
+	// capacity); the names are canonical already.
+	vs := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), strconv.Itoa(ceilSeconds(d.ResetAfter))}
+	h["Ratelimit-Limit"] = vs[0:1:1]
+	h["Ratelimit-Remaining"] = vs[1:2:2]
+	h["Ratelimit-Reset"] = vs[2:3:3]
 }
 
 func ceilSeconds(d time.Duration) int {

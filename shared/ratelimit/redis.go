@@ -9,10 +9,18 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// script decides a request against every rule in KEYS in one call.
-// ARGV[1] = slots (buckets + 1); then per key: limit, bucket width in µs.
-// Returns per key: allowed (0/1), remaining, retry_after µs, reset_after µs;
+// script decides a batch of requests, one after another, each against every
+// rule of its own: the calls that concurrent callers made meanwhile (see
+// batcher), so that they cost Redis one script run and this process one
+// round trip. KEYS are the keys of every rule of every request, in order.
+// ARGV[1] = slots (buckets + 1); then per request: its number of rules n, and
+// per rule: limit, bucket width in µs.
+// Returns per rule: allowed (0/1), remaining, retry_after µs, reset_after µs;
 // then the server time in µs.
+// Every key is read by one MGET at the start and, when a request was
+// admitted, written once at the end (a key that several requests of the
+// batch share, such as one client's address, is carried in the script's
+// memory between them).
 // The Go functions advance and state.decision are the same algorithm.
 var script = redis.NewScript(`
 local t = redis.call('TIME')
@@ -20,69 +28,99 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local slots = tonumber(ARGV[1])
 local fmt = '>I6' .. string.rep('I2', slots)
 local size = 6 + 2 * slots
-local st = {}
-local all = true
-for i = 1, #KEYS do
-  local limit = tonumber(ARGV[2 * i])
-  local width = tonumber(ARGV[2 * i + 1])
-  local k = math.floor(now / width)
-  local c = {}
-  local raw = redis.call('GET', KEYS[i])
-  local newest = nil
-  if raw and #raw == size then
-    local v = {struct.unpack(fmt, raw)}
-    newest = v[1]
-    for j = 1, slots do c[j] = v[j + 1] end
-  end
-  if newest == nil or k - newest >= slots or newest - k > slots then
-    for j = 1, slots do c[j] = 0 end
-  elseif k < newest then
-    k = newest
-  else
-    for b = newest + 1, k do c[(b % slots) + 1] = 0 end
-  end
-  local sum = 0
-  for j = 1, slots do sum = sum + c[j] end
-  st[i] = {k = k, c = c, sum = sum, limit = limit, width = width}
-  if sum >= limit then all = false end
-end
+local raws = redis.call('MGET', unpack(KEYS))
+local seen = {}
+local dirty = {}
 local out = {}
-for i = 1, #KEYS do
-  local s = st[i]
-  if all then
-    local j = (s.k % slots) + 1
-    s.c[j] = s.c[j] + 1
-    s.sum = s.sum + 1
-    redis.call('SET', KEYS[i], struct.pack(fmt, s.k, unpack(s.c)), 'PX', math.ceil(slots * s.width / 1000))
+local o = 0
+local a = 2
+local key = 0
+local ks, cs, sums, limits, widths = {}, {}, {}, {}, {}
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local all = true
+  for i = 1, n do
+    local limit = tonumber(ARGV[a])
+    local width = tonumber(ARGV[a + 1])
+    a = a + 2
+    local name = KEYS[key + i]
+    local k = math.floor(now / width)
+    local s = seen[name]
+    local c = nil
+    if s then
+      c = s.c
+    else
+      local raw = raws[key + i]
+      if raw and #raw == size then
+        c = {struct.unpack(fmt, raw)}
+      end
+      s = {c = c, width = width}
+      seen[name] = s
+    end
+    if c ~= nil then
+      local newest = c[1]
+      if k - newest >= slots or newest - k > slots then
+        c = nil
+      elseif k < newest then
+        k = newest
+      else
+        for b = newest + 1, k do c[(b % slots) + 2] = 0 end
+        c[1] = k
+      end
+    end
+    if c == nil then
+      c = {k}
+      for j = 2, slots + 1 do c[j] = 0 end
+    end
+    s.c = c
+    s.width = width
+    local sum = 0
+    for j = 2, slots + 1 do sum = sum + c[j] end
+    ks[i], cs[i], sums[i], limits[i], widths[i] = k, c, sum, limit, width
+    if sum >= limit then all = false end
   end
-  local retry = 0
-  if s.sum >= s.limit then
-    local sum = s.sum
-    for b = s.k - slots + 1, s.k do
-      sum = sum - s.c[(b % slots) + 1]
-      if sum < s.limit then
-        retry = (b + slots) * s.width - now
+  for i = 1, n do
+    local k, c, sum, limit, width = ks[i], cs[i], sums[i], limits[i], widths[i]
+    if all then
+      local j = (k % slots) + 2
+      c[j] = c[j] + 1
+      sum = sum + 1
+      dirty[KEYS[key + i]] = true
+    end
+    local retry = 0
+    if sum >= limit then
+      local r = sum
+      for b = k - slots + 1, k do
+        r = r - c[(b % slots) + 2]
+        if r < limit then
+          retry = (b + slots) * width - now
+          break
+        end
+      end
+    end
+    local reset = 0
+    for b = k, k - slots + 1, -1 do
+      if c[(b % slots) + 2] > 0 then
+        reset = (b + slots) * width - now
         break
       end
     end
+    local rem = limit - sum
+    if rem < 0 then rem = 0 end
+    out[o + 1] = all and 1 or 0
+    out[o + 2] = rem
+    out[o + 3] = retry
+    out[o + 4] = reset
+    o = o + 4
   end
-  local reset = 0
-  for b = s.k, s.k - slots + 1, -1 do
-    if s.c[(b % slots) + 1] > 0 then
-      reset = (b + slots) * s.width - now
-      break
-    end
-  end
-  local ok = 0
-  if all then ok = 1 end
-  local rem = s.limit - s.sum
-  if rem < 0 then rem = 0 end
-  out[#out + 1] = ok
-  out[#out + 1] = rem
-  out[#out + 1] = retry
-  out[#out + 1] = reset
+  key = key + n
 end
-out[#out + 1] = now
+for name in pairs(dirty) do
+  local s = seen[name]
+  redis.call('SET', name, struct.pack(fmt, s.c[1], unpack(s.c, 2, slots + 1)), 'PX', math.ceil(slots * s.width / 1000))
+end
+out[o + 1] = now
 return out
 `)
 
@@ -96,19 +134,19 @@ type RedisOptions struct {
 
 // Redis is the shared limiter: every process deciding against the same Redis
 // enforces the same counts. Decisions asked for while others are on their way
-// to Redis go together in the next pipeline (see batcher), so that many
-// concurrent callers cost Redis and this process a round trip per batch, not
-// per decision. Safe for concurrent use.
+// to Redis are decided together by the next script call (see batcher), so
+// that many concurrent callers cost Redis and this process one script run and
+// one round trip per batch, not per decision. Every key must live on one
+// Redis (a cluster is not supported). Safe for concurrent use.
 type Redis struct {
-	rdb     redis.Scripter
 	prefix  string
 	buckets int
-	batch   *batcher // nil when rdb cannot pipeline
+	batch   *batcher
 }
 
-// NewRedis returns a limiter on rdb. It loads the script lazily (EVALSHA, EVAL
-// on NOSCRIPT).
-func NewRedis(rdb redis.Scripter, opt RedisOptions) (*Redis, error) {
+// NewRedis returns a limiter on rdb. It loads the script lazily (EVALSHA,
+// SCRIPT LOAD on NOSCRIPT).
+func NewRedis(rdb *redis.Client, opt RedisOptions) (*Redis, error) {
 	if rdb == nil {
 		return nil, errors.New("ratelimit: NewRedis needs a Redis client")
 	}
@@ -121,11 +159,7 @@ func NewRedis(rdb redis.Scripter, opt RedisOptions) (*Redis, error) {
 	if opt.Buckets < 1 || opt.Buckets > 1000 {
 		return nil, fmt.Errorf("ratelimit: %d buckets out of range 1..1000", opt.Buckets)
 	}
-	l := &Redis{rdb: rdb, prefix: opt.Prefix, buckets: opt.Buckets}
-	if p, ok := rdb.(pipeliner); ok {
-		l.batch = &batcher{rdb: rdb, pipe: p}
-	}
-	return l, nil
+	return &Redis{prefix: opt.Prefix, buckets: opt.Buckets, batch: &batcher{rdb: rdb, slots: opt.Buckets + 1}}, nil
 }
 
 // Key returns the Redis key that holds rule's state for key.
@@ -140,39 +174,36 @@ func (l *Redis) Allow(ctx context.Context, rule Rule, key string) (Decision, err
 	return ds[0], nil
 }
 
-// AllowAll decides one request against every rule of reqs in one round trip.
+// AllowAll decides one request against every rule of reqs in one script call.
 func (l *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error) {
+	return l.allowAllBy(ctx, reqs, time.Time{})
+}
+
+// allowAllBy is AllowAll that gives up at deadline (zero: ctx's only).
+func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(reqs))
-	args := make([]any, 1, 1+2*len(reqs))
-	args[0] = l.buckets + 1
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	c := &call{deadline: deadline, keys: make([]string, len(reqs)), args: make([]any, 1, 1+2*len(reqs))}
+	c.args[0] = len(reqs)
 	for i, q := range reqs {
 		if err := q.Rule.Validate(); err != nil {
 			return nil, err
 		}
 		g := geometryOf(q.Rule.Window, l.buckets)
-		keys[i] = l.Key(q.Rule.Name, q.Key)
-		args = append(args, q.Rule.Limit, g.width)
+		c.keys[i] = l.Key(q.Rule.Name, q.Key)
+		c.args = append(c.args, q.Rule.Limit, g.width)
 	}
-	var vals []int64
-	var err error
-	if l.batch != nil {
-		vals, err = l.batch.run(ctx, keys, args)
-	} else {
-		vals, err = script.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	if err := l.batch.run(ctx, c); err != nil {
+		return nil, fmt.Errorf("rate limit %s: %w", c.keys[0], err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("rate limit %s: %w", keys[0], err)
-	}
-	if len(vals) != 4*len(reqs)+1 {
-		return nil, fmt.Errorf("rate limit %s: script returned %d values for %d rules", keys[0], len(vals), len(reqs))
-	}
-	at := time.UnixMicro(vals[len(vals)-1])
+	at := time.UnixMicro(c.now)
 	out := make([]Decision, len(reqs))
 	for i, q := range reqs {
-		v := vals[4*i : 4*i+4]
+		v := c.vals[4*i : 4*i+4]
 		out[i] = Decision{
 			Rule:       q.Rule.Name,
 			Allowed:    v[0] == 1,

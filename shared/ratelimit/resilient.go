@@ -91,9 +91,15 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 	if !r.tryShared() {
 		return r.withoutShared(ctx, reqs)
 	}
-	cctx, cancel := context.WithTimeout(ctx, r.timeout)
-	ds, err := r.shared.AllowAll(cctx, reqs)
-	cancel()
+	var ds []Decision
+	var err error
+	if b, ok := r.shared.(bounded); ok {
+		ds, err = b.allowAllBy(ctx, reqs, time.Now().Add(r.timeout))
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		ds, err = r.shared.AllowAll(cctx, reqs)
+		cancel()
+	}
 	if err == nil {
 		r.up()
 		return ds, nil
@@ -102,6 +108,13 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 		r.down(err)
 	}
 	return r.withoutShared(ctx, reqs)
+}
+
+// bounded is a shared limiter that takes the deadline of a call as a value,
+// so that concurrent calls can share one timer (Redis: one per batch) instead
+// of each making a context with its own.
+type bounded interface {
+	allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, error)
 }
 
 // withoutShared decides while the shared limiter cannot: refused when any
