@@ -372,6 +372,7 @@ func (r *Rehearsal) create(ctx context.Context, u Unit, values map[string]string
 	hc := &container.HostConfig{
 		Mounts:         []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: secretsDir, ReadOnly: true}},
 		ReadonlyRootfs: u.ReadOnlyRootFilesystem,
+		NetworkMode:    container.NetworkMode(r.netName),
 		ExtraHosts:     []string{gatewayHost + ":" + r.gatewayIP, "host.docker.internal:" + r.gatewayIP},
 	}
 	if u.ReadOnlyRootFilesystem {

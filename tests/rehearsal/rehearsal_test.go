@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -17,6 +18,7 @@ import (
 	"net/textproto"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
@@ -39,19 +42,18 @@ const adminPassword = "admin password for the rehearsal"
 // install an app, see the notification, restart device-runtime (the phone
 // keeps running in its container and is reconciled), delete the phone.
 func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
-	if os.Getenv("CLOUDPHONE_REHEARSAL") == "" {
-		t.Skip("builds images and starts a dozen containers: run it with `make test-rehearsal` (CLOUDPHONE_REHEARSAL=1)")
-	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
-		t.Skipf("no Docker engine: %v", err)
+		t.Skipf("skipped: the rehearsal runs the units in containers and no Docker engine answers (%v)", err)
 	}
+	begun := time.Now()
+	t.Cleanup(func() { t.Logf("the rehearsal took %s, cleanup included", time.Since(begun).Round(time.Millisecond)) })
 	if err := standinimage.Ensure(ctx, cli); err != nil {
 		t.Fatalf("build the phone stand-in: %v", err)
 	}
@@ -101,7 +103,21 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 			t.Errorf("rehearsal down: %v", err)
 		}
 	})
+	// On failure, what each unit said last (before the cleanup above
+	// removes the containers).
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, u := range r.Units() {
+				t.Logf("docker logs --tail 25 %s:\n%s", r.Container(u.Name), tail(cli, r.Container(u.Name), 25))
+			}
+		}
+	})
 	t.Logf("rehearsal of %d units up in %s at %s", len(r.Units()), time.Since(started).Round(time.Millisecond), r.URL())
+	lap := time.Now()
+	step := func(what string) {
+		t.Logf("%s in %s", what, time.Since(lap).Round(time.Millisecond))
+		lap = time.Now()
+	}
 	base := r.URL() + "/api/v1"
 
 	// Sign up, fund, buy a plan.
@@ -141,6 +157,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatalf("balance after the plan = %d, want %d (charged once)", bal.Balance, 100000-order.Price)
 	}
 
+	step("signed up and bought a plan, the user bundle stopped and started again")
+
 	// A phone, with the broker's container killed as the create's events
 	// are in flight: they wait in the outbox and the broker's store.
 	var d phone
@@ -151,6 +169,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = awaitPhone(t, base, tok, d.ID, "running", 2*time.Minute)
+
+	step("the phone running, the broker killed and started again")
 
 	// An app, installed, and the user told.
 	apk := apptest.Build(t, apptest.Spec{Package: "org.example.rehearsal", VersionCode: 1, VersionName: "1.0", Label: "Rehearsal"})
@@ -173,6 +193,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		return slices.ContainsFunc(inbox.Items, func(n struct{ Type string }) bool { return n.Type == "app.installed" })
 	})
 
+	step("the app installed and the user told")
+
 	// device-runtime restarted: the phone keeps running in the same
 	// container and the restarted runtime reconciles it.
 	before := d.ContainerID
@@ -191,6 +213,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatalf("the phone's container is not running: %v", err)
 	}
 
+	step("device-runtime restarted, the phone reconciled")
+
 	if st := call(t, "DELETE", base+"/devices/"+d.ID, nil, nil, bearer(tok)...); st != http.StatusAccepted {
 		t.Fatalf("delete: %d", st)
 	}
@@ -199,6 +223,21 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		_, err := cli.ContainerInspect(ctx, before)
 		return client.IsErrNotFound(err)
 	})
+	step("the phone deleted and its container removed")
+}
+
+// tail is the last n lines the container wrote.
+func tail(cli *client.Client, name string, n int) string {
+	rc, err := cli.ContainerLogs(context.Background(), name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return err.Error()
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		return err.Error()
+	}
+	return out.String()
 }
 
 type phone struct {
@@ -214,7 +253,7 @@ func awaitPhone(t *testing.T, base, tok, id, want string, within time.Duration) 
 	eventually(t, within, "phone "+want, func() bool {
 		call(t, "GET", base+"/devices/"+id, nil, &d, bearer(tok)...)
 		return d.State == want
-	})
+	}, func() string { return fmt.Sprintf("the phone is %s (last error %q)", d.State, d.LastError) })
 	return d
 }
 
@@ -304,12 +343,16 @@ func call(t *testing.T, method, url string, body, out any, header ...string) int
 	return resp.StatusCode
 }
 
-// eventually polls cond every 200 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// eventually polls cond every 200 ms until it holds or timeout passes;
+// then it fails with what state says, if given.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, s := range state {
+				what += ": " + s()
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
