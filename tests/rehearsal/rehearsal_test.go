@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,21 +136,21 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		append(bearer(tok), "Idempotency-Key", "rehearsal-1")...); st != http.StatusAccepted {
 		t.Fatalf("order: %d", st)
 	}
-	// Scale the user bundle to zero mid-saga: the quota grant's delivery
-	// starts it again.
+	// Both bundles of the saga scaled to zero mid-saga (killed at once,
+	// not drained): the next request or delivery for each starts it
+	// again, whatever step the saga had reached.
 	stop := 0
-	if err := cli.ContainerStop(ctx, r.Container("cloudphone-user"), container.StopOptions{Timeout: &stop}); err != nil {
-		t.Fatal(err)
+	for _, u := range []string{"cloudphone-billing", "cloudphone-user"} {
+		if err := cli.ContainerStop(ctx, r.Container(u), container.StopOptions{Timeout: &stop}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	eventually(t, 90*time.Second, "the order settles with the user bundle started again", func() bool {
+	eventually(t, 90*time.Second, "the order settles with the billing bundle started again", func() bool {
 		call(t, "GET", base+"/orders/"+order.ID, nil, &order, bearer(tok)...)
 		return order.State == "active" || order.State == "failed"
 	})
 	if order.State != "active" {
 		t.Fatalf("order ended %s", order.State)
-	}
-	if c, err := cli.ContainerInspect(ctx, r.Container("cloudphone-user")); err != nil || !c.State.Running {
-		t.Fatalf("the user bundle is not running again: %v", err)
 	}
 	var bal struct{ Balance int64 }
 	call(t, "GET", base+"/balance", nil, &bal, bearer(tok)...)
@@ -157,7 +158,7 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatalf("balance after the plan = %d, want %d (charged once)", bal.Balance, 100000-order.Price)
 	}
 
-	step("signed up and bought a plan, the user bundle stopped and started again")
+	step("signed up and bought a plan, the billing and user bundles stopped mid-saga")
 
 	// A phone, with the broker's container killed as the create's events
 	// are in flight: they wait in the outbox and the broker's store.
@@ -165,10 +166,13 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 	if st := call(t, "POST", base+"/devices", map[string]any{"name": "pixel", "cpu_cores": 1, "memory_mb": 512}, &d, bearer(tok)...); st != http.StatusAccepted {
 		t.Fatalf("create phone: %d", st)
 	}
-	if err := cli.ContainerKill(ctx, r.Container("cloudphone-broker"), "SIGKILL"); err != nil {
-		t.Fatal(err)
-	}
+	crash(ctx, t, cli, r.Container("cloudphone-broker"))
 	d = awaitPhone(t, base, tok, d.ID, "running", 2*time.Minute)
+	// The phone's quota was reserved with the user bundle: it runs again,
+	// started by the saga's delivery or by the device bundle's call.
+	if c, err := cli.ContainerInspect(ctx, r.Container("cloudphone-user")); err != nil || !c.State.Running {
+		t.Fatalf("the user bundle is not running again: %v", err)
+	}
 
 	step("the phone running, the broker killed and started again")
 
@@ -224,6 +228,30 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		return client.IsErrNotFound(err)
 	})
 	step("the phone deleted and its container removed")
+}
+
+// crash kills the container's process with SIGKILL, as a crash would: the
+// engine starts it again by its restart policy, as an orchestrator would.
+// Without the right to signal the process (the engine runs as another
+// user), the container is killed and started again through the engine.
+func crash(ctx context.Context, t *testing.T, cli *client.Client, name string) {
+	t.Helper()
+	c, err := cli.ContainerInspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State == nil || c.State.Pid == 0 {
+		t.Fatalf("%s is not running", name)
+	}
+	if err := syscall.Kill(c.State.Pid, syscall.SIGKILL); err == nil {
+		return
+	}
+	if err := cli.ContainerKill(ctx, name, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tail is the last n lines the container wrote.
