@@ -69,8 +69,8 @@ rehearse: ## run the platform as separately deployed units on the local Docker e
 	$(GO) run ./infra/cmd/devenv -dir .data/rehearsal -- bin/rehearse up
 
 .PHONY: test-rehearsal
-test-rehearsal: ## the journey through a rehearsal of its own (tests/rehearsal): builds its images, needs the Docker engine
-	CLOUDPHONE_REHEARSAL=1 $(DEVENV) $(GO) test -count=1 -v -timeout 14m ./tests/rehearsal/
+test-rehearsal: ## only the journey through a rehearsal of its own (tests/rehearsal, part of make test): builds its images, needs the Docker engine
+	$(DEVENV) $(GO) test -count=1 -v -timeout 10m ./tests/rehearsal/
 
 .PHONY: rehearse-down
 rehearse-down: ## remove what a rehearsal left on the Docker engine (its containers, phones and networks, nothing else)

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cloudphone/cloudphone/assembly/catalog"
 	"github.com/cloudphone/cloudphone/shared/apierr"
@@ -31,15 +30,14 @@ type front struct {
 	wake    func(ctx context.Context, unit string) (string, error) // start it, wait until ready
 
 	mu    sync.Mutex
-	addrs map[string]string
-	flock map[string]*sync.Mutex
+	flock map[string]*sync.Mutex // one start of a unit at a time
 }
 
 type unitKey struct{}
 
 func newFront(units []Unit, log *slog.Logger, resolve, wake func(context.Context, string) (string, error)) *front {
 	f := &front{log: log, units: map[string]bool{}, routes: http.NewServeMux(), resolve: resolve, wake: wake,
-		addrs: map[string]string{}, flock: map[string]*sync.Mutex{}}
+		flock: map[string]*sync.Mutex{}}
 	for _, u := range units {
 		f.units[u.Name] = true
 		for _, name := range u.Functions {
@@ -96,61 +94,41 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.routes.ServeHTTP(w, r)
 }
 
-// dial reaches a unit's container: at its last known address, else (it was
-// stopped, or restarted with another address) after looking it up again
-// and, when it is not running, starting it.
+// dial reaches a unit's container at the address it has now, starting it
+// first when it is not running. No address is remembered across dials: a
+// stopped container's address goes to the next container started on the
+// network, which would then get another unit's requests. Idle connections
+// are kept by the proxy's transport, so a look-up is made per new
+// connection only.
 func (f *front) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	unit, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	var d net.Dialer
+	if found, err := f.resolve(ctx, unit); err == nil {
+		if c, err := d.DialContext(ctx, network, found); err == nil {
+			return c, nil
+		}
+	}
+	// Stopped, or started and not listening yet: one start (and wait
+	// until ready) per unit at a time.
 	f.mu.Lock()
-	known := f.addrs[unit]
 	lock := f.flock[unit]
 	if lock == nil {
 		lock = &sync.Mutex{}
 		f.flock[unit] = lock
 	}
 	f.mu.Unlock()
-	if known != "" {
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		c, err := d.DialContext(dctx, network, known)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-	}
-	// One look-up (and start) per unit at a time.
 	lock.Lock()
 	defer lock.Unlock()
-	f.mu.Lock()
-	if now := f.addrs[unit]; now != known && now != "" {
-		f.mu.Unlock()
-		return d.DialContext(ctx, network, now)
-	}
-	f.mu.Unlock()
-	found, err := f.resolve(ctx, unit)
-	if err == nil && found != known {
-		if c, err := d.DialContext(ctx, network, found); err == nil {
-			f.remember(unit, found)
-			return c, nil
-		}
-	}
 	woken, err := f.wake(ctx, unit)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", unit, err)
 	}
-	f.remember(unit, woken)
 	c, err := d.DialContext(ctx, network, woken)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%s started but not reachable", unit), err)
 	}
 	return c, nil
-}
-
-func (f *front) remember(unit, addr string) {
-	f.mu.Lock()
-	f.addrs[unit] = addr
-	f.mu.Unlock()
 }

@@ -36,7 +36,7 @@ func BuildImages(ctx context.Context, cli *client.Client, root, tag, binDir stri
 	// Every bundle runs the bundle binary (FUNCTIONS picks its functions),
 	// the broker its own; one go build makes both, as bin/function and
 	// bin/broker of `make build`.
-	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", dir+"/", "./assembly/cmd/function", "./infra/cmd/broker")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./assembly/cmd/function", "./infra/cmd/broker")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -46,10 +46,21 @@ func BuildImages(ctx context.Context, cli *client.Client, root, tag, binDir stri
 	if err != nil {
 		return err
 	}
+	// Every bundle's image is the same (the Dockerfile and bin/function),
+	// so it is built once and tagged with each bundle's name; the broker's
+	// once too.
+	built := map[string]string{} // binary → the first reference built from it
 	for _, u := range units {
 		bin := "function"
 		if u.Name == brokerUnit {
 			bin = "broker"
+		}
+		ref := imageRef(u.Image, tag)
+		if first, ok := built[bin]; ok {
+			if err := cli.ImageTag(ctx, first, ref); err != nil {
+				return fmt.Errorf("tag image %s as %s: %w", first, ref, err)
+			}
+			continue
 		}
 		binary, err := os.ReadFile(filepath.Join(dir, bin))
 		if err != nil {
@@ -59,7 +70,6 @@ func BuildImages(ctx context.Context, cli *client.Client, root, tag, binDir stri
 		if err != nil {
 			return err
 		}
-		ref := imageRef(u.Image, tag)
 		resp, err := cli.ImageBuild(ctx, ctxTar, build.ImageBuildOptions{
 			Tags: []string{ref}, Remove: true, ForceRemove: true,
 			BuildArgs: map[string]*string{"BINARY": &bin},
@@ -72,6 +82,7 @@ func BuildImages(ctx context.Context, cli *client.Client, root, tag, binDir stri
 		if err != nil {
 			return err
 		}
+		built[bin] = ref
 	}
 	return nil
 }

@@ -332,6 +332,13 @@ func (r *Rehearsal) settings(u Unit) []string {
 	env["DEVICE_ADB_BIND_ADDRESS"] = r.gatewayIP
 	env["DEVICE_NODE_ADB_HOST"] = r.gatewayIP
 	env["DEVICE_CONTAINER_LABELS"] = LabelRehearsal + "=1," + LabelRun + "=" + r.opts.Run
+	// Every request reaches a unit through the gateway, from the network's
+	// gateway address: the units take the client's address from the
+	// gateway's X-Forwarded-For, as behind OpenFaaS' gateway, or one busy
+	// client's rate-limit refusals would ban everybody's address.
+	if env["CLOUDPHONE_TRUSTED_PROXIES"] == "" {
+		env["CLOUDPHONE_TRUSTED_PROXIES"] = r.gatewayIP
+	}
 	if env["DEVICE_NETWORK"] == "" {
 		env["DEVICE_NETWORK"] = r.opts.Run + "-phones"
 	}
@@ -372,7 +379,12 @@ func (r *Rehearsal) create(ctx context.Context, u Unit, values map[string]string
 	hc := &container.HostConfig{
 		Mounts:         []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: secretsDir, ReadOnly: true}},
 		ReadonlyRootfs: u.ReadOnlyRootFilesystem,
-		ExtraHosts:     []string{gatewayHost + ":" + r.gatewayIP, "host.docker.internal:" + r.gatewayIP},
+		NetworkMode:    container.NetworkMode(r.netName),
+		// A unit that crashes is started again, as an orchestrator keeps
+		// its replicas; one stopped (scaled to zero) stays stopped until a
+		// request for it wakes it.
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		ExtraHosts:    []string{gatewayHost + ":" + r.gatewayIP, "host.docker.internal:" + r.gatewayIP},
 	}
 	if u.ReadOnlyRootFilesystem {
 		// OpenFaaS leaves /tmp writable under a read-only root.

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -17,13 +18,16 @@ import (
 	"net/textproto"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
@@ -39,19 +43,18 @@ const adminPassword = "admin password for the rehearsal"
 // install an app, see the notification, restart device-runtime (the phone
 // keeps running in its container and is reconciled), delete the phone.
 func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
-	if os.Getenv("CLOUDPHONE_REHEARSAL") == "" {
-		t.Skip("builds images and starts a dozen containers: run it with `make test-rehearsal` (CLOUDPHONE_REHEARSAL=1)")
-	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	if _, err := cli.Ping(ctx); err != nil {
-		t.Skipf("no Docker engine: %v", err)
+		t.Skipf("skipped: the rehearsal runs the units in containers and no Docker engine answers (%v)", err)
 	}
+	begun := time.Now()
+	t.Cleanup(func() { t.Logf("the rehearsal took %s, cleanup included", time.Since(begun).Round(time.Millisecond)) })
 	if err := standinimage.Ensure(ctx, cli); err != nil {
 		t.Fatalf("build the phone stand-in: %v", err)
 	}
@@ -101,7 +104,21 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 			t.Errorf("rehearsal down: %v", err)
 		}
 	})
+	// On failure, what each unit said last (before the cleanup above
+	// removes the containers).
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, u := range r.Units() {
+				t.Logf("docker logs --tail 25 %s:\n%s", r.Container(u.Name), tail(cli, r.Container(u.Name), 25))
+			}
+		}
+	})
 	t.Logf("rehearsal of %d units up in %s at %s", len(r.Units()), time.Since(started).Round(time.Millisecond), r.URL())
+	lap := time.Now()
+	step := func(what string) {
+		t.Logf("%s in %s", what, time.Since(lap).Round(time.Millisecond))
+		lap = time.Now()
+	}
 	base := r.URL() + "/api/v1"
 
 	// Sign up, fund, buy a plan.
@@ -119,21 +136,21 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		append(bearer(tok), "Idempotency-Key", "rehearsal-1")...); st != http.StatusAccepted {
 		t.Fatalf("order: %d", st)
 	}
-	// Scale the user bundle to zero mid-saga: the quota grant's delivery
-	// starts it again.
+	// Both bundles of the saga scaled to zero mid-saga (killed at once,
+	// not drained): the next request or delivery for each starts it
+	// again, whatever step the saga had reached.
 	stop := 0
-	if err := cli.ContainerStop(ctx, r.Container("cloudphone-user"), container.StopOptions{Timeout: &stop}); err != nil {
-		t.Fatal(err)
+	for _, u := range []string{"cloudphone-billing", "cloudphone-user"} {
+		if err := cli.ContainerStop(ctx, r.Container(u), container.StopOptions{Timeout: &stop}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	eventually(t, 90*time.Second, "the order settles with the user bundle started again", func() bool {
+	eventually(t, 90*time.Second, "the order settles with the billing bundle started again", func() bool {
 		call(t, "GET", base+"/orders/"+order.ID, nil, &order, bearer(tok)...)
 		return order.State == "active" || order.State == "failed"
 	})
 	if order.State != "active" {
 		t.Fatalf("order ended %s", order.State)
-	}
-	if c, err := cli.ContainerInspect(ctx, r.Container("cloudphone-user")); err != nil || !c.State.Running {
-		t.Fatalf("the user bundle is not running again: %v", err)
 	}
 	var bal struct{ Balance int64 }
 	call(t, "GET", base+"/balance", nil, &bal, bearer(tok)...)
@@ -141,16 +158,23 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatalf("balance after the plan = %d, want %d (charged once)", bal.Balance, 100000-order.Price)
 	}
 
+	step("signed up and bought a plan, the billing and user bundles stopped mid-saga")
+
 	// A phone, with the broker's container killed as the create's events
 	// are in flight: they wait in the outbox and the broker's store.
 	var d phone
 	if st := call(t, "POST", base+"/devices", map[string]any{"name": "pixel", "cpu_cores": 1, "memory_mb": 512}, &d, bearer(tok)...); st != http.StatusAccepted {
 		t.Fatalf("create phone: %d", st)
 	}
-	if err := cli.ContainerKill(ctx, r.Container("cloudphone-broker"), "SIGKILL"); err != nil {
-		t.Fatal(err)
-	}
+	crash(ctx, t, cli, r.Container("cloudphone-broker"))
 	d = awaitPhone(t, base, tok, d.ID, "running", 2*time.Minute)
+	// The phone's quota was reserved with the user bundle: it runs again,
+	// started by the saga's delivery or by the device bundle's call.
+	if c, err := cli.ContainerInspect(ctx, r.Container("cloudphone-user")); err != nil || !c.State.Running {
+		t.Fatalf("the user bundle is not running again: %v", err)
+	}
+
+	step("the phone running, the broker killed and started again")
 
 	// An app, installed, and the user told.
 	apk := apptest.Build(t, apptest.Spec{Package: "org.example.rehearsal", VersionCode: 1, VersionName: "1.0", Label: "Rehearsal"})
@@ -173,6 +197,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		return slices.ContainsFunc(inbox.Items, func(n struct{ Type string }) bool { return n.Type == "app.installed" })
 	})
 
+	step("the app installed and the user told")
+
 	// device-runtime restarted: the phone keeps running in the same
 	// container and the restarted runtime reconciles it.
 	before := d.ContainerID
@@ -191,6 +217,8 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		t.Fatalf("the phone's container is not running: %v", err)
 	}
 
+	step("device-runtime restarted, the phone reconciled")
+
 	if st := call(t, "DELETE", base+"/devices/"+d.ID, nil, nil, bearer(tok)...); st != http.StatusAccepted {
 		t.Fatalf("delete: %d", st)
 	}
@@ -199,6 +227,45 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 		_, err := cli.ContainerInspect(ctx, before)
 		return client.IsErrNotFound(err)
 	})
+	step("the phone deleted and its container removed")
+}
+
+// crash kills the container's process with SIGKILL, as a crash would: the
+// engine starts it again by its restart policy, as an orchestrator would.
+// Without the right to signal the process (the engine runs as another
+// user), the container is killed and started again through the engine.
+func crash(ctx context.Context, t *testing.T, cli *client.Client, name string) {
+	t.Helper()
+	c, err := cli.ContainerInspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State == nil || c.State.Pid == 0 {
+		t.Fatalf("%s is not running", name)
+	}
+	if err := syscall.Kill(c.State.Pid, syscall.SIGKILL); err == nil {
+		return
+	}
+	if err := cli.ContainerKill(ctx, name, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tail is the last n lines the container wrote.
+func tail(cli *client.Client, name string, n int) string {
+	rc, err := cli.ContainerLogs(context.Background(), name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return err.Error()
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		return err.Error()
+	}
+	return out.String()
 }
 
 type phone struct {
@@ -214,7 +281,7 @@ func awaitPhone(t *testing.T, base, tok, id, want string, within time.Duration) 
 	eventually(t, within, "phone "+want, func() bool {
 		call(t, "GET", base+"/devices/"+id, nil, &d, bearer(tok)...)
 		return d.State == want
-	})
+	}, func() string { return fmt.Sprintf("the phone is %s (last error %q)", d.State, d.LastError) })
 	return d
 }
 
@@ -304,12 +371,16 @@ func call(t *testing.T, method, url string, body, out any, header ...string) int
 	return resp.StatusCode
 }
 
-// eventually polls cond every 200 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// eventually polls cond every 200 ms until it holds or timeout passes;
+// then it fails with what state says, if given.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, s := range state {
+				what += ": " + s()
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
