@@ -17,7 +17,7 @@ run: ## run the whole platform on one port (private Postgres and Redis unless DA
 
 .PHONY: test
 test: ## run every test on real Postgres, Redis (started privately unless DATABASE_URL / REDIS_URL are set) and Docker
-	$(DEVENV) $(GO) test -count=1 -timeout 12m ./...
+	CGO_ENABLED=0 $(DEVENV) $(GO) test -count=1 -timeout 12m ./...
 
 .PHONY: test-race
 test-race: ## every test with the race detector
@@ -70,7 +70,7 @@ rehearse: ## run the platform as separately deployed units on the local Docker e
 
 .PHONY: test-rehearsal
 test-rehearsal: ## only the journey through a rehearsal of its own (tests/rehearsal, part of make test): builds its images, needs the Docker engine
-	$(DEVENV) $(GO) test -count=1 -v -timeout 10m ./tests/rehearsal/
+	CGO_ENABLED=0 $(DEVENV) $(GO) test -count=1 -v -timeout 10m ./tests/rehearsal/
 
 .PHONY: rehearse-down
 rehearse-down: ## remove what a rehearsal left on the Docker engine (its containers, phones and networks, nothing else)

@@ -35,8 +35,9 @@ func BuildImages(ctx context.Context, cli *client.Client, root, tag, binDir stri
 	}
 	// Every bundle runs the bundle binary (FUNCTIONS picks its functions),
 	// the broker its own; one go build makes both, as bin/function and
-	// bin/broker of `make build`.
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./assembly/cmd/function", "./infra/cmd/broker")
+	// bin/broker of `make build`. Without -trimpath, and static as make test
+	// builds its tests, the build reuses the packages the tests compiled.
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags=-s -w", "-o", dir+"/", "./assembly/cmd/function", "./infra/cmd/broker")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
