@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
-	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
 	"github.com/cloudphone/cloudphone/functions/billing/billingorders"
 	"github.com/cloudphone/cloudphone/functions/billing/billingtest"
+	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
@@ -17,6 +17,7 @@ func TestPlacingAnOrderTwiceUnderOneKeyPlacesItOnceAndOnlyItsOwnerSeesIt(t *test
 	env := billingtest.New(t)
 	fn := billingorders.New(env.Service, env.Service.Verifier(), logging.Discard())
 	u := events.NewID()
+	env.Credit(t, u, 5000)
 	tok := env.UserToken(t, u)
 	key := events.NewID()
 	req := billing.OrderRequest{PlanID: "basic"}
@@ -24,7 +25,7 @@ func TestPlacingAnOrderTwiceUnderOneKeyPlacesItOnceAndOnlyItsOwnerSeesIt(t *test
 	var placed, again billing.Order
 	billingtest.Decode(t, billingtest.Call(fn.Handle, "POST", "/api/v1/orders", tok, req, billingorders.IdempotencyHeader, key),
 		http.StatusAccepted, &placed)
-	if placed.UserID != u || placed.PlanID != "basic" || placed.State != billing.OrderPending {
+	if placed.UserID != u || placed.PlanID != "basic" || placed.State != billing.OrderPaid {
 		t.Fatalf("placed %+v", placed)
 	}
 	billingtest.Decode(t, billingtest.Call(fn.Handle, "POST", "/api/v1/orders", tok, req, billingorders.IdempotencyHeader, key),
@@ -32,8 +33,11 @@ func TestPlacingAnOrderTwiceUnderOneKeyPlacesItOnceAndOnlyItsOwnerSeesIt(t *test
 	if again.ID != placed.ID {
 		t.Fatalf("the same key placed a second order %s (first %s)", again.ID, placed.ID)
 	}
-	if n := len(env.Outboxed(t, billingevents.EventDebitRequested, placed.ID)); n != 1 {
-		t.Fatalf("%d debit commands, want 1", n)
+	if n := len(env.Outboxed(t, userevents.EventQuotaGrantRequested, placed.ID)); n != 1 {
+		t.Fatalf("%d grant commands, want 1", n)
+	}
+	if b := env.Balance(t, u); b != 5000-placed.Price {
+		t.Fatalf("balance %d, want the price taken once", b)
 	}
 	if w := billingtest.Call(fn.Handle, "POST", "/api/v1/orders", tok, billing.OrderRequest{PlanID: "pro"},
 		billingorders.IdempotencyHeader, key); w.Code != http.StatusUnprocessableEntity {
@@ -53,7 +57,7 @@ func TestPlacingAnOrderTwiceUnderOneKeyPlacesItOnceAndOnlyItsOwnerSeesIt(t *test
 	var subs billingorders.Subscriptions
 	billingtest.Decode(t, billingtest.Call(fn.Handle, "GET", "/api/v1/subscriptions", tok, nil), http.StatusOK, &subs)
 	if len(subs.Subscriptions) != 0 {
-		t.Fatalf("subscriptions %+v before the order was paid", subs.Subscriptions)
+		t.Fatalf("subscriptions %+v before the grant", subs.Subscriptions)
 	}
 
 	other := env.UserToken(t, events.NewID())
