@@ -8,7 +8,9 @@ import (
 	"github.com/cloudphone/cloudphone/shared/process"
 )
 
-// Entry declares the function: its spec and how it is built.
+// Entry declares the function: its spec and how it is built. Every function
+// package has an entry.go of this shape, alike on purpose: the catalog reads
+// one declaration per function, beside the code it runs.
 var Entry = function.HTTPEntry(function.Spec{
 	Name: Name, Context: billing.ContextName,
 	Routes: []string{Route}, API: API,

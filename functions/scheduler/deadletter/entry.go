@@ -14,7 +14,9 @@ import (
 // Consumes and no Trigger.
 const Name = "dead-letter"
 
-// Entry declares the function: its spec and how it is built.
+// Entry declares the function: its spec and how it is built. Every function
+// package has an entry.go of this shape, alike on purpose: the catalog reads
+// one declaration per function, beside the code it runs.
 var Entry = function.EventEntry(function.Spec{
 	Name: Name, Context: scheduler.ContextName,
 	MaxScale: 3, Concurrency: 50, TimeoutSeconds: 30,
