@@ -237,7 +237,7 @@ func (b *tab) logIn(name, password string) {
 func TestConsoleJourneyInTheBrowser(t *testing.T) {
 	t.Parallel()
 	chromiumPath(t)
-	p, _ := startRuntimePlatform(t, nil)
+	p, _ := startRuntimePlatform(t, map[string]string{"DEVICE_PORT_RANGE": "26700-26799"})
 	ctx := browser(t)
 	const password = "correct horse battery"
 

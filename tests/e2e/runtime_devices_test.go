@@ -48,6 +48,13 @@ func startRuntimePlatform(t *testing.T, extra map[string]string) (devicePlatform
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// Phones publish their ADB ports on this host: each platform needs a
+	// range of its own, and one below Linux's ephemeral ports (32768-60999,
+	// where the default range lies), or an outgoing connection of another
+	// test may hold a phone's port ("address already in use").
+	if _, ok := extra["DEVICE_PORT_RANGE"]; !ok {
+		t.Fatal("startRuntimePlatform needs a DEVICE_PORT_RANGE of the test's own, below 32768")
+	}
 	e := newEnv(t)
 	t.Cleanup(func() { removeInstance(t, docker, e.prefix) }) // runs after the platform stopped
 	e.extra = map[string]string{
