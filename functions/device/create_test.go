@@ -16,7 +16,7 @@ func TestCreateRecordsCreatingOnANodeWithTheLowestFreePortAndSendsTheCommand(t *
 	env := devicetest.New(t)
 	a := env.User(t, "alice")
 	d := create(t, env, a)
-	if d.State != device.StateCreating || d.ADBPort != 40000 || d.NodeName != "local" || d.NodeID == "" ||
+	if d.State != device.StateCreating || d.ADBPort != 28000 || d.NodeName != "local" || d.NodeID == "" ||
 		d.Image != device.DefaultImage || d.StorageGB != 8 || d.UserID != a.ID {
 		t.Fatalf("created device = %+v", d)
 	}
@@ -25,7 +25,7 @@ func TestCreateRecordsCreatingOnANodeWithTheLowestFreePortAndSendsTheCommand(t *
 		t.Fatalf("quota usage after create = %+v", q.Usage)
 	}
 	cmds := env.Outbox(t, deviceevents.EventCreateRequested, d.ID)
-	if len(cmds) != 1 || cmds[0]["adb_port"] != float64(40000) || cmds[0]["node_id"] != d.NodeID ||
+	if len(cmds) != 1 || cmds[0]["adb_port"] != float64(28000) || cmds[0]["node_id"] != d.NodeID ||
 		cmds[0]["docker_host"] != "unix:///var/run/docker.sock" || cmds[0]["image"] != device.DefaultImage ||
 		cmds[0]["user_id"] != a.ID || cmds[0]["cpu_cores"] != float64(1) || cmds[0]["memory_mb"] != float64(1024) {
 		t.Fatalf("create command = %v", cmds)
@@ -33,7 +33,7 @@ func TestCreateRecordsCreatingOnANodeWithTheLowestFreePortAndSendsTheCommand(t *
 	if n := count(t, env, `SELECT allocated_cpu_cores FROM nodes WHERE id = $1`, d.NodeID); n != 1 {
 		t.Fatalf("node allocated cpu = %d, want 1", n)
 	}
-	if n := count(t, env, `SELECT port FROM device_ports WHERE device_id = $1`, d.ID); n != 40000 {
+	if n := count(t, env, `SELECT port FROM device_ports WHERE device_id = $1`, d.ID); n != 28000 {
 		t.Fatalf("port row = %d", n)
 	}
 }

@@ -61,8 +61,11 @@ type Config struct {
 	Image string `env:"CLOUDPHONE_DEVICE_IMAGE" default:"redroid/redroid:14.0.0-latest"`
 	// Images lists further images (comma-separated) a request may name.
 	Images string `env:"DEVICE_IMAGES"`
-	// PortRange is the ADB host-port pool, "first-last".
-	PortRange string `env:"DEVICE_PORT_RANGE" default:"40000-40999"`
+	// PortRange is the ADB host-port pool, "first-last". The default stays
+	// below Linux's ephemeral ports (32768-60999), where an outgoing
+	// connection on the device host could hold a phone's port, and below
+	// Kubernetes' NodePorts (30000-32767).
+	PortRange string `env:"DEVICE_PORT_RANGE" default:"28000-28999"`
 	// DefaultStorageGB is a device's storage when its request names none.
 	DefaultStorageGB int `env:"DEVICE_DEFAULT_STORAGE_GB" default:"8"`
 	// The node registered on first start (when no node of that name exists).

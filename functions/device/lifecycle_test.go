@@ -94,8 +94,8 @@ func TestLifecycleRunsStopsStartsRestartsAndDeleteFreesPortQuotaAndNode(t *testi
 		t.Fatalf("deleted facts = %v", del)
 	}
 	// The freed port is handed out again.
-	if d2 := create(t, env, a); d2.ADBPort != 40000 {
-		t.Fatalf("next device got port %d, want the freed 40000", d2.ADBPort)
+	if d2 := create(t, env, a); d2.ADBPort != 28000 {
+		t.Fatalf("next device got port %d, want the freed 28000", d2.ADBPort)
 	}
 }
 

@@ -100,7 +100,7 @@ func New(t testing.TB, opts ...Option) Env {
 		t.Fatal(err)
 	}
 	o := device.Options{
-		Quota: quota, Tickets: tickets, Ports: device.PortRange{First: 40000, Last: 40999},
+		Quota: quota, Tickets: tickets, Ports: device.PortRange{First: 28000, Last: 28999},
 		Node:  device.NodeConfig{Name: "local", DockerHost: "unix:///var/run/docker.sock", ADBHost: "127.0.0.1", CPUCores: 64, MemoryMB: 262144},
 		Image: device.DefaultImage, Images: []string{"cloudphone/phone-standin:latest"}, DefaultStorageGB: 8, Log: log,
 	}

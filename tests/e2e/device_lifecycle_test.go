@@ -176,7 +176,7 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	if status := call(t, "POST", p.base+"/api/v1/devices", map[string]any{"name": "pixel", "cpu_cores": 1, "memory_mb": 1024}, &d, deviceBearer(alice)...); status != http.StatusAccepted {
 		t.Fatalf("create: %d %+v", status, d)
 	}
-	if d.State != device.StateCreating || d.ADBPort != 40000 || d.NodeName != "local" || d.UserID != aliceID {
+	if d.State != device.StateCreating || d.ADBPort != 28000 || d.NodeName != "local" || d.UserID != aliceID {
 		t.Fatalf("created = %+v", d)
 	}
 	if u := p.usage(t, alice); u.Devices != 1 || u.RunningDevices != 1 || u.CPUCores != 1 {
@@ -207,7 +207,7 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 	}
 
 	var conn device.Connection
-	if status := call(t, "GET", p.base+"/api/v1/devices/"+id+"/connection", nil, &conn, deviceBearer(alice)...); status != 200 || conn.ADB != "127.0.0.1:40000" || conn.Ticket == "" {
+	if status := call(t, "GET", p.base+"/api/v1/devices/"+id+"/connection", nil, &conn, deviceBearer(alice)...); status != 200 || conn.ADB != "127.0.0.1:28000" || conn.Ticket == "" {
 		t.Fatalf("connection: %d %+v", status, conn)
 	}
 	if status := call(t, "POST", p.base+"/api/v1/devices/"+id+"/start", nil, nil, deviceBearer(alice)...); status != http.StatusConflict {
@@ -260,7 +260,7 @@ func TestDeviceLifecycleThroughThePublicAPIAndTheBroker(t *testing.T) {
 		t.Fatalf("alice on admin nodes: %d", status)
 	}
 	// The freed port and quota serve the next device.
-	if status := call(t, "POST", p.base+"/api/v1/devices", map[string]any{"name": "again", "cpu_cores": 1, "memory_mb": 1024}, &d, deviceBearer(alice)...); status != http.StatusAccepted || d.ADBPort != 40000 {
+	if status := call(t, "POST", p.base+"/api/v1/devices", map[string]any{"name": "again", "cpu_cores": 1, "memory_mb": 1024}, &d, deviceBearer(alice)...); status != http.StatusAccepted || d.ADBPort != 28000 {
 		t.Fatalf("create after delete: %d %+v", status, d)
 	}
 	p.awaitState(t, alice, id, device.StateDeleted)
