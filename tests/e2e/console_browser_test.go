@@ -346,7 +346,11 @@ func TestConsoleJourneyInTheBrowser(t *testing.T) {
 	alice.wait("confirmation asked", `document.querySelector("#confirm").open`, 5*time.Second)
 	alice.do("confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)))
 	alice.wait("back to the list", `location.pathname === "/console/phones"`, 15*time.Second)
-	alice.wait("phone gone", `document.querySelectorAll('#phones tbody tr').length === 0 || document.querySelector('#phones tr[data-state="deleting"]') !== null`, 30*time.Second)
+	// The new page's list must have loaded (an empty tbody before that
+	// proves nothing), and its session refresh must have ended: leaving the
+	// page while the rotated cookie is on its way would present the old one
+	// next, which the platform takes for a stolen token.
+	alice.wait("phone gone", `document.querySelector("#who").textContent === "alice" && (!document.querySelector("#phones-empty").hidden || document.querySelector('#phones tr[data-state="deleting"]') !== null)`, 30*time.Second)
 	alice.noError("delete")
 
 	// Every page of the console, for a user and for an administrator.
