@@ -13,9 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"slices"
 	"strconv"
@@ -178,7 +176,7 @@ func TestTheJourneyAcrossSeparatelyDeployedUnits(t *testing.T) {
 
 	// An app, installed, and the user told.
 	apk := apptest.Build(t, apptest.Spec{Package: "org.example.rehearsal", VersionCode: 1, VersionName: "1.0", Label: "Rehearsal"})
-	appID := upload(t, base, tok, apk)
+	appID := apptest.Uploaded(t, r.URL(), tok, apk).ID
 	if st := call(t, "POST", base+"/devices/"+d.ID+"/apps", map[string]string{"app_id": appID}, nil, bearer(tok)...); st != http.StatusAccepted {
 		t.Fatalf("install: %d", st)
 	}
@@ -307,36 +305,6 @@ func login(t *testing.T, base, name, password string) string {
 		t.Fatalf("login %s: %d", name, st)
 	}
 	return tok.AccessToken
-}
-
-func upload(t *testing.T, base, tok, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="app.apk"`)
-	h.Set("Content-Type", "application/vnd.android.package-archive")
-	w, _ := mw.CreatePart(h)
-	_, _ = w.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, base+"/apps", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var up struct{ App struct{ ID string } }
-	body, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(body, &up); resp.StatusCode != http.StatusCreated || err != nil {
-		t.Fatalf("upload: %d %s", resp.StatusCode, body)
-	}
-	return up.App.ID
 }
 
 // call sends a JSON request and decodes a JSON answer into out (if not nil).
