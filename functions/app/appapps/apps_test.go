@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/appapps"
@@ -41,18 +40,6 @@ import (
 func TestMain(m *testing.M) {
 	services.RunS3Gateway() // TestUploadWhileTheStoreIsDownAnswers503 starts one of its own
 	os.Exit(m.Run())
-}
-
-// redisClient returns a client of $REDIS_URL (make test starts a server).
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(os.Getenv("REDIS_URL"))
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v (run the tests with make test)", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
 }
 
 type env struct {
@@ -87,7 +74,7 @@ func setupOn(t *testing.T, storeCfg objectstore.Config, mutate ...func(*app.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := app.Open(pool, store, redisClient(t), cfg, logging.Discard())
+	svc, err := app.Open(pool, store, dbtest.Redis(t), cfg, logging.Discard())
 	if err != nil {
 		t.Fatalf("app.Open: %v", err)
 	}

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/appappsinternal"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
@@ -31,12 +29,7 @@ func TestTheDeviceContextGetsADownloadOfAUsersOwnAppAndNoOneElseDoes(t *testing.
 	t.Parallel()
 	apptest.Need(t)
 	ctx := context.Background()
-	opt, err := redis.ParseURL(os.Getenv("REDIS_URL"))
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v (run the tests with make test)", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := dbtest.Redis(t)
 	_, userKey, err := auth.GenerateKeyStrings()
 	if err != nil {
 		t.Fatal(err)

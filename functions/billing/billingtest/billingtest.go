@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,16 +58,7 @@ type Env struct {
 func New(t testing.TB, mutate ...func(*billing.Config)) Env {
 	t.Helper()
 	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, billing.Migrations)
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := dbtest.Redis(t)
 	priv, pub, err := auth.GenerateKeyStrings()
 	if err != nil {
 		t.Fatal(err)

@@ -69,12 +69,7 @@ func MustEnv(t testing.TB, name string) string {
 func New(t testing.TB, mutate ...func(*notification.Config)) Env {
 	t.Helper()
 	pool := dbtest.Database(t, inbox.Migrations, notification.Migrations)
-	opt, err := redis.ParseURL(MustEnv(t, "REDIS_URL"))
-	if err != nil {
-		t.Fatalf("parse REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := dbtest.Redis(t)
 	priv, pub, err := auth.GenerateKeyStrings()
 	if err != nil {
 		t.Fatal(err)

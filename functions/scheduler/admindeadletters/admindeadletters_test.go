@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/functions/scheduler"
 	"github.com/cloudphone/cloudphone/functions/scheduler/admindeadletters"
@@ -31,16 +28,7 @@ type bundle struct {
 func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := dbtest.Database(t, scheduler.MigrationSets()...)
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := dbtest.Redis(t)
 	priv, pub, err := auth.GenerateKeyStrings()
 	if err != nil {
 		t.Fatal(err)

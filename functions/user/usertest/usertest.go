@@ -4,7 +4,6 @@ package usertest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -33,28 +32,12 @@ type Env struct {
 // Password is the password Register gives every account it creates.
 const Password = "correct horse battery"
 
-// Redis returns a client for $REDIS_URL, failing the test when it is unset.
-func Redis(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("parse REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
 // New returns an Env on a fresh database migrated with the outbox, inbox and
 // user migrations, with a new signing key and the default limits.
 func New(t testing.TB) Env {
 	t.Helper()
 	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, user.Migrations)
-	rdb := Redis(t)
+	rdb := dbtest.Redis(t)
 	priv, pub, err := auth.GenerateKeyStrings()
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package dbtest gives each test a database of its own on the Postgres server
-// named by $DATABASE_URL.
+// named by $DATABASE_URL, and a client of the Redis server $REDIS_URL names.
 package dbtest
 
 import (
@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/shared/db"
 )
@@ -81,4 +82,21 @@ func Drop(t testing.TB, name string) {
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		t.Errorf("drop test database %s: %v", name, err)
 	}
+}
+
+// Redis returns a client for $REDIS_URL, closed when t ends, failing t when
+// the variable is unset.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		t.Fatal("REDIS_URL is not set: this test needs a Redis server, e.g. REDIS_URL=redis://127.0.0.1:6379/0")
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("parse REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }

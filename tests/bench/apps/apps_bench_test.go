@@ -30,7 +30,6 @@ import (
 	"github.com/cloudphone/cloudphone/functions/app"
 	"github.com/cloudphone/cloudphone/functions/app/appapps"
 	"github.com/cloudphone/cloudphone/functions/app/apptest"
-	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
@@ -75,7 +74,7 @@ func BenchmarkUpload100MiBAPK(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg := app.Config{TokenPublicKey: pubS, MaxAPKBytes: 200 << 20, DownloadTTL: 15 * time.Minute, Store: storeCfg}
-	svc, err := app.Open(pool, store, usertest.Redis(b), cfg, logging.Discard())
+	svc, err := app.Open(pool, store, dbtest.Redis(b), cfg, logging.Discard())
 	if err != nil {
 		b.Fatal(err)
 	}
