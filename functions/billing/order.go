@@ -140,10 +140,11 @@ ON CONFLICT (user_id, idempotency_key) DO NOTHING`,
 			return fmt.Errorf("insert saga %s: %w", id, err)
 		}
 		// The saga's first step is this context's own: it runs here rather
-		// than behind a command through the broker.
-		if sg, err = s.lockSaga(ctx, tx, id); err != nil {
-			return fmt.Errorf("lock saga %s: %w", id, err)
-		}
+		// than behind a command through the broker, on the rows this
+		// transaction just wrote (and so holds).
+		sg = &sagaState{orderID: id, step: StepDebit, status: SagaRunning, deadline: now.Add(s.cfg.SagaDeadline),
+			userID: userID, planID: plan.ID, price: plan.Price, periodDays: plan.PeriodDays, quota: plan.Quota,
+			compensations: []string{}, stepSince: now, lockedStep: StepDebit}
 		if err := s.debit(ctx, tx, sg); err != nil {
 			return err
 		}
