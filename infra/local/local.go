@@ -174,7 +174,8 @@ func Start(ctx context.Context, opts Options) (_ *Platform, err error) {
 	p.broker, err = broker.New(brokerPool, triggers, deliver, broker.Options{
 		Log: log.With("component", "broker"), Metrics: m,
 		Policy: function.EventPolicy(specs), Verifier: p.res.EventVerifier,
-		Owner: brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"]),
+		Owner:      brokerOwner(cfg.DataDir, env["CLOUDPHONE_DATABASE_PREFIX"]),
+		DirectWait: broker.DefaultDirectWait,
 	})
 	if err != nil {
 		return nil, err

@@ -103,6 +103,7 @@ func run() error {
 	m := metrics.New()
 	b, err := broker.New(pool, trs, deliver, broker.Options{
 		Log: log, Metrics: m, Policy: function.EventPolicy(specs), Verifier: verifier,
+		DirectWait: broker.DefaultDirectWait,
 	})
 	if err != nil {
 		return err

@@ -3,7 +3,10 @@
 // (filters, subscriber, delivery retry/backoff/timeout/dead-letter sink) and
 // keeps every undelivered event in Postgres, so a restart loses nothing.
 //
-// Send stores one delivery row per matching trigger before it returns; Run
+// With Options.DirectWait, Send delivers each event at once and stores only
+// the deliveries that failed or were still running after the wait (see
+// direct.go). Without it, Send stores one delivery row per matching trigger
+// before it returns. Run
 // claims due rows with FOR UPDATE SKIP LOCKED (several brokers may share one
 // database), hands them to a Deliverer, and treats the answer as Knative's
 // dispatcher does: 2xx is done (a reply event is routed in the same
@@ -90,6 +93,12 @@ type Options struct {
 	// Verifier checks the sender tokens of events POSTed to the ingress;
 	// without it the ingress refuses every event (401).
 	Verifier *eventauth.Verifier
+	// DirectWait, when positive, makes Send deliver each event at once
+	// instead of storing it first, waiting up to DirectWait for its
+	// deliveries (and the replies they lead to) and storing only those
+	// that failed or were not done by then (see direct.go). Zero stores
+	// every delivery before Send returns, for Run to dispatch.
+	DirectWait time.Duration
 }
 
 // Defaults of Options.
@@ -106,6 +115,10 @@ const (
 	// claimed row stays invisible to other dispatchers; a dispatcher that
 	// died mid-delivery gives its rows back after it.
 	claimGrace = 30 * time.Second
+	// DefaultDirectWait is the DirectWait the platform's brokers use: long
+	// enough for any handler that answers at once, short enough that a slow
+	// one holds its sender (the outbox relay) for no more than a second.
+	DefaultDirectWait = time.Second
 )
 
 // Broker routes events to the subscribers of matching triggers. Safe for
@@ -125,6 +138,7 @@ type Broker struct {
 	lease    time.Duration
 	owner    string
 	beat     time.Duration
+	direct   time.Duration
 	wake     chan struct{}
 
 	completing  sync.Mutex    // guards completions and recording
@@ -156,6 +170,7 @@ func New(pool *pgxpool.Pool, triggers []Trigger, d Deliverer, opts Options) (*Br
 		now:      opts.Now,
 		owner:    opts.Owner,
 		beat:     opts.HeartbeatInterval,
+		direct:   opts.DirectWait,
 		wake:     make(chan struct{}, 1),
 	}
 	if b.log == nil {
@@ -200,7 +215,9 @@ func (b *Broker) Triggers() []Trigger {
 }
 
 // Send validates e and stores one delivery per matching trigger, all in one
-// statement, before it returns nil: an accepted event survives a crash. An
+// statement, before it returns nil: an accepted event survives a crash. With
+// DirectWait it instead returns nil once each delivery succeeded or is
+// stored. An
 // event that matches no trigger is accepted and dropped, as Knative does. An
 // invalid event is an apierr Invalid; a database failure is an apierr
 // Unavailable (the sender should retry). With a Policy, an event from a
@@ -221,6 +238,10 @@ func (b *Broker) SendBatch(ctx context.Context, evs []event.Event) []error {
 		if errs[i] = b.admit(ctx, e); errs[i] != nil {
 			continue
 		}
+		if b.direct > 0 {
+			admitted = append(admitted, i)
+			continue
+		}
 		n, err := b.match(&r, e)
 		if err != nil {
 			errs[i] = err
@@ -233,6 +254,10 @@ func (b *Broker) SendBatch(ctx context.Context, evs []event.Event) []error {
 		}
 		log.DebugContext(ctx, "event accepted", "deliveries", n)
 		admitted = append(admitted, i)
+	}
+	if b.direct > 0 {
+		b.sendDirect(ctx, evs, admitted, errs)
+		return errs
 	}
 	if err := b.store(ctx, b.pool, &r); err != nil {
 		for _, i := range admitted {

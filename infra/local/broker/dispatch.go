@@ -223,18 +223,20 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 	actx, span := tracing.StartDelivery(ctx, e, target)
 	a := b.attempt(actx, t, target, send)
 	tracing.EndStatus(span, a.status, a.err)
+	b.settle(ctx, log, r, t, e, target, a)
+}
+
+// settle records what attempt a of r (towards target, for event e of trigger
+// t) came to: done (its reply routed), retried, handed to the dead-letter
+// sink, or dead.
+func (b *Broker) settle(ctx context.Context, log *slog.Logger, r claimed, t Trigger, e event.Event, target string, a attempt) {
 	if a.ok() && a.reply != nil && !r.deadLetter {
-		if err := checkReply(*a.reply); err != nil {
-			a = attempt{status: http.StatusBadGateway, err: "invalid reply event: " + err.Error()}
-			a.body = []byte(a.err)
-		} else if b.policy != nil && !b.policy.Allows(b.policy.SenderOf(target), a.reply.Type()) {
-			b.refused("forbidden")
-			reason := fmt.Sprintf("reply %s of type %s is not allowed from %s by the event policy", a.reply.ID(), a.reply.Type(), target)
-			b.dead(ctx, log, r, http.StatusForbidden, reason, target, e.Type())
-			return
-		} else if a.reply.Type() == e.Type() {
-			reason := fmt.Sprintf("reply loop: reply %s has the type %s of the event it answers", a.reply.ID(), e.Type())
-			b.dead(ctx, log, r, a.status, reason, target, e.Type())
+		var forbidden bool
+		if a, forbidden = b.judgeReply(e, target, a); forbidden {
+			if a.status == http.StatusForbidden {
+				b.refused("forbidden")
+			}
+			b.dead(ctx, log, r, a.status, a.err, target, e.Type())
 			return
 		}
 	}
@@ -255,6 +257,28 @@ func (b *Broker) deliver(ctx context.Context, r claimed) {
 	default:
 		b.dead(ctx, log, r, a.status, a.err, target, e.Type())
 	}
+}
+
+// judgeReply checks the reply of a successful attempt a at target for event
+// e. An invalid reply turns a into a 502 failure (the delivery is retried);
+// a reply the event policy forbids target to send, or one of e's own type (a
+// loop), makes the delivery dead at once: forbidden is true and a says why
+// (403 for the policy).
+func (b *Broker) judgeReply(e event.Event, target string, a attempt) (_ attempt, forbidden bool) {
+	if err := checkReply(*a.reply); err != nil {
+		a = attempt{status: http.StatusBadGateway, err: "invalid reply event: " + err.Error()}
+		a.body = []byte(a.err)
+		return a, false
+	}
+	switch {
+	case b.policy != nil && !b.policy.Allows(b.policy.SenderOf(target), a.reply.Type()):
+		reason := fmt.Sprintf("reply %s of type %s is not allowed from %s by the event policy", a.reply.ID(), a.reply.Type(), target)
+		return attempt{status: http.StatusForbidden, err: reason}, true
+	case a.reply.Type() == e.Type():
+		reason := fmt.Sprintf("reply loop: reply %s has the type %s of the event it answers", a.reply.ID(), e.Type())
+		return attempt{status: a.status, err: reason}, true
+	}
+	return a, false
 }
 
 // dead buries r and logs why.

@@ -18,7 +18,7 @@ const MaxEventBytes = 1 << 20
 
 // ServeHTTP is the broker's ingress, the local stand-in for Knative's
 // broker-ingress URL: it accepts a binary or structured CloudEvent POST and
-// answers 202 once Send stored it. The request must carry a sender token for
+// answers 202 once Send delivered or stored it. The request must carry a sender token for
 // the broker (Authorization: Bearer, see eventauth): without a valid one it
 // answers 401 unauthorized, and 403 forbidden when the policy does not let
 // that sender send the event's type; either is counted and stores nothing.
