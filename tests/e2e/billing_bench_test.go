@@ -11,8 +11,10 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +70,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 			return 0, false
 		}
 	}
-	report := func(b *testing.B, lat []time.Duration, elapsed time.Duration, xacts int64) (rate, p99 float64) {
+	report := func(b *testing.B, lat []time.Duration, elapsed time.Duration, xacts int64, cpu cpuUse) (rate, p99 float64) {
 		slices.Sort(lat)
 		if len(lat) == 0 {
 			b.Fatal("no purchase completed")
@@ -79,6 +81,10 @@ func BenchmarkBillingPurchase(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 		b.ReportMetric(p99, "p99_ms")
 		b.ReportMetric(float64(xacts)/float64(len(lat)), "write_xacts/purchase")
+		b.ReportMetric(cpu.platform.Seconds()*1000/float64(len(lat)), "platform_cpu_ms/purchase")
+		if cpu.postgres >= 0 {
+			b.ReportMetric(cpu.postgres.Seconds()*1000/float64(len(lat)), "postgres_cpu_ms/purchase")
+		}
 		return rate, p99
 	}
 	for _, buyers := range []int{1, 16} {
@@ -86,7 +92,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 			var next atomic.Int64
 			var mu sync.Mutex
 			var lat []time.Duration
-			x0 := writeXacts(b, p.db)
+			x0, c0 := writeXacts(b, p.db), cpuNow(b, p.db)
 			start := time.Now()
 			var wg sync.WaitGroup
 			for w := range buyers {
@@ -102,7 +108,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
-			rate, p99 := report(b, lat, elapsed, writeXacts(b, p.db)-x0)
+			rate, p99 := report(b, lat, elapsed, writeXacts(b, p.db)-x0, cpuNow(b, p.db).since(c0))
 			if buyers == 16 && tps > 0 {
 				b.ReportMetric(rate/tps, "of_pgbench_tps")
 				b.ReportMetric(p99/commit, "p99_per_pgbench_commit")
@@ -116,7 +122,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 		var wg sync.WaitGroup
 		tick := time.NewTicker(time.Second / rate)
 		defer tick.Stop()
-		x0 := writeXacts(b, p.db)
+		x0, c0 := writeXacts(b, p.db), cpuNow(b, p.db)
 		start := time.Now()
 		for i := range rate * seconds {
 			<-tick.C
@@ -129,7 +135,7 @@ func BenchmarkBillingPurchase(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		report(b, lat, time.Since(start), writeXacts(b, p.db)-x0)
+		report(b, lat, time.Since(start), writeXacts(b, p.db)-x0, cpuNow(b, p.db).since(c0))
 		b.ReportMetric(float64(len(lat)), "completed")
 	})
 }
@@ -144,6 +150,74 @@ func writeXacts(b *testing.B, pool *pgxpool.Pool) int64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// cpuUse is CPU time used so far: by this process (the whole platform runs
+// in it) and by the Postgres server (its postmaster and every backend, live
+// or exited), or -1 for Postgres when the server is not on this machine.
+// Per purchase, these tell where a purchase's cost lies even when other work
+// on the machine makes rates move.
+type cpuUse struct{ platform, postgres time.Duration }
+
+func (c cpuUse) since(c0 cpuUse) cpuUse {
+	d := cpuUse{platform: c.platform - c0.platform, postgres: -1}
+	if c.postgres >= 0 && c0.postgres >= 0 {
+		d.postgres = c.postgres - c0.postgres
+	}
+	return d
+}
+
+// cpuNow reads this process's CPU time from getrusage and the Postgres
+// server's from /proc: the postmaster found through postmaster.pid in the
+// server's data directory, its children's times and those of children it
+// reaped.
+func cpuNow(b *testing.B, pool *pgxpool.Pool) cpuUse {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	c := cpuUse{platform: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), postgres: -1}
+	var dir string
+	if err := pool.QueryRow(b.Context(), `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
+		return c
+	}
+	pidFile, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return c // not readable from here: another machine or user
+	}
+	postmaster, _, _ := strings.Cut(string(pidFile), "\n")
+	// ticks is a process's utime and stime (fields 14 and 15 of its stat
+	// line), and with children also cutime and cstime (16 and 17).
+	ticks := func(pid string, withChildren bool) (int64, bool) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return 0, false
+		}
+		_, rest, _ := strings.Cut(string(stat), ") ") // the command may hold spaces
+		f := strings.Fields(rest)                     // from field 3 on
+		last := 12
+		if withChildren {
+			last = 14
+		}
+		var t int64
+		for _, v := range f[11 : last+1] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			t += n
+		}
+		return t, true
+	}
+	total, ok := ticks(postmaster, true)
+	if !ok {
+		return c
+	}
+	children, _ := os.ReadFile("/proc/" + postmaster + "/task/" + postmaster + "/children")
+	for _, pid := range strings.Fields(string(children)) {
+		t, _ := ticks(pid, false)
+		total += t
+	}
+	c.postgres = time.Duration(total) * time.Second / 100 // USER_HZ
+	return c
 }
 
 // orderWatcher tells each waiting purchase when its order settled, with one
