@@ -1,12 +1,9 @@
 package notification
 
 import (
-	"bytes"
 	"fmt"
-	htmltemplate "html/template"
 	"slices"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -17,10 +14,16 @@ import (
 )
 
 // Kind is one type of notification: the event it comes from, how its user
-// is found in the event, how it reads (text/template for the title and body,
-// which are plain text everywhere; the email's HTML body is html/template, so
-// whatever a user chose — a name, a reason — is escaped there), and which
-// channels are on until the user says otherwise.
+// is found in the event, how it reads (a title and a body in plain text,
+// everywhere; the email's HTML escapes them, so whatever a user chose — a
+// name, a reason — stays text there), and which channels are on until the
+// user says otherwise.
+//
+// Titles and bodies are Go functions rather than templates: executing a
+// text/template looks methods up by name at run time, which makes the linker
+// keep every exported method of every type in the binary (the Redis client's
+// hundreds of commands among them), and parsing them at init delayed every
+// start of the context's functions.
 type Kind struct {
 	// Type is the name users see and choose preferences and webhooks by:
 	// the event type without "cloudphone." (and, for quota.exceeded,
@@ -32,8 +35,7 @@ type Kind struct {
 	Defaults Channels
 
 	decode func(e event.Event) (userID string, data any, err error)
-	title  *template.Template
-	body   *template.Template
+	write  func(data any) (Rendered, bool)
 }
 
 // Channels says which ways of telling a user are on.
@@ -43,43 +45,45 @@ type Channels struct {
 	Webhook bool `json:"webhook"`
 }
 
-// decodeAs returns a decoder of the event's data into T, whose user id
-// userOf picks.
-func decodeAs[T any](userOf func(T) string) func(e event.Event) (string, any, error) {
-	return func(e event.Event) (string, any, error) {
-		var v T
-		if err := e.DataAs(&v); err != nil {
-			return "", nil, fmt.Errorf("decode %s data: %w", e.Type(), err)
-		}
-		return userOf(v), v, nil
-	}
-}
-
-var funcs = template.FuncMap{
-	// money formats minor units as "12.34 USD".
-	"money": func(minor int64, currency string) string {
-		sign := ""
-		if minor < 0 {
-			sign, minor = "-", -minor
-		}
-		return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, currency)
-	},
-	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
-	// reason turns a reason code into words ("insufficient_funds" → "insufficient funds").
-	"reason": func(s string) string {
-		if s == "" {
-			return "no reason given"
-		}
-		return strings.ReplaceAll(s, "_", " ")
-	},
-}
-
-func kind(typ, eventType string, defaults Channels, title, body string, decode func(event.Event) (string, any, error)) Kind {
+// kind makes the Kind of events whose data is a T, whose user id userOf
+// picks, and which read as title and body say.
+func kind[T any](typ, eventType string, defaults Channels, title, body func(T) string, userOf func(T) string) Kind {
 	return Kind{
-		Type: typ, EventType: eventType, Defaults: defaults, decode: decode,
-		title: template.Must(template.New(typ + ".title").Funcs(funcs).Option("missingkey=error").Parse(title)),
-		body:  template.Must(template.New(typ + ".body").Funcs(funcs).Option("missingkey=error").Parse(body)),
+		Type: typ, EventType: eventType, Defaults: defaults,
+		decode: func(e event.Event) (string, any, error) {
+			var v T
+			if err := e.DataAs(&v); err != nil {
+				return "", nil, fmt.Errorf("decode %s data: %w", e.Type(), err)
+			}
+			return userOf(v), v, nil
+		},
+		write: func(data any) (Rendered, bool) {
+			v, ok := data.(T)
+			if !ok {
+				return Rendered{}, false
+			}
+			return Rendered{Title: title(v), Body: body(v)}, true
+		},
 	}
+}
+
+// money formats minor units as "12.34 USD".
+func money(minor int64, currency string) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, currency)
+}
+
+func when(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// reason turns a reason code into words ("insufficient_funds" → "insufficient funds").
+func reason(s string) string {
+	if s == "" {
+		return "no reason given"
+	}
+	return strings.ReplaceAll(s, "_", " ")
 }
 
 var (
@@ -90,57 +94,95 @@ var (
 // kinds is every notification type, in the order preferences list them.
 var kinds = []Kind{
 	kind("user.registered", userevents.EventRegistered, loud,
-		`Welcome to cloudphone, {{.Username}}`,
-		`Your account {{.Username}} is ready. Buy a plan and create your first phone.`,
-		decodeAs(func(d userevents.Registered) string { return d.UserID })),
+		func(d userevents.Registered) string { return "Welcome to cloudphone, " + d.Username },
+		func(d userevents.Registered) string {
+			return "Your account " + d.Username + " is ready. Buy a plan and create your first phone."
+		},
+		func(d userevents.Registered) string { return d.UserID }),
 	kind("billing.order.activated", billingevents.EventOrderActivated, loud,
-		`Your plan {{.PlanID}} is active`,
-		`Order {{.OrderID}} is paid and your plan {{.PlanID}} is active until {{when .ExpiresAt}}.`,
-		decodeAs(func(d billingevents.OrderActivatedData) string { return d.UserID })),
+		func(d billingevents.OrderActivatedData) string { return "Your plan " + d.PlanID + " is active" },
+		func(d billingevents.OrderActivatedData) string {
+			return fmt.Sprintf("Order %s is paid and your plan %s is active until %s.", d.OrderID, d.PlanID, when(d.ExpiresAt))
+		},
+		func(d billingevents.OrderActivatedData) string { return d.UserID }),
 	kind("billing.order.failed", billingevents.EventOrderFailed, loud,
-		`Your order for plan {{.PlanID}} failed`,
-		`Order {{.OrderID}} for plan {{.PlanID}} failed: {{reason .Reason}}. Nothing was charged for it.`,
-		decodeAs(func(d billingevents.OrderFailedData) string { return d.UserID })),
+		func(d billingevents.OrderFailedData) string { return "Your order for plan " + d.PlanID + " failed" },
+		func(d billingevents.OrderFailedData) string {
+			return fmt.Sprintf("Order %s for plan %s failed: %s. Nothing was charged for it.", d.OrderID, d.PlanID, reason(d.Reason))
+		},
+		func(d billingevents.OrderFailedData) string { return d.UserID }),
 	kind("billing.balance.low", billingevents.EventBalanceLow, loud,
-		`Your balance is running low`,
-		`Your balance of {{money .Balance .Currency}} covers less than a day of your current usage ({{money .DailyUsage .Currency}} a day). Top it up to keep your phones running.`,
-		decodeAs(func(d billingevents.BalanceLow) string { return d.UserID })),
+		func(billingevents.BalanceLow) string { return "Your balance is running low" },
+		func(d billingevents.BalanceLow) string {
+			return fmt.Sprintf("Your balance of %s covers less than a day of your current usage (%s a day). Top it up to keep your phones running.",
+				money(d.Balance, d.Currency), money(d.DailyUsage, d.Currency))
+		},
+		func(d billingevents.BalanceLow) string { return d.UserID }),
 	kind("billing.balance.exhausted", billingevents.EventBalanceExhausted, loud,
-		`Your balance is used up`,
-		`Your balance of {{money .Balance .Currency}} could not pay {{money .Unpaid .Currency}} of usage, so your running phones are being stopped. Top it up to start them again.`,
-		decodeAs(func(d billingevents.BalanceExhausted) string { return d.UserID })),
+		func(billingevents.BalanceExhausted) string { return "Your balance is used up" },
+		func(d billingevents.BalanceExhausted) string {
+			return fmt.Sprintf("Your balance of %s could not pay %s of usage, so your running phones are being stopped. Top it up to start them again.",
+				money(d.Balance, d.Currency), money(d.Unpaid, d.Currency))
+		},
+		func(d billingevents.BalanceExhausted) string { return d.UserID }),
 	kind("device.running", deviceevents.EventRunning, quiet,
-		`Phone {{.DeviceID}} is running`,
-		`Your phone {{.DeviceID}} ({{.CPUCores}} cores, {{.MemoryMB}} MB) is running since {{when .At}}.`,
-		decodeAs(func(d deviceevents.Running) string { return d.UserID })),
+		func(d deviceevents.Running) string { return "Phone " + d.DeviceID + " is running" },
+		func(d deviceevents.Running) string {
+			return fmt.Sprintf("Your phone %s (%d cores, %d MB) is running since %s.", d.DeviceID, d.CPUCores, d.MemoryMB, when(d.At))
+		},
+		func(d deviceevents.Running) string { return d.UserID }),
 	kind("device.stopped", deviceevents.EventStopped, quiet,
-		`Phone {{.DeviceID}} {{if eq .Reason "idle"}}was stopped for being idle{{else}}stopped{{end}}`,
-		`{{if eq .Reason "idle"}}Your phone {{.DeviceID}} was stopped at {{when .At}} because it had no ADB connection and no use for your plan's idle limit. Start it again when you need it.{{else}}Your phone {{.DeviceID}} stopped at {{when .At}} ({{reason .Reason}}).{{end}}`,
-		decodeAs(func(d deviceevents.Stopped) string { return d.UserID })),
+		func(d deviceevents.Stopped) string {
+			if d.Reason == "idle" {
+				return "Phone " + d.DeviceID + " was stopped for being idle"
+			}
+			return "Phone " + d.DeviceID + " stopped"
+		},
+		func(d deviceevents.Stopped) string {
+			if d.Reason == "idle" {
+				return fmt.Sprintf("Your phone %s was stopped at %s because it had no ADB connection and no use for your plan's idle limit. Start it again when you need it.", d.DeviceID, when(d.At))
+			}
+			return fmt.Sprintf("Your phone %s stopped at %s (%s).", d.DeviceID, when(d.At), reason(d.Reason))
+		},
+		func(d deviceevents.Stopped) string { return d.UserID }),
 	kind("device.error", deviceevents.EventError, loud,
-		`Phone {{.DeviceID}} failed`,
-		`Your phone {{.DeviceID}} failed at {{when .At}}: {{reason .Reason}}.`,
-		decodeAs(func(d deviceevents.Failed) string { return d.UserID })),
+		func(d deviceevents.Failed) string { return "Phone " + d.DeviceID + " failed" },
+		func(d deviceevents.Failed) string {
+			return fmt.Sprintf("Your phone %s failed at %s: %s.", d.DeviceID, when(d.At), reason(d.Reason))
+		},
+		func(d deviceevents.Failed) string { return d.UserID }),
 	kind("device.deleted", deviceevents.EventDeleted, quiet,
-		`Phone {{.DeviceID}} was deleted`,
-		`Your phone {{.DeviceID}} was deleted at {{when .At}}; its resources are free again.`,
-		decodeAs(func(d deviceevents.Deleted) string { return d.UserID })),
+		func(d deviceevents.Deleted) string { return "Phone " + d.DeviceID + " was deleted" },
+		func(d deviceevents.Deleted) string {
+			return fmt.Sprintf("Your phone %s was deleted at %s; its resources are free again.", d.DeviceID, when(d.At))
+		},
+		func(d deviceevents.Deleted) string { return d.UserID }),
 	kind("app.installed", deviceevents.EventAppInstalled, quiet,
-		`{{.Package}} is installed on phone {{.DeviceID}}`,
-		`{{.Package}} (version {{.VersionCode}}) was installed on your phone {{.DeviceID}} at {{when .At}}.`,
-		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+		func(d deviceevents.AppFact) string { return d.Package + " is installed on phone " + d.DeviceID },
+		func(d deviceevents.AppFact) string {
+			return fmt.Sprintf("%s (version %d) was installed on your phone %s at %s.", d.Package, d.VersionCode, d.DeviceID, when(d.At))
+		},
+		func(d deviceevents.AppFact) string { return d.UserID }),
 	kind("app.install_failed", deviceevents.EventAppInstallFailed, loud,
-		`{{.Package}} could not be installed on phone {{.DeviceID}}`,
-		`Installing {{.Package}} (version {{.VersionCode}}) on your phone {{.DeviceID}} failed at {{when .At}}: {{reason .Reason}}.`,
-		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+		func(d deviceevents.AppFact) string {
+			return d.Package + " could not be installed on phone " + d.DeviceID
+		},
+		func(d deviceevents.AppFact) string {
+			return fmt.Sprintf("Installing %s (version %d) on your phone %s failed at %s: %s.", d.Package, d.VersionCode, d.DeviceID, when(d.At), reason(d.Reason))
+		},
+		func(d deviceevents.AppFact) string { return d.UserID }),
 	kind("app.uninstalled", deviceevents.EventAppUninstalled, quiet,
-		`{{.Package}} was removed from phone {{.DeviceID}}`,
-		`{{.Package}} was uninstalled from your phone {{.DeviceID}} at {{when .At}}.`,
-		decodeAs(func(d deviceevents.AppFact) string { return d.UserID })),
+		func(d deviceevents.AppFact) string { return d.Package + " was removed from phone " + d.DeviceID },
+		func(d deviceevents.AppFact) string {
+			return fmt.Sprintf("%s was uninstalled from your phone %s at %s.", d.Package, d.DeviceID, when(d.At))
+		},
+		func(d deviceevents.AppFact) string { return d.UserID }),
 	kind("quota.exceeded", userevents.EventQuotaExceeded, loud,
-		`You reached your quota`,
-		`A request was refused: your limit {{reason .Limit}} is {{.Allowed}} and it needed {{.Requested}}. Buy a plan for more.`,
-		decodeAs(func(d userevents.QuotaExceeded) string { return d.UserID })),
+		func(userevents.QuotaExceeded) string { return "You reached your quota" },
+		func(d userevents.QuotaExceeded) string {
+			return fmt.Sprintf("A request was refused: your limit %s is %d and it needed %d. Buy a plan for more.", reason(d.Limit), d.Allowed, d.Requested)
+		},
+		func(d userevents.QuotaExceeded) string { return d.UserID }),
 }
 
 // Kinds returns every notification type.
@@ -181,37 +223,41 @@ type Rendered struct {
 	Body  string
 }
 
-// render fills the kind's templates with data.
+// render writes the kind's title and body with data, the event data its
+// decoder returned.
 func (k Kind) render(data any) (Rendered, error) {
-	var t, b bytes.Buffer
-	if err := k.title.Execute(&t, data); err != nil {
-		return Rendered{}, fmt.Errorf("render %s title: %w", k.Type, err)
+	r, ok := k.write(data)
+	if !ok {
+		return Rendered{}, fmt.Errorf("render %s: data of type %T", k.Type, data)
 	}
-	if err := k.body.Execute(&b, data); err != nil {
-		return Rendered{}, fmt.Errorf("render %s body: %w", k.Type, err)
-	}
-	return Rendered{Title: t.String(), Body: b.String()}, nil
+	return r, nil
 }
 
-// emailHTML is the HTML body of every email. Title, Body and Username come
-// from templates filled with user data, so html/template escapes them.
-var emailHTML = htmltemplate.Must(htmltemplate.New("email").Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{.Title}}</title></head>
+// emailHTML is the HTML body of every email, with %s for the title (twice),
+// the greeting's name, the body and the type, each escaped by escapeHTML:
+// they come from user data.
+const emailHTML = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>%[1]s</title></head>
 <body style="font-family: sans-serif">
-<h1 style="font-size: 1.3em">{{.Title}}</h1>
-<p>Hello {{if .Username}}{{.Username}}{{else}}there{{end}},</p>
-<p>{{.Body}}</p>
-<p style="color: #666; font-size: 0.9em">You get this email because email is on for “{{.Type}}” notifications. Switch it off in your notification preferences.</p>
+<h1 style="font-size: 1.3em">%[1]s</h1>
+<p>Hello %[2]s,</p>
+<p>%[3]s</p>
+<p style="color: #666; font-size: 0.9em">You get this email because email is on for “%[4]s” notifications. Switch it off in your notification preferences.</p>
 </body></html>
-`))
+`
 
-// emailText is the plain-text body of every email.
-var emailText = template.Must(template.New("email.text").Parse(`Hello {{if .Username}}{{.Username}}{{else}}there{{end}},
+// emailText is the plain-text body of every email: the greeting's name, the
+// body and the type.
+const emailText = `Hello %[1]s,
 
-{{.Body}}
+%[2]s
 
-You get this email because email is on for "{{.Type}}" notifications. Switch it off in your notification preferences.
-`))
+You get this email because email is on for "%[3]s" notifications. Switch it off in your notification preferences.
+`
+
+// escapeHTML escapes s for HTML text, as html/template does: the five
+// characters with a meaning in HTML, '+' and NUL.
+var escapeHTML = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;").Replace
 
 type emailData struct {
 	Type, Title, Body, Username string
@@ -219,12 +265,11 @@ type emailData struct {
 
 // renderEmail returns the text and HTML bodies of an email.
 func renderEmail(d emailData) (text, html string, err error) {
-	var t, h bytes.Buffer
-	if err := emailText.Execute(&t, d); err != nil {
-		return "", "", fmt.Errorf("render %s email text: %w", d.Type, err)
+	name := d.Username
+	if name == "" {
+		name = "there"
 	}
-	if err := emailHTML.Execute(&h, d); err != nil {
-		return "", "", fmt.Errorf("render %s email html: %w", d.Type, err)
-	}
-	return t.String(), h.String(), nil
+	text = fmt.Sprintf(emailText, name, d.Body, d.Type)
+	html = fmt.Sprintf(emailHTML, escapeHTML(d.Title), escapeHTML(name), escapeHTML(d.Body), escapeHTML(d.Type))
+	return text, html, nil
 }

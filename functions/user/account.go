@@ -2,7 +2,6 @@ package user
 
 import (
 	"net/mail"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -75,11 +74,20 @@ const (
 	PasswordMax = 128
 )
 
-var usernamePattern = regexp.MustCompile(`^[a-z0-9_.-]+$`)
-
 // reservedUsernames cannot be registered: "admin" is created by EnsureAdmin,
 // and the others would let a user pass for the operator.
 var reservedUsernames = []string{"admin", "administrator", "root", "system", "cloudphone", "support", "security"}
+
+// isUsername reports whether s is one or more of a-z, 0-9, '_', '.' and '-'.
+func isUsername(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // normalizeUsername returns username lower-cased, as it is stored and compared.
 func normalizeUsername(username string) string { return strings.ToLower(username) }
@@ -94,7 +102,7 @@ func checkUsername(p *validate.Problems, username string) {
 		p.Add("username", "must not contain control characters")
 	case n < UsernameMin || n > UsernameMax:
 		p.Add("username", "must be 3 to 32 characters")
-	case !usernamePattern.MatchString(normalizeUsername(username)):
+	case !isUsername(normalizeUsername(username)):
 		p.Add("username", "may hold only letters a-z, digits, '_', '.' and '-'")
 	case slices.Contains(reservedUsernames, normalizeUsername(username)):
 		p.Add("username", "is reserved")

@@ -67,7 +67,7 @@ func scanGrant(row pgx.Row) (Grant, error) {
 // answered (no grant id or user id to answer about).
 func checkCommand(grantID, userID string) error {
 	var p validate.Problems
-	p.Check(externalIDPattern.MatchString(grantID), "grant_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
+	p.Check(isExternalID(grantID), "grant_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
 	p.Check(isUUID(userID), "user_id", "must be a UUID")
 	return p.Err()
 }

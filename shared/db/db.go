@@ -46,19 +46,41 @@ func Open(ctx context.Context, baseURL, database string, sets ...Migrations) (*p
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", database, err)
 	}
-	// The pool's first connection tells whether the database exists; it stays
-	// in the pool for what follows.
-	if err := pool.Ping(ctx); err != nil {
-		if !hasCode(err, codeInvalidCatalogName) {
+	loaded, err := loadSets(sets)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", database, err)
+	}
+	// The pool's first connection tells whether the database exists (it
+	// stays in the pool for what follows) and, on the usual start, that its
+	// migrations are applied: one round trip after the connection, the last
+	// thing a process waits for before it is ready.
+	var upToDate bool
+	if len(sets) > 0 {
+		upToDate, err = current(ctx, pool, sets, loaded)
+	} else {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		var connErr *pgconn.ConnectError
+		var pgErr *pgconn.PgError
+		switch {
+		case hasCode(err, codeInvalidCatalogName):
+			if err := createDatabase(ctx, base, database); err != nil {
+				pool.Close()
+				return nil, err
+			}
+		case errors.As(err, &connErr) || !errors.As(err, &pgErr):
 			pool.Close()
 			return nil, fmt.Errorf("connect to database %s: %w", database, err)
 		}
-		if err := createDatabase(ctx, base, database); err != nil {
-			pool.Close()
-			return nil, err
-		}
+		// Any other answer of the server (no schema_migrations table yet,
+		// say) leaves the locked path to decide.
 	}
-	if err := migrate(ctx, pool, sets); err != nil {
+	if upToDate {
+		return pool, nil
+	}
+	if err := migrate(ctx, pool, sets, loaded); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", database, err)
 	}

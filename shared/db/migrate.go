@@ -111,26 +111,28 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 	deleteAppliedVersion  = `DELETE FROM schema_migrations WHERE set = $1 AND version = $2`
 )
 
-// migrate applies every set's pending up migrations.
-func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations) error {
-	if len(sets) == 0 {
-		return nil
-	}
+// loadSets reads and checks every set's files.
+func loadSets(sets []Migrations) ([][]migration, error) {
 	loaded := make([][]migration, len(sets))
 	seen := map[string]bool{}
 	for i, set := range sets {
 		if seen[set.Set] {
-			return fmt.Errorf("migration set %s given twice", set.Set)
+			return nil, fmt.Errorf("migration set %s given twice", set.Set)
 		}
 		seen[set.Set] = true
 		ms, err := set.load()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		loaded[i] = ms
 	}
-	if current(ctx, pool, sets, loaded) {
-		return nil // the usual start: nothing to apply, no lock to take
+	return loaded, nil
+}
+
+// migrate applies every set's pending up migrations (loaded by loadSets).
+func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, loaded [][]migration) error {
+	if len(sets) == 0 {
+		return nil
 	}
 	return withMigrationLock(ctx, pool, func(conn *pgx.Conn) error {
 		for i, set := range sets {
@@ -155,41 +157,45 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations) error {
 }
 
 // current reports whether every migration of sets is already applied, with
-// one query and no lock. Any doubt (no schema_migrations table yet, an error)
-// says no, and the locked path decides.
-func current(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, loaded [][]migration) bool {
+// one query in one round trip and no lock. It returns the query's error:
+// a database that does not exist, or no schema_migrations table yet, says
+// no (the caller tells them apart).
+func current(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, loaded [][]migration) (bool, error) {
 	names := make([]string, len(sets))
 	for i, set := range sets {
 		names[i] = set.Set
 	}
-	rows, err := pool.Query(ctx, `SELECT set, version FROM schema_migrations WHERE set = ANY($1)`, names)
+	// QueryExecModeExec sends the query and its parameter in one round trip,
+	// where the default (prepare, then execute) takes two: this is the query a
+	// process waits for before it is ready.
+	rows, err := pool.Query(ctx, `SELECT set, version FROM schema_migrations WHERE set = ANY($1)`, pgx.QueryExecModeExec, names)
 	if err != nil {
-		return false
+		return false, err
 	}
+	defer rows.Close()
 	applied := map[string]map[int]bool{}
 	for rows.Next() {
 		var set string
 		var version int
-		if rows.Scan(&set, &version) != nil {
-			rows.Close()
-			return false
+		if err := rows.Scan(&set, &version); err != nil {
+			return false, err
 		}
 		if applied[set] == nil {
 			applied[set] = map[int]bool{}
 		}
 		applied[set][version] = true
 	}
-	if rows.Err() != nil {
-		return false
+	if err := rows.Err(); err != nil {
+		return false, err
 	}
 	for i, set := range sets {
 		for _, mg := range loaded[i] {
 			if !applied[set.Set][mg.version] {
-				return false
+				return false, nil
 			}
 		}
 	}
-	return true
+	return true, nil
 }
 
 // MigrateDown reverts set's applied migrations above version to, newest

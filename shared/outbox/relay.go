@@ -133,6 +133,20 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(r.opt.PollInterval)
 	defer timer.Stop()
+	if !r.opt.DisableListen {
+		// The first batch waits for LISTEN, which wakes Run as soon as it
+		// listens (a batch then finds every row committed before), or for
+		// PollInterval when it fails. Meanwhile the pool's connection stays
+		// free for the function starting beside the relay: a readiness
+		// probe or a first request that found it taken would wait for
+		// another connection to be dialled.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
 	for {
 		n, err := r.relayBatch(ctx)
 		if ctx.Err() != nil {
