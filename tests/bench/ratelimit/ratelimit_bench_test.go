@@ -6,7 +6,8 @@
 //
 // Figures per sub-benchmark: decisions/s, p50_µs and p99_µs of one decision
 // from 1, 16 and 64 concurrent callers, and roundtrips/decision counted by a
-// go-redis hook; BenchmarkMemoryPerKey prints Redis MEMORY USAGE of one
+// go-redis hook; then, per caller count, the ring's throughput divided by
+// redis_rate's and by the bare script's; BenchmarkMemoryPerKey prints Redis MEMORY USAGE of one
 // limited key for each algorithm.
 package ratelimit
 
@@ -76,8 +77,9 @@ var trivial = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
 type decide func(ctx context.Context, key string) error
 
 // run spreads b.N decisions over callers goroutines and reports throughput,
-// latency percentiles and round trips per decision.
-func run(b *testing.B, callers int, hook *countHook, fn decide) {
+// latency percentiles and round trips per decision; it returns the
+// throughput.
+func run(b *testing.B, callers int, hook *countHook, fn decide) float64 {
 	ctx := context.Background()
 	for i := range 200 { // warm the pool and load the script
 		if err := fn(ctx, fmt.Sprint("warm", i%callers)); err != nil {
@@ -113,13 +115,14 @@ func run(b *testing.B, callers int, hook *countHook, fn decide) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return
+		return 0
 	}
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(pct(0.50), "p50_µs")
 	b.ReportMetric(pct(0.99), "p99_µs")
 	b.ReportMetric(float64(trips)/float64(len(all)), "roundtrips/decision")
+	return float64(len(all)) / elapsed.Seconds()
 }
 
 // BenchmarkDecision runs each algorithm at 1, 16 and 64 concurrent callers.
@@ -159,11 +162,19 @@ func BenchmarkDecision(b *testing.B) {
 		}},
 	}
 	for _, callers := range []int{1, 16, 64} {
+		rate := map[string]float64{}
 		for _, a := range algos {
 			b.Run(fmt.Sprintf("%s/callers=%d", a.name, callers), func(b *testing.B) {
-				run(b, callers, hook, a.fn)
+				rate[a.name] = run(b, callers, hook, a.fn)
 			})
 		}
+		// The ring's throughput against the others' in the same run.
+		b.Run(fmt.Sprintf("ratio/callers=%d", callers), func(b *testing.B) {
+			for range b.N {
+			}
+			b.ReportMetric(rate["ring"]/rate["redis_rate"], "ring_per_redis_rate")
+			b.ReportMetric(rate["ring"]/rate["trivial_incr_script"], "ring_per_trivial")
+		})
 	}
 }
 
