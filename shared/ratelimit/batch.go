@@ -18,7 +18,7 @@ const maxInFlight = 4
 const maxBatch = 256
 
 // ruleVals is how many values the script returns per rule.
-const ruleVals = 5
+const ruleVals = 6
 
 // batcher sends decisions to Redis in script calls: a caller that finds
 // fewer than maxInFlight calls on their way sends its own decision, together
@@ -41,8 +41,8 @@ type batcher struct {
 // goroutine to send that batch (the call among it).
 type call struct {
 	keys []string
-	args []any   // number of rules, then limit, width and wanted lease per rule
-	vals []int64 // allowed, remaining, retry, reset, granted per rule
+	args []any   // number of rules, then per rule the script's five arguments
+	vals []int64 // the script's six values per rule
 	now  int64   // Redis time of the decision, µs
 	// deadline bounds the call (zero: none); a batch's round trip is
 	// bounded by the earliest deadline of its calls. A call from Resilient

@@ -44,6 +44,11 @@
 // previous window at its very end; a sorted-set log is exact but costs about
 // 24 bytes per admitted request.
 //
+// Clocks: all processes use Redis TIME, so they agree. If the Redis clock steps
+// back by at most N+1 buckets the script keeps counting in the newest bucket
+// (stricter, never looser); a larger jump, or a rule whose window changed so
+// that the stored ring no longer fits, starts the key afresh.
+//
 // # Leases: most decisions of a busy key without a round trip
 //
 // An admission may be counted before it is made: when a key is busy in a
@@ -60,20 +65,17 @@
 // clock that runs faster than Redis's). Reported times (Decision.At) of such
 // admissions are the Redis time of the grant plus the time since.
 //
-// The price is strictness: a lease's unused admissions stay counted until
-// bucket k leaves the window, so a key can be refused while fewer than L were
-// admitted, by the unused part of the leases granted in the last W + W/N. A
-// process asks for twice what it admitted from its last lease of the key (a
-// key it has not seen for a bucket or two starts again from one, a plain
-// decision), has at most one lease request of a key on its way at a time, and
-// a lease never takes more than 1/8 of the room, so what is left unused is
-// about one bucket's demand of each process, and a key near its limit has
-// none.
-//
-// Clocks: all processes use Redis TIME, so they agree. If the Redis clock steps
-// back by at most N+1 buckets the script keeps counting in the newest bucket
-// (stricter, never looser); a larger jump, or a rule whose window changed so
-// that the stored ring no longer fits, starts the key afresh.
+// The price is strictness: a lease's unused admissions count while it lasts,
+// and after it until the process next asks Redis about the key, which gives
+// them back (the script subtracts them from bucket k, which then still holds
+// every admission made in it). So a key can be refused while fewer than L
+// were admitted, by what the processes hold in their current leases plus the
+// unused part of leases that ended on keys a process has not asked about
+// since (for W + W/N at most). A lease is sized to demand: twice the rate at
+// which the process used its last lease of the key, over what is left of the
+// bucket (a key it has not seen for a bucket or two starts again from a plain
+// decision), never more than 1/8 of the room; a process has at most one lease
+// request of a key on its way at a time, and a key near its limit gets none.
 //
 // # Failure
 //

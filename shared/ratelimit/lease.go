@@ -30,15 +30,15 @@ const maxLeases = 1 << 16
 // sent the request (so Redis's decision came later, and the lease ends
 // early rather than late), less 1/256 for clocks running at different rates.
 //
-// What a lease costs is strictness: its unused admissions stay counted until
-// bucket k leaves the window, so a key can be refused while fewer than its
-// limit were actually admitted, by at most the unused part of the leases
-// granted in the window. Leases follow demand to keep that small: a process
-// asks for twice the admissions it made from its last lease of the key (one,
-// a plain decision, for a key it has not seen in the last bucket or two), at
-// most one lease request per key is on its way at a time (concurrent misses
-// ask for themselves alone), and the script grants at most 1/leaseShare of
-// the room.
+// What a lease costs is strictness: its unused admissions count until the
+// process next asks Redis about the key, which gives them back (the script
+// subtracts them from bucket k, which still holds every admission made in
+// it). Leases follow demand to keep that small: a process asks for twice the
+// rate at which it used its last lease of the key, over what is left of the
+// bucket (one, a plain decision, for a key it has not seen in the last bucket
+// or two), at most one lease request per key is on its way at a time
+// (concurrent misses ask for themselves alone), and the script grants at
+// most 1/leaseShare of the room.
 type leases struct {
 	mu        sync.Mutex
 	m         map[string]*lease
@@ -64,25 +64,35 @@ type lease struct {
 	reset    time.Duration
 }
 
+// ask is what a request that goes to Redis says of one rule: the demand of
+// this process in admissions per bucket (1: this request alone), and the
+// unused admissions of its ended lease, counted in bucket back, that it
+// gives back.
+type ask struct {
+	demand, unused int
+	back           int64
+}
+
 // take decides from the leases the rules of one request that have an
-// admission left (held[i], out[i]) and says, for the others, how many
-// admissions to ask Redis for (wants[i]); remote counts them. A request of
-// more than one admission marks the key asking until settle.
-func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.Time, out []Decision) (held []*lease, wants []int, remote int) {
+// admission left (held[i], out[i]) and says, for the others, what to ask
+// Redis (asks[i]); remote counts them. A demand over 1 marks the key asking
+// until settle.
+func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.Time, out []Decision) (held []*lease, asks []ask, remote int) {
 	held = make([]*lease, len(reqs))
-	wants = make([]int, len(reqs))
+	asks = make([]ask, len(reqs))
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if now.Sub(ls.lastSweep) > time.Second || len(ls.m) >= maxLeases {
 		ls.sweep(now)
 	}
 	for i, q := range reqs {
+		asks[i].demand = 1
 		e := ls.m[keys[i]]
-		if e != nil && (e.limit != q.Rule.Limit || e.width != widths[i] || !now.Before(e.forget)) {
-			e = nil // another rule of the same name, or forgotten demand
+		if e == nil || e.limit != q.Rule.Limit || e.width != widths[i] {
+			remote++ // a key not seen lately, or another rule of the same name
+			continue
 		}
-		switch {
-		case e != nil && e.tokens > 0 && now.Before(e.until):
+		if e.tokens > 0 && now.Before(e.until) {
 			e.tokens--
 			e.used++
 			ls.decided++
@@ -90,24 +100,34 @@ func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.T
 			el := now.Sub(e.sent)
 			out[i] = Decision{Rule: q.Rule.Name, Allowed: true, Limit: q.Rule.Limit, Remaining: e.room + e.tokens,
 				ResetAfter: max(e.reset-el, 0), At: time.UnixMicro(e.redisNow).Add(el)}
-		case e != nil && !e.asking:
-			e.asking = true
-			wants[i] = min(2*e.used, MaxLimit)
-			remote++
-		default:
-			wants[i] = 1
-			remote++
+			continue
+		}
+		remote++
+		if e.tokens > 0 { // the lease ended with admissions unused
+			asks[i].back, asks[i].unused = e.bucket, e.tokens
+			e.tokens = 0
+		}
+		if !e.asking && now.Before(e.forget) {
+			// Twice the rate of the last lease, over one bucket.
+			last := e.until
+			if now.Before(last) {
+				last = now
+			}
+			span := max(last.Sub(e.sent), time.Microsecond)
+			bucket := time.Duration(e.width) * time.Microsecond
+			asks[i].demand = int(min(2*int64(e.used)*int64(bucket)/int64(span)+1, MaxLimit))
+			e.asking = asks[i].demand > 1
 		}
 	}
-	return held, wants, remote
+	return held, asks, remote
 }
 
 // settle ends a request that went to Redis: with admitted, records the lease
-// of each rule that Redis decided (granted[i] admissions counted for it at
-// Redis time redisNow); otherwise gives the held admissions back. sent is
-// the process clock before the request was sent.
-func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*lease, wants, granted []int, admitted bool,
-	sent time.Time, redisNow int64, out []Decision) {
+// of each rule that Redis decided (granted[i] admissions counted in bucket
+// buckets[i] at Redis time redisNow); otherwise gives the held admissions
+// back. sent is the process clock before the request was sent.
+func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*lease, asks []ask, granted []int,
+	buckets []int64, admitted bool, sent time.Time, redisNow int64, out []Decision) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, e := range held {
@@ -122,30 +142,30 @@ func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*
 			continue
 		}
 		e := ls.m[keys[i]]
-		if wants[i] > 1 && e != nil {
+		if asks[i].demand > 1 && e != nil {
 			e.asking = false
 		}
 		if !admitted {
 			continue
 		}
 		w := widths[i]
-		end := (redisNow/w + 1) * w // the end of the bucket of the grant
+		end := (redisNow/w + 1) * w // the end of the bucket of redisNow
 		valid := time.Duration(end-redisNow) * time.Microsecond
 		valid -= valid / 256
 		until := sent.Add(valid)
 		room := out[i].Remaining - (granted[i] - 1)
-		if e != nil && e.limit == reqs[i].Rule.Limit && e.width == w && e.bucket == redisNow/w && sent.Before(e.until) {
+		if e != nil && e.limit == reqs[i].Rule.Limit && e.width == w && e.bucket == buckets[i] && sent.Before(e.until) {
 			// Same bucket: a concurrent grant adds to the lease.
 			e.tokens += granted[i] - 1
 			e.used++
 			e.room = room
 			continue
 		}
-		if len(ls.m) >= maxLeases {
+		if e == nil && len(ls.m) >= maxLeases {
 			continue
 		}
-		ls.m[keys[i]] = &lease{limit: reqs[i].Rule.Limit, width: w, tokens: granted[i] - 1, used: 1, bucket: redisNow / w, until: until,
-			forget: until.Add(time.Duration(w) * time.Microsecond), sent: sent, redisNow: redisNow, room: room,
+		ls.m[keys[i]] = &lease{limit: reqs[i].Rule.Limit, width: w, tokens: granted[i] - 1, used: 1, bucket: buckets[i],
+			until: until, forget: until.Add(time.Duration(w) * time.Microsecond), sent: sent, redisNow: redisNow, room: room,
 			reset: out[i].ResetAfter}
 	}
 }

@@ -202,9 +202,9 @@ func TestALeaseEndsWithItsBucket(t *testing.T) {
 		return l.leases.decided
 	}
 	for i := range 20 {
-		// Take a lease with admissions left (after four requests: asked for
-		// 1, 2, 6), far enough from its bucket's end that the next request is
-		// decided from it; a fresh key for each try.
+		// Take a lease with admissions left (four requests in a row make the
+		// key busy), far enough from its bucket's end that the next request
+		// is decided from it; a fresh key for each try.
 		var bucket int64
 		var key string
 		for try := 0; ; try++ {
@@ -248,5 +248,68 @@ func TestALeaseEndsWithItsBucket(t *testing.T) {
 		if decided() != before {
 			t.Fatalf("a request after Redis left bucket %d was decided from the lease counted in it", bucket)
 		}
+	}
+}
+
+// TestAnEndedLeaseGivesItsUnusedAdmissionsBack checks that the admissions a
+// lease left unused stop counting once the process next asks Redis about the
+// key: another process then sees exactly the admissions made, plus what the
+// first holds in its new lease.
+func TestAnEndedLeaseGivesItsUnusedAdmissionsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	rdb := redisClient(t)
+	a, err := NewRedis(rdb, RedisOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewRedis(redisClient(t), RedisOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := Rule{Name: "back", Limit: 1000, Window: 10 * time.Second} // buckets of 1s
+	width := geometryOf(rule.Window, DefaultBuckets).width
+	key := a.Key(rule.Name, "k")
+	lease := func() (tokens int, bucket int64) {
+		a.leases.mu.Lock()
+		defer a.leases.mu.Unlock()
+		e := a.leases.m[key]
+		return e.tokens, e.bucket
+	}
+	made := 0
+	for made < 10 {
+		if d, err := a.Allow(ctx, rule, "k"); err != nil || !d.Allowed {
+			t.Fatalf("%+v %v", d, err)
+		}
+		made++
+	}
+	unused, bucket := lease()
+	if unused < 10 {
+		t.Fatalf("the busy key's lease has %d admissions left; want a lease with many unused", unused)
+	}
+	for { // until Redis's clock has left the lease's bucket
+		now, err := rdb.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.UnixMicro()/width > bucket {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d, err := a.Allow(ctx, rule, "k"); err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	made++
+	held, _ := lease()
+	d, err := b.Allow(ctx, rule, "k")
+	if err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	made++
+	if want := rule.Limit - made - held; d.Remaining != want {
+		t.Fatalf("remaining %d after %d admissions with %d leased; want %d (the %d unused given back)",
+			d.Remaining, made, held, want, unused)
 	}
 }

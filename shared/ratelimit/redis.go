@@ -14,11 +14,13 @@ import (
 // batcher), so that they cost Redis one script run and this process one
 // round trip. KEYS are the keys of every rule of every request, in order.
 // ARGV[1] = slots (buckets + 1), ARGV[2] = leaseShare; then per request: its
-// number of rules n, and per rule: limit, bucket width in µs, and how many
-// admissions the caller would like to lease (1: this request alone).
+// number of rules n, and per rule: limit, bucket width in µs, the caller's
+// demand in admissions per bucket (1: this request alone; see leases), and
+// the bucket and count of the unused admissions of an ended lease it gives
+// back (count 0: none).
 // Returns per rule: allowed (0/1), remaining, retry_after µs, reset_after µs,
-// granted (admissions counted for the caller: this request and its lease);
-// then the server time in µs.
+// granted (admissions counted for the caller: this request and its lease),
+// the bucket they were counted in; then the server time in µs.
 // Every key is read by one MGET at the start and, when a request was
 // admitted, written once at the end (a key that several requests of the
 // batch share, such as one client's address, is carried in the script's
@@ -47,7 +49,8 @@ while a <= #ARGV do
     local limit = tonumber(ARGV[a])
     local width = tonumber(ARGV[a + 1])
     wants[i] = tonumber(ARGV[a + 2])
-    a = a + 3
+    local back, unused = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+    a = a + 5
     local name = KEYS[key + i]
     local k = math.floor(now / width)
     local s = seen[name]
@@ -77,6 +80,11 @@ while a <= #ARGV do
       c = {k}
       for j = 2, slots + 1 do c[j] = 0 end
     end
+    if unused > 0 and back <= k and back > k - slots then
+      local j = (back % slots) + 2
+      c[j] = math.max(0, c[j] - unused)
+      dirty[name] = true
+    end
     s.c = c
     s.width = width
     local sum = 0
@@ -88,7 +96,8 @@ while a <= #ARGV do
     local k, c, sum, limit, width = ks[i], cs[i], sums[i], limits[i], widths[i]
     local granted = 0
     if all then
-      granted = math.max(1, math.min(wants[i], math.floor((limit - sum) / share)))
+      local want = math.ceil(wants[i] * (width - now % width) / width)
+      granted = math.max(1, math.min(want, math.floor((limit - sum) / share)))
       local j = (k % slots) + 2
       c[j] = c[j] + granted
       sum = sum + granted
@@ -119,7 +128,8 @@ while a <= #ARGV do
     out[o + 3] = retry
     out[o + 4] = reset
     out[o + 5] = granted
-    o = o + 5
+    out[o + 6] = k
+    o = o + 6
   end
   key = key + n
 end
@@ -210,24 +220,26 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 	// later than the bucket it is counted in (see leases).
 	sent := time.Now()
 	out := make([]Decision, len(reqs))
-	held, wants, remote := l.leases.take(keys, reqs, widths, sent, out)
+	held, asks, remote := l.leases.take(keys, reqs, widths, sent, out)
 	if remote == 0 {
 		return out, nil
 	}
 	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
 		deadline = dl
 	}
-	c := &call{deadline: deadline, keys: make([]string, 0, remote), args: make([]any, 1, 1+3*remote)}
+	c := &call{deadline: deadline, keys: make([]string, 0, remote), args: make([]any, 1, 1+5*remote)}
 	c.args[0] = remote
 	for i, q := range reqs {
 		if held[i] == nil {
+			a := asks[i]
 			c.keys = append(c.keys, keys[i])
-			c.args = append(c.args, q.Rule.Limit, widths[i], wants[i])
+			c.args = append(c.args, q.Rule.Limit, widths[i], a.demand, a.back, a.unused)
 		}
 	}
 	err := l.batch.run(ctx, c)
 	admitted := err == nil && c.vals[0] == 1
 	granted := make([]int, len(reqs))
+	buckets := make([]int64, len(reqs))
 	if err == nil {
 		at := time.UnixMicro(c.now)
 		v := c.vals
@@ -236,7 +248,7 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 				out[i].Allowed = admitted
 				continue
 			}
-			granted[i] = int(v[4])
+			granted[i], buckets[i] = int(v[4]), v[5]
 			out[i] = Decision{
 				Rule:       q.Rule.Name,
 				Allowed:    admitted,
@@ -249,7 +261,7 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 			v = v[ruleVals:]
 		}
 	}
-	l.leases.settle(keys, reqs, widths, held, wants, granted, admitted, sent, c.now, out)
+	l.leases.settle(keys, reqs, widths, held, asks, granted, buckets, admitted, sent, c.now, out)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit %s: %w", c.keys[0], err)
 	}
