@@ -76,10 +76,16 @@ type ask struct {
 // take decides from the leases the rules of one request that have an
 // admission left (held[i], out[i]) and says, for the others, what to ask
 // Redis (asks[i]); remote counts them. A demand over 1 marks the key asking
-// until settle.
+// until settle. On nil leases, every rule goes to Redis on its own.
 func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.Time, out []Decision) (held []*lease, asks []ask, remote int) {
 	held = make([]*lease, len(reqs))
 	asks = make([]ask, len(reqs))
+	if ls == nil {
+		for i := range asks {
+			asks[i].demand = 1
+		}
+		return held, asks, len(reqs)
+	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if now.Sub(ls.lastSweep) > time.Second || len(ls.m) >= maxLeases {

@@ -313,3 +313,38 @@ func TestAnEndedLeaseGivesItsUnusedAdmissionsBack(t *testing.T) {
 			d.Remaining, made, held, want, unused)
 	}
 }
+
+// TestNoLeasesDecidesEveryRequestInRedis checks that with NoLeases a busy
+// key still costs a round trip per request and counts only what it admits.
+func TestNoLeasesDecidesEveryRequestInRedis(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	hook := &roundTrips{}
+	rdb := redisClient(t)
+	rdb.AddHook(hook)
+	l, err := NewRedis(rdb, RedisOptions{Prefix: testPrefix(t), NoLeases: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := Rule{Name: "exact", Limit: 1000, Window: time.Hour}
+	for i := range 50 {
+		d, err := l.Allow(ctx, rule, "k")
+		if err != nil || !d.Allowed || d.Remaining != rule.Limit-1-i {
+			t.Fatalf("request %d: %+v %v", i+1, d, err)
+		}
+	}
+	if n := hook.n.Load(); n < 50 {
+		t.Fatalf("50 requests in %d round trips: some were decided without Redis", n)
+	}
+	raw, err := rdb.Get(ctx, l.Key(rule.Name, "k")).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for i := 6; i+1 < len(raw); i += 2 {
+		sum += int(raw[i])<<8 | int(raw[i+1])
+	}
+	if sum != 50 {
+		t.Fatalf("Redis counts %d admissions, want 50", sum)
+	}
+}

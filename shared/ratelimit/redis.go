@@ -147,6 +147,10 @@ type RedisOptions struct {
 	Prefix string
 	// Buckets is the number of sub-windows per window (default DefaultBuckets).
 	Buckets int
+	// NoLeases decides every request in Redis: no admission is counted
+	// before it is made, so a key is never refused while it has room, at
+	// the price of a round trip per request (or per batch of them).
+	NoLeases bool
 }
 
 // Redis is the shared limiter: every process deciding against the same Redis
@@ -161,7 +165,7 @@ type Redis struct {
 	prefix  string
 	buckets int
 	batch   *batcher
-	leases  leases
+	leases  *leases // nil: NoLeases
 }
 
 // NewRedis returns a limiter on rdb. It loads the script lazily (EVALSHA,
@@ -179,8 +183,11 @@ func NewRedis(rdb *redis.Client, opt RedisOptions) (*Redis, error) {
 	if opt.Buckets < 1 || opt.Buckets > 1000 {
 		return nil, fmt.Errorf("ratelimit: %d buckets out of range 1..1000", opt.Buckets)
 	}
-	return &Redis{prefix: opt.Prefix, buckets: opt.Buckets, batch: &batcher{rdb: rdb, slots: opt.Buckets + 1},
-		leases: leases{m: map[string]*lease{}}}, nil
+	l := &Redis{prefix: opt.Prefix, buckets: opt.Buckets, batch: &batcher{rdb: rdb, slots: opt.Buckets + 1}}
+	if !opt.NoLeases {
+		l.leases = &leases{m: map[string]*lease{}}
+	}
+	return l, nil
 }
 
 // Key returns the Redis key that holds rule's state for key.
@@ -261,7 +268,9 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 			v = v[ruleVals:]
 		}
 	}
-	l.leases.settle(keys, reqs, widths, held, asks, granted, buckets, admitted, sent, c.now, out)
+	if l.leases != nil {
+		l.leases.settle(keys, reqs, widths, held, asks, granted, buckets, admitted, sent, c.now, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rate limit %s: %w", c.keys[0], err)
 	}

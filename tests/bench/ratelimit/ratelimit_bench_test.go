@@ -6,7 +6,9 @@
 //
 // Figures per sub-benchmark: decisions/s, p50_µs and p99_µs of one decision
 // from 1, 16 and 64 concurrent callers, and roundtrips/decision counted by a
-// go-redis hook; then, per caller count, the ring's throughput divided by
+// go-redis hook; ring is the limiter as the platform runs it (busy keys
+// decided from leases), ring_no_leases the same with every decision in
+// Redis; then, per caller count, each ring's throughput divided by
 // redis_rate's and by the bare script's; BenchmarkMemoryPerKey prints Redis MEMORY USAGE of one
 // limited key for each algorithm.
 package ratelimit
@@ -135,6 +137,10 @@ func BenchmarkDecision(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	exact, err := ratelimit.NewRedis(rdb, ratelimit.RedisOptions{Prefix: prefix + "exact:", NoLeases: true})
+	if err != nil {
+		b.Fatal(err)
+	}
 	rule := ratelimit.Rule{Name: "bench", Limit: 60000, Window: time.Minute}
 	gcra := redis_rate.NewLimiter(rdb)
 	gcraLimit := redis_rate.PerMinute(60000)
@@ -147,6 +153,10 @@ func BenchmarkDecision(b *testing.B) {
 	}{
 		{"ring", func(ctx context.Context, key string) error {
 			_, err := ring.Allow(ctx, rule, key)
+			return err
+		}},
+		{"ring_no_leases", func(ctx context.Context, key string) error {
+			_, err := exact.Allow(ctx, rule, key)
 			return err
 		}},
 		{"redis_rate", func(ctx context.Context, key string) error {
@@ -174,6 +184,8 @@ func BenchmarkDecision(b *testing.B) {
 			}
 			b.ReportMetric(rate["ring"]/rate["redis_rate"], "ring_per_redis_rate")
 			b.ReportMetric(rate["ring"]/rate["trivial_incr_script"], "ring_per_trivial")
+			b.ReportMetric(rate["ring_no_leases"]/rate["redis_rate"], "no_leases_per_redis_rate")
+			b.ReportMetric(rate["ring_no_leases"]/rate["trivial_incr_script"], "no_leases_per_trivial")
 		})
 	}
 }
