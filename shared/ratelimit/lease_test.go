@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestLeasingProcessesNeverAdmitMoreThanTheLimitTogether runs four limiters,
@@ -346,5 +348,41 @@ func TestNoLeasesDecidesEveryRequestInRedis(t *testing.T) {
 	}
 	if sum != 50 {
 		t.Fatalf("Redis counts %d admissions, want 50", sum)
+	}
+}
+
+// TestALeaseDecisionDoesNotEndAnOutage checks that while Redis is down, a
+// probe that leases alone decide does not declare Redis restored.
+func TestALeaseDecisionDoesNotEndAnOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := startPrivateRedis(t)
+	log, _ := testLogger()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	shared, err := NewRedis(rdb, RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := NewResilient(shared, NewLocal(), ResilientOptions{Backoff: 20 * time.Millisecond, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := Rule{Name: "busy", Limit: 10000, Window: time.Hour}
+	for range 20 { // a lease on the busy key, lasting its bucket (6 minutes)
+		if _, err := res.Allow(ctx, busy, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.stop()
+	if _, err := res.Allow(ctx, busy, "other"); err != nil || !res.Degraded() {
+		t.Fatalf("a request Redis had to decide while it was down: err %v, degraded %v", err, res.Degraded())
+	}
+	time.Sleep(50 * time.Millisecond) // past the backoff: the next call probes
+	if d, err := res.Allow(ctx, busy, "k"); err != nil || !d.Allowed {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if !res.Degraded() {
+		t.Fatal("a decision from a lease ended the outage while Redis was down")
 	}
 }

@@ -206,19 +206,21 @@ func (l *Redis) Allow(ctx context.Context, rule Rule, key string) (Decision, err
 // this process holds when every rule has one, otherwise in one script call
 // for the rules without (the others hold a lease's admission meanwhile).
 func (l *Redis) AllowAll(ctx context.Context, reqs []Request) ([]Decision, error) {
-	return l.allowAllBy(ctx, reqs, time.Time{})
+	ds, _, err := l.allowAllBy(ctx, reqs, time.Time{})
+	return ds, err
 }
 
-// allowAllBy is AllowAll that gives up at deadline (zero: ctx's only).
-func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, error) {
+// allowAllBy is AllowAll that gives up at deadline (zero: ctx's only); asked
+// reports whether Redis was asked (not when leases decided every rule).
+func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) (ds []Decision, asked bool, err error) {
 	if len(reqs) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	keys := make([]string, len(reqs))
 	widths := make([]int64, len(reqs))
 	for i, q := range reqs {
 		if err := q.Rule.Validate(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		keys[i] = l.Key(q.Rule.Name, q.Key)
 		widths[i] = geometryOf(q.Rule.Window, l.buckets).width
@@ -229,7 +231,7 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 	out := make([]Decision, len(reqs))
 	held, asks, remote := l.leases.take(keys, reqs, widths, sent, out)
 	if remote == 0 {
-		return out, nil
+		return out, false, nil
 	}
 	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
 		deadline = dl
@@ -243,7 +245,7 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 			c.args = append(c.args, q.Rule.Limit, widths[i], a.demand, a.back, a.unused)
 		}
 	}
-	err := l.batch.run(ctx, c)
+	err = l.batch.run(ctx, c)
 	admitted := err == nil && c.vals[0] == 1
 	granted := make([]int, len(reqs))
 	buckets := make([]int64, len(reqs))
@@ -272,7 +274,7 @@ func (l *Redis) allowAllBy(ctx context.Context, reqs []Request, deadline time.Ti
 		l.leases.settle(keys, reqs, widths, held, asks, granted, buckets, admitted, sent, c.now, out)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rate limit %s: %w", c.keys[0], err)
+		return nil, true, fmt.Errorf("rate limit %s: %w", c.keys[0], err)
 	}
-	return out, nil
+	return out, true, nil
 }
