@@ -54,6 +54,10 @@ type lease struct {
 	used   int   // admissions decided with it, the request that asked for it included
 	asking bool  // a request for the next lease is on its way
 	bucket int64 // Redis bucket index the lease is counted in
+	// unused admissions of an older lease, counted in bucket back, to give
+	// back with the next request to Redis
+	unused int
+	back   int64
 	until  time.Time
 	forget time.Time // after it, the entry and the demand it records go
 	// For the decisions made from the lease: the process clock when it was
@@ -109,7 +113,11 @@ func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.T
 			continue
 		}
 		remote++
-		if e.tokens > 0 { // the lease ended with admissions unused
+		switch {
+		case e.unused > 0:
+			asks[i].back, asks[i].unused = e.back, e.unused
+			e.unused = 0
+		case e.tokens > 0: // the lease ended with admissions unused
 			asks[i].back, asks[i].unused = e.bucket, e.tokens
 			e.tokens = 0
 		}
@@ -160,19 +168,40 @@ func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*
 		valid -= valid / 256
 		until := sent.Add(valid)
 		room := out[i].Remaining - (granted[i] - 1)
-		if e != nil && e.limit == reqs[i].Rule.Limit && e.width == w && e.bucket == buckets[i] && sent.Before(e.until) {
-			// Same bucket: a concurrent grant adds to the lease.
+		same := e != nil && e.limit == reqs[i].Rule.Limit && e.width == w
+		switch {
+		case same && e.bucket == buckets[i]:
+			// A concurrent grant in the same bucket adds to the lease; each
+			// end ends no later than the bucket, so the later one does too.
 			e.tokens += granted[i] - 1
 			e.used++
 			e.room = room
+			if until.After(e.until) {
+				e.until = until
+			}
+			continue
+		case same && e.bucket > buckets[i]:
+			// An answer that arrived after a newer lease: keep that one,
+			// and give back what this grant leased, if anything.
+			if granted[i] > 1 && e.unused == 0 {
+				e.back, e.unused = buckets[i], granted[i]-1
+			}
+			continue
+		case e == nil && len(ls.m) >= maxLeases:
 			continue
 		}
-		if e == nil && len(ls.m) >= maxLeases {
-			continue
-		}
-		ls.m[keys[i]] = &lease{limit: reqs[i].Rule.Limit, width: w, tokens: granted[i] - 1, used: 1, bucket: buckets[i],
+		n := &lease{limit: reqs[i].Rule.Limit, width: w, tokens: granted[i] - 1, used: 1, bucket: buckets[i],
 			until: until, forget: until.Add(time.Duration(w) * time.Microsecond), sent: sent, redisNow: redisNow, room: room,
 			reset: out[i].ResetAfter}
+		if same { // an older lease: what it left unused is given back later
+			switch {
+			case e.unused > 0:
+				n.back, n.unused = e.back, e.unused
+			case e.tokens > 0:
+				n.back, n.unused = e.bucket, e.tokens
+			}
+		}
+		ls.m[keys[i]] = n
 	}
 }
 

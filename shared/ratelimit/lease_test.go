@@ -386,3 +386,37 @@ func TestALeaseDecisionDoesNotEndAnOutage(t *testing.T) {
 		t.Fatal("a decision from a lease ended the outage while Redis was down")
 	}
 }
+
+// TestALateAnswerKeepsTheNewerLease checks that the answer to a request
+// sent before a newer lease was granted, arriving after it, neither drops
+// that lease nor loses what it leased itself: it is kept to be given back.
+func TestALateAnswerKeepsTheNewerLease(t *testing.T) {
+	t.Parallel()
+	ls := &leases{m: map[string]*lease{}}
+	rule := Rule{Name: "r", Limit: 60000, Window: time.Second}
+	width := geometryOf(rule.Window, DefaultBuckets).width
+	reqs := []Request{{Rule: rule, Key: "k"}}
+	keys, widths := []string{"r:k"}, []int64{width}
+	now := time.Now()
+	grant := func(granted int, bucket int64) {
+		out := []Decision{{Rule: "r", Allowed: true, Limit: rule.Limit, Remaining: 50000}}
+		ls.settle(keys, reqs, widths, []*lease{nil}, []ask{{demand: 1}}, []int{granted}, []int64{bucket}, true, now,
+			bucket*width+width/2, out)
+	}
+	grant(500, 11) // the newer lease
+	grant(1, 10)   // a plain decision of the bucket before, answered late
+	grant(40, 10)  // a lease of the bucket before, answered late
+	e := ls.m["r:k"]
+	if e.bucket != 11 || e.tokens != 499 {
+		t.Fatalf("lease of bucket %d with %d admissions left; want bucket 11 with 499", e.bucket, e.tokens)
+	}
+	if e.back != 10 || e.unused != 39 {
+		t.Fatalf("to give back: %d of bucket %d; want the late lease's 39 of bucket 10", e.unused, e.back)
+	}
+	// The next bucket: one give-back waits at a time, so the 499 left of
+	// bucket 11 stay counted until that bucket leaves the window.
+	grant(300, 12)
+	if e := ls.m["r:k"]; e.bucket != 12 || e.tokens != 299 || e.back != 10 || e.unused != 39 {
+		t.Fatalf("after a newer grant: %+v", *e)
+	}
+}

@@ -96,13 +96,13 @@ func BenchmarkEdgeHTTP(b *testing.B) {
 			srv := httptest.NewServer(c.handler)
 			defer srv.Close()
 			for range b.N {
-				r, p50, p99, errs := load(srv.URL+"/api/v1/things", tokens)
+				r, p50, p99, errs, first := load(srv.URL+"/api/v1/things", tokens)
 				rps[c.name] = r
 				b.ReportMetric(r, "req/s")
 				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 				if errs > 0 {
-					b.Fatalf("%d requests failed", errs)
+					b.Fatalf("%d requests failed, the first with %s", errs, first)
 				}
 			}
 		})
@@ -114,7 +114,7 @@ func BenchmarkEdgeHTTP(b *testing.B) {
 	})
 }
 
-func load(url string, tokens []string) (rps float64, p50, p99 time.Duration, errs int) {
+func load(url string, tokens []string) (rps float64, p50, p99 time.Duration, errs int, first string) {
 	tr := &http.Transport{MaxIdleConnsPerHost: connections, MaxConnsPerHost: connections}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -125,14 +125,18 @@ func load(url string, tokens []string) (rps float64, p50, p99 time.Duration, err
 	for i := range connections {
 		wg.Go(func() {
 			var mine []time.Duration
-			bad := 0
+			bad, why := 0, ""
 			req, _ := http.NewRequest("GET", url, nil)
 			req.Header.Set("Authorization", "Bearer "+tokens[i])
 			for time.Now().Before(deadline) {
 				start := time.Now()
 				resp, err := client.Do(req)
 				if err != nil || resp.StatusCode != http.StatusOK {
-					bad++
+					if bad++; bad == 1 && err != nil {
+						why = err.Error()
+					} else if bad == 1 {
+						why = fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("Retry-After"), " ", resp.Header.Get("Ratelimit-Remaining"))
+					}
 				}
 				if resp != nil {
 					_, _ = resp.Body.Read(make([]byte, 64))
@@ -143,10 +147,13 @@ func load(url string, tokens []string) (rps float64, p50, p99 time.Duration, err
 			mu.Lock()
 			lat = append(lat, mine...)
 			errs += bad
+			if first == "" {
+				first = why
+			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	slices.Sort(lat)
-	return float64(len(lat)) / duration.Seconds(), lat[len(lat)/2], lat[len(lat)*99/100], errs
+	return float64(len(lat)) / duration.Seconds(), lat[len(lat)/2], lat[len(lat)*99/100], errs, first
 }
