@@ -17,6 +17,9 @@ const maxInFlight = 4
 // maxBatch bounds the decisions of one script call.
 const maxBatch = 256
 
+// ruleVals is how many values the script returns per rule.
+const ruleVals = 6
+
 // batcher sends decisions to Redis in script calls: a caller that finds
 // fewer than maxInFlight calls on their way sends its own decision, together
 // with every decision queued meanwhile, in one script call; otherwise it
@@ -38,8 +41,8 @@ type batcher struct {
 // goroutine to send that batch (the call among it).
 type call struct {
 	keys []string
-	args []any   // number of rules, then limit and width per rule
-	vals []int64 // allowed, remaining, retry, reset per rule
+	args []any   // number of rules, then per rule the script's five arguments
+	vals []int64 // the script's six values per rule
 	now  int64   // Redis time of the decision, µs
 	// deadline bounds the call (zero: none); a batch's round trip is
 	// bounded by the earliest deadline of its calls. A call from Resilient
@@ -148,7 +151,7 @@ func (b *batcher) eval(ctx context.Context, batch []*call) {
 			args = append(args, k)
 		}
 	}
-	args = append(args, b.slots)
+	args = append(args, b.slots, leaseShare)
 	for _, c := range batch {
 		args = append(args, c.args...)
 	}
@@ -158,7 +161,7 @@ func (b *batcher) eval(ctx context.Context, batch []*call) {
 			vals, err = b.do(ctx, args)
 		}
 	}
-	if err == nil && len(vals) != 4*rules+1 {
+	if err == nil && len(vals) != ruleVals*rules+1 {
 		err = fmt.Errorf("script returned %d values for %d rules", len(vals), rules)
 	}
 	if err != nil {
@@ -169,7 +172,7 @@ func (b *batcher) eval(ctx context.Context, batch []*call) {
 	}
 	now := vals[len(vals)-1]
 	for _, c := range batch {
-		n := 4 * len(c.keys)
+		n := ruleVals * len(c.keys)
 		c.vals, vals = vals[:n:n], vals[n:]
 		c.now = now
 	}

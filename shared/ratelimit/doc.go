@@ -1,6 +1,8 @@
 // Package ratelimit limits requests per IP, per user and per endpoint with a
-// sliding window kept in Redis, decided in one round trip (one EVALSHA), and
-// falls back to the same algorithm in process memory when Redis is unreachable.
+// sliding window kept in Redis, decided in one round trip (one EVALSHA) or,
+// for a busy key far from its limit, in process memory from a lease of
+// admissions Redis counted beforehand; it falls back to the same algorithm in
+// process memory when Redis is unreachable.
 //
 // # Algorithm: a ring of sub-window counters
 //
@@ -46,6 +48,34 @@
 // back by at most N+1 buckets the script keeps counting in the newest bucket
 // (stricter, never looser); a larger jump, or a rule whose window changed so
 // that the stored ring no longer fits, starts the key afresh.
+//
+// # Leases: most decisions of a busy key without a round trip
+//
+// An admission may be counted before it is made: when a key is busy in a
+// process, the script counts a lease of g admissions in the current bucket k
+// at once (only if the rule has room for all g, and g is at most 1/8 of that
+// room, so keys with less than 16 of room are decided request by request),
+// and the process admits the g−1 after the request that asked for it by
+// itself, until bucket k ends. In the bound above a lease is g admissions of
+// bucket k decided at once, so the bound holds unchanged, however many
+// processes share the key: no rolling window of length W admits more than L,
+// no excess allowed for leasing. The process learns the end of bucket k in
+// Redis time and measures it on its monotonic clock from before it sent the
+// request, so a lease ends early rather than late (less 1/256 for a process
+// clock that runs faster than Redis's). Reported times (Decision.At) of such
+// admissions are the Redis time of the grant plus the time since.
+//
+// The price is strictness: a lease's unused admissions count while it lasts,
+// and after it until the process next asks Redis about the key, which gives
+// them back (the script subtracts them from bucket k, which then still holds
+// every admission made in it). So a key can be refused while fewer than L
+// were admitted, by what the processes hold in their current leases plus the
+// unused part of leases that ended on keys a process has not asked about
+// since (for W + W/N at most). A lease is sized to demand: twice the rate at
+// which the process used its last lease of the key, over what is left of the
+// bucket (a key it has not seen for a bucket or two starts again from a plain
+// decision), never more than 1/8 of the room; a process has at most one lease
+// request of a key on its way at a time, and a key near its limit gets none.
 //
 // # Failure
 //

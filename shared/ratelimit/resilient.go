@@ -93,15 +93,18 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 	}
 	var ds []Decision
 	var err error
+	asked := true
 	if b, ok := r.shared.(bounded); ok {
-		ds, err = b.allowAllBy(ctx, reqs, time.Now().Add(r.timeout))
+		ds, asked, err = b.allowAllBy(ctx, reqs, time.Now().Add(r.timeout))
 	} else {
 		cctx, cancel := context.WithTimeout(ctx, r.timeout)
 		ds, err = r.shared.AllowAll(cctx, reqs)
 		cancel()
 	}
 	if err == nil {
-		r.up()
+		if asked { // a decision from leases alone says nothing of Redis
+			r.up()
+		}
 		return ds, nil
 	}
 	if ctx.Err() == nil {
@@ -112,9 +115,9 @@ func (r *Resilient) AllowAll(ctx context.Context, reqs []Request) ([]Decision, e
 
 // bounded is a shared limiter that takes the deadline of a call as a value,
 // so that concurrent calls can share one timer (Redis: one per batch) instead
-// of each making a context with its own.
+// of each making a context with its own, and says whether it asked Redis.
 type bounded interface {
-	allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, error)
+	allowAllBy(ctx context.Context, reqs []Request, deadline time.Time) ([]Decision, bool, error)
 }
 
 // withoutShared decides while the shared limiter cannot: refused when any

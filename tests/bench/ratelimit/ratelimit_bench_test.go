@@ -6,7 +6,10 @@
 //
 // Figures per sub-benchmark: decisions/s, p50_µs and p99_µs of one decision
 // from 1, 16 and 64 concurrent callers, and roundtrips/decision counted by a
-// go-redis hook; BenchmarkMemoryPerKey prints Redis MEMORY USAGE of one
+// go-redis hook; ring is the limiter as the platform runs it (busy keys
+// decided from leases), ring_no_leases the same with every decision in
+// Redis; then, per caller count, each ring's throughput divided by
+// redis_rate's and by the bare script's; BenchmarkMemoryPerKey prints Redis MEMORY USAGE of one
 // limited key for each algorithm.
 package ratelimit
 
@@ -76,8 +79,9 @@ var trivial = redis.NewScript(`return redis.call('INCR', KEYS[1])`)
 type decide func(ctx context.Context, key string) error
 
 // run spreads b.N decisions over callers goroutines and reports throughput,
-// latency percentiles and round trips per decision.
-func run(b *testing.B, callers int, hook *countHook, fn decide) {
+// latency percentiles and round trips per decision; it returns the
+// throughput.
+func run(b *testing.B, callers int, hook *countHook, fn decide) float64 {
 	ctx := context.Background()
 	for i := range 200 { // warm the pool and load the script
 		if err := fn(ctx, fmt.Sprint("warm", i%callers)); err != nil {
@@ -113,13 +117,14 @@ func run(b *testing.B, callers int, hook *countHook, fn decide) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return
+		return 0
 	}
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(pct(0.50), "p50_µs")
 	b.ReportMetric(pct(0.99), "p99_µs")
 	b.ReportMetric(float64(trips)/float64(len(all)), "roundtrips/decision")
+	return float64(len(all)) / elapsed.Seconds()
 }
 
 // BenchmarkDecision runs each algorithm at 1, 16 and 64 concurrent callers.
@@ -129,6 +134,10 @@ func BenchmarkDecision(b *testing.B) {
 	rdb, hook := client(b)
 	prefix := fmt.Sprintf("bench:%d:", time.Now().UnixNano())
 	ring, err := ratelimit.NewRedis(rdb, ratelimit.RedisOptions{Prefix: prefix + "ring:"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	exact, err := ratelimit.NewRedis(rdb, ratelimit.RedisOptions{Prefix: prefix + "exact:", NoLeases: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,6 +155,10 @@ func BenchmarkDecision(b *testing.B) {
 			_, err := ring.Allow(ctx, rule, key)
 			return err
 		}},
+		{"ring_no_leases", func(ctx context.Context, key string) error {
+			_, err := exact.Allow(ctx, rule, key)
+			return err
+		}},
 		{"redis_rate", func(ctx context.Context, key string) error {
 			_, err := gcra.Allow(ctx, prefix+"gcra:"+key, gcraLimit)
 			return err
@@ -159,11 +172,21 @@ func BenchmarkDecision(b *testing.B) {
 		}},
 	}
 	for _, callers := range []int{1, 16, 64} {
+		rate := map[string]float64{}
 		for _, a := range algos {
 			b.Run(fmt.Sprintf("%s/callers=%d", a.name, callers), func(b *testing.B) {
-				run(b, callers, hook, a.fn)
+				rate[a.name] = run(b, callers, hook, a.fn)
 			})
 		}
+		// The ring's throughput against the others' in the same run.
+		b.Run(fmt.Sprintf("ratio/callers=%d", callers), func(b *testing.B) {
+			for range b.N {
+			}
+			b.ReportMetric(rate["ring"]/rate["redis_rate"], "ring_per_redis_rate")
+			b.ReportMetric(rate["ring"]/rate["trivial_incr_script"], "ring_per_trivial")
+			b.ReportMetric(rate["ring_no_leases"]/rate["redis_rate"], "no_leases_per_redis_rate")
+			b.ReportMetric(rate["ring_no_leases"]/rate["trivial_incr_script"], "no_leases_per_trivial")
+		})
 	}
 }
 
