@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,32 +16,78 @@ type Drained struct {
 	Deliveries int `json:"deliveries"`
 }
 
-// Drain sends every email and webhook delivery that is due, one at a time,
-// until none is left or ctx is done, and returns how many it handled (each
-// sent, rescheduled or given up). Several Drains may run at once, in one
-// process or many: each claims its rows with FOR UPDATE SKIP LOCKED.
+// drainLanes is how many emails and webhook deliveries one Drain sends at
+// once. Each lane claims its own row (FOR UPDATE SKIP LOCKED) and holds a
+// pool connection while it sends, so a handful keeps a mail server busy
+// without starving the rest of the process of connections.
+const drainLanes = 4
+
+// Drain sends every email and webhook delivery that is due, until none is
+// left or ctx is done, and returns how many it handled (each sent,
+// rescheduled or given up). It starts with one lane and adds one, up to
+// drainLanes, each time a lane finds work, so that a backlog is sent several
+// at a time while a single due row costs one extra look. Several Drains may
+// run at once, in one process or many: each row is claimed by one of them.
 func (s *Service) Drain(ctx context.Context) (Drained, error) {
-	var d Drained
+	var (
+		mu    sync.Mutex
+		total Drained
+		errs  []error
+		lanes = 1
+		wg    sync.WaitGroup
+	)
+	var lane func()
+	lane = func() {
+		var d Drained
+		err := s.drainLane(ctx, &d, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if lanes < drainLanes {
+				lanes++
+				wg.Go(lane)
+			}
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		total.Emails += d.Emails
+		total.Deliveries += d.Deliveries
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	wg.Go(lane)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return total, err
+	}
+	return total, ctx.Err()
+}
+
+// drainLane sends due emails and webhook deliveries one at a time, counting
+// them in d, until none is left, and calls found after each round that
+// handled something.
+func (s *Service) drainLane(ctx context.Context, d *Drained, found func()) error {
 	for ctx.Err() == nil {
 		sentEmail, err := s.sendDueEmail(ctx)
 		if err != nil {
-			return d, err
+			return err
 		}
 		if sentEmail {
 			d.Emails++
 		}
 		sentHook, err := s.sendDueDelivery(ctx)
 		if err != nil {
-			return d, err
+			return err
 		}
 		if sentHook {
 			d.Deliveries++
 		}
 		if !sentEmail && !sentHook {
-			return d, nil
+			return nil
 		}
+		found()
 	}
-	return d, ctx.Err()
+	return nil
 }
 
 // RunDelivery drains on every wake-up Record sends (LISTEN
