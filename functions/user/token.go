@@ -91,13 +91,22 @@ func errBadRefreshToken(cause string) error {
 	return apierr.Wrap(apierr.Unauthorized, errors.New(cause), "invalid or expired refresh token")
 }
 
+// lockRefreshToken locks the token's row and tells whether it was used
+// within the last $2 seconds, and by which successor.
 const lockRefreshToken = `
 SELECT rt.id::text, rt.family_id::text, rt.user_id::text,
        rt.expires_at <= now(), rt.used_at IS NOT NULL, rt.revoked_at IS NOT NULL,
+       coalesce(rt.used_at > now() - make_interval(secs => $2), false), coalesce(rt.replaced_by::text, ''),
        u.username, u.roles, u.status
 FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
 WHERE rt.token_hash = $1
 FOR UPDATE OF rt`
+
+// retireSuccessor marks the successor $1 of a token presented again within
+// the grace used, replaced by $2, if nobody has used it yet.
+const retireSuccessor = `
+UPDATE refresh_tokens SET used_at = now(), replaced_by = $2
+WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL`
 
 const markRefreshTokenUsed = `
 UPDATE refresh_tokens SET used_at = now(), replaced_by = $2 WHERE id = $1`
@@ -111,6 +120,14 @@ UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at
 // was already used or revoked is a sign of theft: its whole family is revoked
 // and so are the access tokens issued in it (so the thief's and the owner's
 // newer tokens die at once). Every refusal is apierr Unauthorized.
+//
+// One second use is a retry, not theft: within RefreshReuseGrace of the
+// token's use, while the successor it was exchanged for is still unused (the
+// client never got it or never kept it: a browser that leaves a page while
+// the refresh's answer is on its way keeps the old cookie). Then that
+// successor is retired and a new one issued in its place, so the family still
+// has one live token. Once the successor has been used, or after the grace,
+// the old token's second use revokes the family as above.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, error) {
 	if refreshToken == "" {
 		return Tokens{}, apierr.New(apierr.Invalid, "refresh_token: is required")
@@ -125,12 +142,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 	)
 	err := db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
-			id, family, userID, username, status string
-			expired, used, revoked               bool
-			roles                                []string
+			id, family, userID, username, status, successor string
+			expired, used, revoked, recent                  bool
+			roles                                           []string
 		)
-		err := tx.QueryRow(ctx, lockRefreshToken, hashRefreshToken(refreshToken)).
-			Scan(&id, &family, &userID, &expired, &used, &revoked, &username, &roles, &status)
+		err := tx.QueryRow(ctx, lockRefreshToken, hashRefreshToken(refreshToken), s.cfg.RefreshReuseGrace.Seconds()).
+			Scan(&id, &family, &userID, &expired, &used, &revoked, &recent, &successor, &username, &roles, &status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			refusal = errBadRefreshToken("unknown")
 			return nil
@@ -138,14 +155,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		if err != nil {
 			return fmt.Errorf("lock refresh token: %w", err)
 		}
-		switch {
-		case used || revoked:
+		reused := func() error {
 			if _, err := tx.Exec(ctx, revokeFamily, family); err != nil {
 				return fmt.Errorf("revoke refresh family %s: %w", family, err)
 			}
 			s.log.WarnContext(ctx, "refresh token reused: family revoked", "user_id", userID, "family_id", family)
-			refusal, ended = errBadRefreshToken("reused"), family
+			tokens, refusal, ended = Tokens{}, errBadRefreshToken("reused"), family
 			return nil
+		}
+		retry := used && recent && successor != ""
+		switch {
+		case revoked || (used && !retry):
+			return reused()
 		case expired:
 			refusal = errBadRefreshToken("expired")
 			return nil
@@ -160,6 +181,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Tokens, err
 		tokens, next, err = s.issueTokens(ctx, tx, userID, username, roles, family)
 		if err != nil {
 			return err
+		}
+		if retry {
+			tag, err := tx.Exec(ctx, retireSuccessor, successor, next)
+			if err != nil {
+				return fmt.Errorf("retire refresh token %s: %w", successor, err)
+			}
+			if tag.RowsAffected() == 0 { // the successor was used: this is a second use after all
+				return reused() // the family's revocation takes the token just issued too
+			}
+			s.log.InfoContext(ctx, "refresh token presented again within the grace: its unused successor replaced",
+				"user_id", userID, "family_id", family)
+			return nil
 		}
 		if _, err := tx.Exec(ctx, markRefreshTokenUsed, id, next); err != nil {
 			return fmt.Errorf("mark refresh token %s used: %w", id, err)

@@ -44,11 +44,15 @@ type Config struct {
 	TokenKey string `env:"CLOUDPHONE_USER_TOKEN_KEY" secret:"user-token-key"`
 	// TokenPublicKey is the standard base64 of the matching public key; when
 	// empty it is derived from TokenKey.
-	TokenPublicKey   string        `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
-	AccessTokenTTL   time.Duration `env:"ACCESS_TOKEN_TTL" default:"15m"`
-	RefreshTokenTTL  time.Duration `env:"REFRESH_TOKEN_TTL" default:"168h"`
-	LoginMaxFailures int           `env:"LOGIN_MAX_FAILURES" default:"5"`
-	LoginLock        time.Duration `env:"LOGIN_LOCK" default:"15m"`
+	TokenPublicKey  string        `env:"CLOUDPHONE_USER_TOKEN_PUBLIC_KEY" secret:"user-token-public-key"`
+	AccessTokenTTL  time.Duration `env:"ACCESS_TOKEN_TTL" default:"15m"`
+	RefreshTokenTTL time.Duration `env:"REFRESH_TOKEN_TTL" default:"168h"`
+	// RefreshReuseGrace is how long after its use a refresh token may be
+	// presented again as a retry (see Refresh); zero treats every second
+	// use as theft.
+	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" default:"10s"`
+	LoginMaxFailures  int           `env:"LOGIN_MAX_FAILURES" default:"5"`
+	LoginLock         time.Duration `env:"LOGIN_LOCK" default:"15m"`
 }
 
 // Service implements the accounts context's use cases. It is safe for
@@ -84,6 +88,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, rdb *redis.Client, cfg Config
 		return nil, errors.New("user: Open needs a logger")
 	case cfg.TokenKey == "" && cfg.TokenPublicKey == "":
 		return nil, errors.New("user: neither CLOUDPHONE_USER_TOKEN_KEY (secret user-token-key) nor CLOUDPHONE_USER_TOKEN_PUBLIC_KEY (secret user-token-public-key) is set")
+	case cfg.RefreshReuseGrace < 0 || cfg.RefreshReuseGrace >= cfg.RefreshTokenTTL:
+		return nil, fmt.Errorf("user: REFRESH_REUSE_GRACE must be at least 0 and shorter than REFRESH_TOKEN_TTL (%s, %s)", cfg.RefreshReuseGrace, cfg.RefreshTokenTTL)
 	case cfg.AccessTokenTTL <= 0 || cfg.RefreshTokenTTL <= 0 || cfg.LoginLock <= 0 || cfg.LoginMaxFailures <= 0:
 		return nil, fmt.Errorf("user: token lifetimes, login lock and max failures must be positive (%+v)",
 			Config{AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,

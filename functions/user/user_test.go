@@ -327,6 +327,56 @@ func TestReusedRefreshTokenRevokesTheWholeFamily(t *testing.T) {
 	}
 }
 
+func TestRefreshRetriedWithinTheGraceReplacesTheUnusedAnswer(t *testing.T) {
+	t.Parallel()
+	env := usertest.New(t, func(c *user.Config) { c.RefreshReuseGrace = time.Minute })
+	env.Register(t, "lena")
+	first := env.Login(t, "lena")
+	lost, err := env.Service.Refresh(ctx, first.RefreshToken) // its answer never reached the client
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := env.Service.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatalf("the same token again within the grace, its successor unused: %v, want new tokens", err)
+	}
+	if kept.RefreshToken == lost.RefreshToken || kept.AccessToken == "" {
+		t.Fatalf("the retry answered %+v; want a refresh token of its own", kept)
+	}
+	next, err := env.Service.Refresh(ctx, kept.RefreshToken)
+	if err != nil {
+		t.Fatalf("the retry's token: %v", err)
+	}
+	// Now that the family moved on, the first token's use is theft.
+	if _, err := env.Service.Refresh(ctx, first.RefreshToken); !apierr.Is(err, apierr.Unauthorized) {
+		t.Fatalf("the first token after its successors were used: %v, want unauthorized", err)
+	}
+	if _, err := env.Service.Refresh(ctx, next.RefreshToken); !apierr.Is(err, apierr.Unauthorized) {
+		t.Fatalf("the newest token after the reuse: %v, want unauthorized (family revoked)", err)
+	}
+}
+
+func TestRefreshTokenUsedAgainAfterItsSuccessorRevokesTheFamilyEvenWithinTheGrace(t *testing.T) {
+	t.Parallel()
+	env := usertest.New(t, func(c *user.Config) { c.RefreshReuseGrace = time.Minute })
+	env.Register(t, "mona")
+	first := env.Login(t, "mona")
+	second, err := env.Service.Refresh(ctx, first.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, err := env.Service.Refresh(ctx, second.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Service.Refresh(ctx, first.RefreshToken); !apierr.Is(err, apierr.Unauthorized) {
+		t.Fatalf("reuse of a token whose successor was used: %v, want unauthorized", err)
+	}
+	if _, err := env.Service.Refresh(ctx, third.RefreshToken); !apierr.Is(err, apierr.Unauthorized) {
+		t.Fatalf("newest token after reuse: %v, want unauthorized (family revoked)", err)
+	}
+}
+
 func TestExpiredRefreshTokenIsRefused(t *testing.T) {
 	t.Parallel()
 	env := usertest.New(t)

@@ -62,16 +62,29 @@ func TestCookieSessionKeepsTheRefreshTokenOutOfReachAndNeedsTheCSRFToken(t *test
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("refresh by cookie with the CSRF header: %d", resp.StatusCode)
 	}
-	var rotated *http.Cookie
+	var rotated, rotatedCSRF *http.Cookie
 	for _, c := range resp.Cookies() {
-		if c.Name == "cp_refresh" {
+		switch c.Name {
+		case "cp_refresh":
 			rotated = c
+		case "cp_csrf":
+			rotatedCSRF = c
 		}
 	}
 	if rotated == nil || rotated.Value == session.Value {
 		t.Fatal("refresh did not rotate the session cookie")
 	}
-	// The old session cookie is dead now: presenting it again is reuse.
+	// Once the rotated cookie has been used, the old one is dead: presenting
+	// it again is reuse. (Before that, within a few seconds, it is taken for
+	// a retry whose answer the browser lost.)
+	if rotatedCSRF == nil {
+		t.Fatal("refresh did not rotate the CSRF cookie with the session")
+	}
+	resp = post("/api/v1/auth/refresh", `{}`, map[string]string{"X-CSRF-Token": rotatedCSRF.Value}, []*http.Cookie{rotated, rotatedCSRF})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("refresh with the rotated cookie: %d", resp.StatusCode)
+	}
 	if resp := post("/api/v1/auth/refresh", `{}`, map[string]string{"X-CSRF-Token": csrf.Value}, jarCookies); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("reusing the rotated-out cookie: %d, want 401", resp.StatusCode)
 	}

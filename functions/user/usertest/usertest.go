@@ -33,8 +33,9 @@ type Env struct {
 const Password = "correct horse battery"
 
 // New returns an Env on a fresh database migrated with the outbox, inbox and
-// user migrations, with a new signing key and the default limits.
-func New(t testing.TB) Env {
+// user migrations, with a new signing key and the default limits (no grace
+// for a refresh token's second use), changed by mutate.
+func New(t testing.TB, mutate ...func(*user.Config)) Env {
 	t.Helper()
 	pool := dbtest.Database(t, outbox.Migrations, inbox.Migrations, user.Migrations)
 	rdb := dbtest.Redis(t)
@@ -46,6 +47,9 @@ func New(t testing.TB) Env {
 		TokenKey: priv, TokenPublicKey: pub,
 		AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 168 * time.Hour,
 		LoginMaxFailures: 5, LoginLock: 15 * time.Minute,
+	}
+	for _, m := range mutate {
+		m(&cfg)
 	}
 	svc, err := user.Open(context.Background(), pool, rdb, cfg, logging.Discard())
 	if err != nil {
