@@ -270,6 +270,21 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 	if typ == userevents.EventQuotaGranted {
 		s.committed(StepGrantReceived)
 	}
+	if typ == userevents.EventQuotaRevoked {
+		// A revoke confirms a compensation of a failed saga and nothing
+		// else: every renewal's revoke of the grant it replaced (a
+		// completed saga's) changes nothing. Completed and failed are
+		// final, so the status read without a lock tells, and such a reply
+		// takes no lock and writes no inbox row.
+		var status string
+		err := s.pool.QueryRow(ctx, `SELECT status FROM sagas WHERE order_id = $1`, r.GrantID).Scan(&status)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows), err == nil && status != SagaFailed:
+			return OutcomeIgnored, nil
+		case err != nil:
+			return "", fmt.Errorf("read saga %s: %w", r.GrantID, err)
+		}
+	}
 	out, err := s.withSaga(ctx, e, r.GrantID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
 		now := s.now().UTC()
 		switch {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/user/userevents"
 )
 
@@ -27,6 +28,16 @@ func TestSubscriptionExtendsAndExpiresRevokingItsGrant(t *testing.T) {
 	}
 	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, orders[0])) != 1 {
 		t.Fatal("the replaced grant was not revoked")
+	}
+	// The user context confirms that revoke: the first order's saga is
+	// completed, so the reply changes nothing and writes nothing.
+	revoked := reply(t, userevents.EventQuotaRevoked, orders[0], u, "")
+	if out, err := e.handleReply(t, revoked); err != nil || out != billing.OutcomeIgnored {
+		t.Fatalf("revoked of the replaced grant: %s, %v", out, err)
+	}
+	var inboxed int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE id = $1`, revoked.ID()).Scan(&inboxed); err != nil || inboxed != 0 {
+		t.Fatalf("the ignored reply left %d inbox rows (%v), want none", inboxed, err)
 	}
 	e.clock.Advance(61 * 24 * time.Hour)
 	if n, err := e.svc.ExpireSubscriptions(context.Background()); err != nil || n != 1 {
