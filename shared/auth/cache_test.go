@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
 
@@ -15,7 +16,7 @@ import (
 // is up, so answers it has seen come from memory.
 func watched(tb testing.TB) *auth.Watched {
 	tb.Helper()
-	w := auth.WatchRevocations(redisClient(tb), logging.Discard())
+	w := auth.WatchRevocations(dbtest.Redis(tb), logging.Discard())
 	deadline := time.Now().Add(5 * time.Second)
 	for !w.Live() {
 		if time.Now().After(deadline) {

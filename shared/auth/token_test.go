@@ -6,16 +6,15 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 )
 
 type bundle struct {
@@ -26,28 +25,13 @@ type bundle struct {
 	revoked  auth.Revocations
 }
 
-func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: these tests need a real Redis (e.g. redis://127.0.0.1:6379/0)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("parse REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
 func setup(t testing.TB) bundle {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev := auth.NewRedisRevocations(redisClient(t))
+	rev := auth.NewRedisRevocations(dbtest.Redis(t))
 	return bundle{priv: priv, pub: pub, issuer: auth.NewIssuer(priv, 15*time.Minute), verifier: auth.NewVerifier(pub, rev), revoked: rev}
 }
 
@@ -181,7 +165,7 @@ func TestVerifyRefusesEveryForgedOrStaleToken(t *testing.T) {
 func TestRevokedTokenIsRefusedUntilItExpires(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rdb := redisClient(t)
+	rdb := dbtest.Redis(t)
 	tok, exp, err := b.issuer.Issue(principal())
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +269,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add(strings.Repeat(".", 1000))
-	v := auth.NewVerifier(pub, auth.NewRedisRevocations(redisClient(f)))
+	v := auth.NewVerifier(pub, auth.NewRedisRevocations(dbtest.Redis(f)))
 	f.Fuzz(func(t *testing.T, tok string) {
 		p, err := v.Verify(context.Background(), tok)
 		if err == nil && tok != good {

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
 
@@ -31,11 +32,11 @@ func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 // refuses it at once when another process revokes it.
 func TestWatchedRevocationsRememberAndLearnOfRevocationsElsewhere(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t)
+	rdb := dbtest.Redis(t)
 	counter := &countCommands{}
 	rdb.AddHook(counter)
 	w := auth.WatchRevocations(rdb, logging.Discard())
-	elsewhere := auth.NewRedisRevocations(redisClient(t)) // another process's logout
+	elsewhere := auth.NewRedisRevocations(dbtest.Redis(t)) // another process's logout
 	ctx := context.Background()
 	id := "watched-" + time.Now().Format("150405.000000000")
 
@@ -72,7 +73,7 @@ func TestWatchedRevocationsRememberAndLearnOfRevocationsElsewhere(t *testing.T) 
 // without warning that it lost its subscription.
 func TestWatchedRevocationsEndQuietlyWhenTheClientCloses(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t)
+	rdb := dbtest.Redis(t)
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	w := auth.WatchRevocations(rdb, slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, nil)))

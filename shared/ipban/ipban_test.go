@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,25 +18,8 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/clientip"
 	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 )
-
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: these tests need a real Redis (e.g. redis://127.0.0.1:6379/0)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("Redis at REDIS_URL: %v", err)
-	}
-	return rdb
-}
 
 type fixture struct {
 	rdb  *redis.Client
@@ -47,7 +29,7 @@ type fixture struct {
 
 func setup(t *testing.T, opt Options) fixture {
 	t.Helper()
-	rdb := redisClient(t)
+	rdb := dbtest.Redis(t)
 	opt.Prefix = fmt.Sprintf("test:ipban:%s:%d:", strings.ReplaceAll(t.Name(), "/", "."), time.Now().UnixNano())
 	opt.Log = slog.New(slog.DiscardHandler)
 	d, err := New(rdb, opt)

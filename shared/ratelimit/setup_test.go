@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -15,26 +14,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 )
 
-// redisClient connects to $REDIS_URL.
+// redisClient connects to $REDIS_URL with a pool large enough for the
+// concurrency tests.
 func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: these tests need a real Redis (e.g. redis://127.0.0.1:6379/0)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL: %v", err)
-	}
-	opt.PoolSize = 128
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("Redis at REDIS_URL: %v", err)
-	}
-	return rdb
+	return dbtest.Redis(t, func(o *redis.Options) { o.PoolSize = 128 })
 }
 
 // testPrefix is a key prefix no other test uses.

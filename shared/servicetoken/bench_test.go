@@ -5,26 +5,16 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
-	"os"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 )
 
 // Run: REDIS_URL=… go test -run '^$' -bench . -benchmem ./shared/servicetoken/
 
 func internalMinter(b testing.TB) (*Minter, ed25519.PublicKey) {
 	b.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		b.Fatal("REDIS_URL is not set: these tests need a real Redis")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatalf("parse REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	b.Cleanup(func() { _ = rdb.Close() })
+	rdb := dbtest.Redis(b)
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		b.Fatal(err)

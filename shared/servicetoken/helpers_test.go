@@ -6,13 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
 
@@ -32,7 +32,7 @@ func setup(t testing.TB) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redisClient(t)
+	rdb := dbtest.Redis(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	prefix := "test:svctoken:" + hex.EncodeToString(b[:]) + ":"
@@ -44,24 +44,6 @@ func setup(t testing.TB) bundle {
 		}
 	})
 	return bundle{priv: priv, pub: pub, rdb: rdb, prefix: prefix, log: slog.New(slog.DiscardHandler)}
-}
-
-func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Fatal("REDIS_URL is not set: these tests need a real Redis (e.g. redis://127.0.0.1:6379/0)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("parse REDIS_URL: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at REDIS_URL unreachable: %v", err)
-	}
-	return rdb
 }
 
 func (b bundle) minter(t testing.TB, caller string) *servicetoken.Minter {

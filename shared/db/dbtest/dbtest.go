@@ -84,9 +84,10 @@ func Drop(t testing.TB, name string) {
 	}
 }
 
-// Redis returns a client for $REDIS_URL, closed when t ends, failing t when
-// the variable is unset.
-func Redis(t testing.TB) *redis.Client {
+// Redis returns a client for $REDIS_URL with its options changed by mutate,
+// closed when t ends, failing t when the variable is unset or the server does
+// not answer.
+func Redis(t testing.TB, mutate ...func(*redis.Options)) *redis.Client {
 	t.Helper()
 	url := os.Getenv("REDIS_URL")
 	if url == "" {
@@ -96,7 +97,13 @@ func Redis(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Fatalf("parse REDIS_URL: %v", err)
 	}
+	for _, m := range mutate {
+		m(opt)
+	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("Redis at REDIS_URL does not answer: %v", err)
+	}
 	return rdb
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/config"
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/edge"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/metrics"
@@ -39,17 +40,7 @@ func trivial(w http.ResponseWriter, _ *http.Request) {
 // reports requests/s and latency percentiles, bare and behind the edge, then
 // the ratio of the two throughputs (edge_per_bare).
 func BenchmarkEdgeHTTP(b *testing.B) {
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		b.Fatal("REDIS_URL is not set")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	opt.PoolSize = 128
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := dbtest.Redis(b, func(o *redis.Options) { o.PoolSize = 128 })
 
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	dir := b.TempDir()

@@ -17,7 +17,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/ratelimit"
 )
 
@@ -54,20 +54,7 @@ func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 
 func client(b *testing.B) (*redis.Client, *countHook) {
 	b.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		b.Fatal("REDIS_URL is not set: the benchmarks need a real Redis (e.g. redis://127.0.0.1:6379/0)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatalf("REDIS_URL: %v", err)
-	}
-	opt.PoolSize = 128
-	rdb := redis.NewClient(opt)
-	b.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		b.Fatalf("Redis at REDIS_URL: %v", err)
-	}
+	rdb := dbtest.Redis(b, func(o *redis.Options) { o.PoolSize = 128 })
 	h := &countHook{}
 	rdb.AddHook(h)
 	return rdb, h
