@@ -11,6 +11,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/billing/billingfundsinternal"
 	"github.com/cloudphone/cloudphone/functions/billing/billingtest"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function/functiontest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
@@ -40,19 +41,19 @@ func TestTheDeviceContextLearnsWhetherAUserCanPayAnHourAndNoOtherCallerDoes(t *t
 	size := billingfundsinternal.CheckRequest{CPUCores: 2, MemoryMB: 2048}
 
 	var fc billing.FundsCheck
-	billingtest.Decode(t, billingtest.Call(fn.Handle, "POST", path, token(servicetoken.ContextDevice), size), http.StatusOK, &fc)
+	billingtest.Decode(t, functiontest.Call(fn.Handle, "POST", path, token(servicetoken.ContextDevice), size), http.StatusOK, &fc)
 	if fc.Available != 700 || fc.Hourly <= 0 || fc.Currency != "USD" {
 		t.Fatalf("funds check %+v, want 700 available and the hourly price", fc)
 	}
 	poor := events.NewID()
 	env.Credit(t, poor, 10)
-	if w := billingtest.Call(fn.Handle, "POST", "/internal/v1/funds/"+poor+"/check", token(servicetoken.ContextDevice), size); w.Code != http.StatusConflict {
+	if w := functiontest.Call(fn.Handle, "POST", "/internal/v1/funds/"+poor+"/check", token(servicetoken.ContextDevice), size); w.Code != http.StatusConflict {
 		t.Fatalf("a balance short of an hour: %d %s, want 409", w.Code, w.Body)
 	}
-	if w := billingtest.Call(fn.Handle, "POST", path, token(servicetoken.ContextUser), size); w.Code != http.StatusForbidden {
+	if w := functiontest.Call(fn.Handle, "POST", path, token(servicetoken.ContextUser), size); w.Code != http.StatusForbidden {
 		t.Fatalf("the user context asked: %d %s, want 403", w.Code, w.Body)
 	}
-	if w := billingtest.Call(fn.Handle, "POST", path, "", size); w.Code != http.StatusUnauthorized {
+	if w := functiontest.Call(fn.Handle, "POST", path, "", size); w.Code != http.StatusUnauthorized {
 		t.Fatalf("no service token: %d %s, want 401", w.Code, w.Body)
 	}
 }

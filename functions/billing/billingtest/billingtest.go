@@ -5,10 +5,8 @@
 package billingtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -154,29 +152,6 @@ func (e Env) Outboxed(t testing.TB, typ, subject string) []event.Event {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// Call sends method path through handle (a function's Handle) with body as
-// JSON (none when nil) and headers (name, value, ...), as the bearer of token
-// (none when empty), and returns the answer.
-func Call(handle func(http.ResponseWriter, *http.Request), method, path, token string, body any, headers ...string) *httptest.ResponseRecorder {
-	var raw []byte
-	if body != nil {
-		raw, _ = json.Marshal(body)
-	}
-	r := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if body != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Header.Set(headers[i], headers[i+1])
-	}
-	w := httptest.NewRecorder()
-	handle(w, r)
-	return w
 }
 
 // Decode decodes w's body into v, failing t unless w has status.

@@ -1,7 +1,6 @@
 package admindeadletters_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db/dbtest"
 	"github.com/cloudphone/cloudphone/shared/events"
+	"github.com/cloudphone/cloudphone/shared/function/functiontest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
 
@@ -66,13 +66,7 @@ func (b bundle) token(t *testing.T, roles ...string) string {
 }
 
 func (b bundle) call(method, path, token string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, path, bytes.NewReader(nil))
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
-	w := httptest.NewRecorder()
-	b.fn.Handle(w, r)
-	return w
+	return functiontest.Call(b.fn.Handle, method, path, token, nil)
 }
 
 func TestAnAdminListsDeadLettersAndRedrivesOneThroughTheOutbox(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/user/adminusers"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/function/functiontest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 )
 
@@ -31,20 +32,7 @@ func setup(t *testing.T) bundle {
 }
 
 func (b bundle) call(method, path, token string, body any) *httptest.ResponseRecorder {
-	var raw []byte
-	if body != nil {
-		raw, _ = json.Marshal(body)
-	}
-	r := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if body != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
-	w := httptest.NewRecorder()
-	b.fn.Handle(w, r)
-	return w
+	return functiontest.Call(b.fn.Handle, method, path, token, body)
 }
 
 func code(t *testing.T, w *httptest.ResponseRecorder) apierr.Code {

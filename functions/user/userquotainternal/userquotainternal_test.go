@@ -17,6 +17,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/user/userquotainternal"
 	"github.com/cloudphone/cloudphone/functions/user/usertest"
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/function/functiontest"
 	"github.com/cloudphone/cloudphone/shared/logging"
 	"github.com/cloudphone/cloudphone/shared/servicetoken"
 )
@@ -54,23 +55,7 @@ func (b bundle) token(t *testing.T, caller string) string {
 }
 
 func (b bundle) call(method, path, token string, body any) *httptest.ResponseRecorder {
-	var rd *bytes.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	r := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
-	w := httptest.NewRecorder()
-	b.fn.Handle(w, r)
-	return w
+	return functiontest.Call(b.fn.Handle, method, path, token, body)
 }
 
 func code(t *testing.T, w *httptest.ResponseRecorder) apierr.Code {
