@@ -59,7 +59,6 @@ type lease struct {
 	unused int
 	back   int64
 	until  time.Time
-	forget time.Time // after it, the entry and the demand it records go
 	// For the decisions made from the lease: the process clock when it was
 	// asked for, Redis time and what the script reported at the grant.
 	sent     time.Time
@@ -121,7 +120,7 @@ func (ls *leases) take(keys []string, reqs []Request, widths []int64, now time.T
 			asks[i].back, asks[i].unused = e.bucket, e.tokens
 			e.tokens = 0
 		}
-		if !e.asking && now.Before(e.forget) {
+		if !e.asking && now.Before(e.forget()) {
 			// Twice the rate of the last lease, over one bucket.
 			last := e.until
 			if now.Before(last) {
@@ -191,7 +190,7 @@ func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*
 			continue
 		}
 		n := &lease{limit: reqs[i].Rule.Limit, width: w, tokens: granted[i] - 1, used: 1, bucket: buckets[i],
-			until: until, forget: until.Add(time.Duration(w) * time.Microsecond), sent: sent, redisNow: redisNow, room: room,
+			until: until, sent: sent, redisNow: redisNow, room: room,
 			reset: out[i].ResetAfter}
 		if same { // an older lease: what it left unused is given back later
 			switch {
@@ -205,10 +204,14 @@ func (ls *leases) settle(keys []string, reqs []Request, widths []int64, held []*
 	}
 }
 
+// forget is when the entry and the demand it records go: a bucket after the
+// lease ends (a concurrent grant in the same bucket moves both).
+func (e *lease) forget() time.Time { return e.until.Add(time.Duration(e.width) * time.Microsecond) }
+
 // sweep drops the entries whose demand is forgotten; ls.mu is held.
 func (ls *leases) sweep(now time.Time) {
 	for k, e := range ls.m {
-		if !now.Before(e.forget) && !e.asking {
+		if !now.Before(e.forget()) && !e.asking {
 			delete(ls.m, k)
 		}
 	}

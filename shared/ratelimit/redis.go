@@ -25,7 +25,8 @@ import (
 // admitted, written once at the end (a key that several requests of the
 // batch share, such as one client's address, is carried in the script's
 // memory between them).
-// The Go functions advance and state.decision are the same algorithm.
+// Without leases and give-backs, the Go functions advance and state.decision
+// (Local's) are the same algorithm.
 var script = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -123,9 +123,12 @@ func load(url string, tokens []string) (rps float64, p50, p99 time.Duration, err
 				start := time.Now()
 				resp, err := client.Do(req)
 				if err != nil || resp.StatusCode != http.StatusOK {
-					if bad++; bad == 1 && err != nil {
+					bad++
+					switch {
+					case bad > 1:
+					case err != nil:
 						why = err.Error()
-					} else if bad == 1 {
+					default:
 						why = fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("Retry-After"), " ", resp.Header.Get("Ratelimit-Remaining"))
 					}
 				}
