@@ -199,7 +199,7 @@ const MaxCredit = 1e11
 // id the user context does not know is NotFound, and nothing is written.
 func (s *Service) Credit(ctx context.Context, operator, userID string, req CreditRequest) (Entry, error) {
 	var p validate.Problems
-	p.Check(isUUID(userID), "id", "must be a user id (UUID)")
+	p.Check(validate.UUID(userID), "id", "must be a user id (UUID)")
 	p.Check(req.Amount > 0 && req.Amount <= MaxCredit, "amount", "must be 1 to 100000000000 minor units")
 	p.Check(req.Reason != "" && len(req.Reason) <= 200 && validate.NoControlChars(req.Reason), "reason", "must be 1 to 200 characters without control characters")
 	if err := p.Err(); err != nil {
@@ -220,24 +220,4 @@ func (s *Service) Credit(ctx context.Context, operator, userID string, req Credi
 	}
 	s.log.InfoContext(ctx, "balance credited", "user_id", userID, "amount", req.Amount, "operator", operator, "balance", e.BalanceAfter)
 	return e, nil
-}
-
-// isUUID reports whether s is a canonical lower- or upper-case UUID.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -187,7 +187,7 @@ func (s *Service) orderByKey(ctx context.Context, tx pgx.Tx, userID, key, hash s
 // Order returns userID's order id with its saga; another user's order, or
 // none, is apierr NotFound.
 func (s *Service) Order(ctx context.Context, userID, id string) (Order, error) {
-	if !isUUID(id) {
+	if !validate.UUID(id) {
 		return Order{}, apierr.New(apierr.NotFound, "no order %q", id)
 	}
 	var sg Saga
@@ -229,7 +229,7 @@ func (s *Service) Orders(ctx context.Context, userID string, limit int, cursor s
 	if limit < 1 || limit > MaxPageSize {
 		return OrdersPage{}, apierr.New(apierr.Invalid, "limit: must be 1 to %d", MaxPageSize)
 	}
-	if cursor != "" && !isUUID(cursor) {
+	if cursor != "" && !validate.UUID(cursor) {
 		return OrdersPage{}, apierr.New(apierr.Invalid, "cursor: not a cursor this API returned")
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+orderColumns+` FROM orders o

@@ -18,6 +18,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/function"
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // The purchase saga, one row per order in sagas:
@@ -197,7 +198,7 @@ func (s *Service) observeStep(sg *sagaState) {
 // earlier version with the command still on its way. A command for a saga
 // past this step, or a duplicate, changes nothing.
 func (s *Service) HandleDebit(ctx context.Context, e event.Event, cmd billingevents.DebitRequested) (Outcome, error) {
-	if !isUUID(cmd.OrderID) {
+	if !validate.UUID(cmd.OrderID) {
 		return "", function.Permanent(fmt.Errorf("debit command %s: order_id %q is not an order id", e.ID(), cmd.OrderID))
 	}
 	out, err := s.withSaga(ctx, e, cmd.OrderID, func(tx pgx.Tx, sg *sagaState, out *Outcome) error {
@@ -263,7 +264,7 @@ func (s *Service) debit(ctx context.Context, tx pgx.Tx, sg *sagaState) error {
 // for a step the saga has passed, for a grant that is no saga's (a
 // subscription's revoke, say) or a duplicate changes nothing.
 func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ string, r userevents.QuotaReply) (Outcome, error) {
-	if !isUUID(r.GrantID) {
+	if !validate.UUID(r.GrantID) {
 		s.log.WarnContext(ctx, "quota reply for a grant that is no order", "grant_id", r.GrantID, "event_type", typ)
 		return OutcomeIgnored, nil
 	}

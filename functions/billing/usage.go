@@ -41,7 +41,7 @@ func (s *Service) RecordDeviceFact(ctx context.Context, e event.Event, typ strin
 	var p validate.Problems
 	p.Check(ok, "type", "is not a device fact billing meters")
 	p.Check(deviceIDPattern.MatchString(f.DeviceID), "device_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
-	p.Check(isUUID(f.UserID), "user_id", "must be a UUID")
+	p.Check(validate.UUID(f.UserID), "user_id", "must be a UUID")
 	p.Check(!f.At.IsZero(), "at", "is required")
 	if kind == "running" {
 		p.Check(f.CPUCores > 0 && f.CPUCores <= 1024, "cpu_cores", "must be 1 to 1024")
@@ -363,7 +363,7 @@ type FundsCheck struct {
 // next charging run. It fails with InsufficientFunds (HTTP 409) otherwise.
 func (s *Service) CoverHour(ctx context.Context, userID string, cores, memoryMB int) (FundsCheck, error) {
 	var p validate.Problems
-	p.Check(isUUID(userID), "user_id", "must be a user id (UUID)")
+	p.Check(validate.UUID(userID), "user_id", "must be a user id (UUID)")
 	p.Check(cores > 0 && cores <= 1024, "cpu_cores", "must be 1 to 1024")
 	p.Check(memoryMB > 0 && memoryMB <= 1<<22, "memory_mb", "must be 1 to 4194304")
 	if err := p.Err(); err != nil {

@@ -80,7 +80,7 @@ func (s *Service) TopUp(ctx context.Context, ev WebhookEvent) (WebhookResult, er
 	if ev.Type != WebhookTypeTopUp {
 		return WebhookResult{Status: WebhookIgnored}, nil
 	}
-	p.Check(isUUID(ev.Data.UserID), "data.user_id", "must be a user id (UUID)")
+	p.Check(validate.UUID(ev.Data.UserID), "data.user_id", "must be a user id (UUID)")
 	p.Check(ev.Data.Amount > 0 && ev.Data.Amount <= MaxCredit, "data.amount", "must be 1 to 100000000000 minor units")
 	p.Check(ev.Data.Currency == s.cfg.Currency, "data.currency", "must be "+s.cfg.Currency)
 	if err := p.Err(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/inbox"
 	"github.com/cloudphone/cloudphone/shared/internalapi"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // InstallState is where an app on a device is.
@@ -204,7 +205,7 @@ func (s *Service) InstallApp(ctx context.Context, p auth.Principal, id string, r
 	if err != nil {
 		return Installation{}, err
 	}
-	if !uuidPattern.MatchString(req.AppID) {
+	if !validate.UUID(req.AppID) {
 		return Installation{}, apierr.New(apierr.Invalid, "app_id: not an app id")
 	}
 	if d.State != StateRunning {
@@ -318,7 +319,7 @@ func (s *Service) ListApps(ctx context.Context, p auth.Principal, id string) (In
 // installation's latest request. A fact without device or package is
 // apierr Invalid; a database failure is a plain (retryable) error.
 func (s *Service) ApplyAppFact(ctx context.Context, e event.Event, f deviceevents.AppFact) error {
-	if !uuidPattern.MatchString(f.DeviceID) || f.Package == "" {
+	if !validate.UUID(f.DeviceID) || f.Package == "" {
 		return apierr.New(apierr.Invalid, "fact %s names no device id or package", e.ID())
 	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {

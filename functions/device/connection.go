@@ -17,6 +17,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Connection is the answer of GET /api/v1/devices/{id}/connection: URL is
@@ -109,7 +110,7 @@ func (s *Service) VerifyTicket(raw string) (Ticket, error) {
 // that is gone is apierr NotFound; one that is not the ticket user's apierr
 // Forbidden; one that is not running apierr Conflict.
 func (s *Service) TicketEndpoint(ctx context.Context, tk Ticket) (string, error) {
-	if !uuidPattern.MatchString(tk.DeviceID) {
+	if !validate.UUID(tk.DeviceID) {
 		return "", errNotFound()
 	}
 	d, err := scanDevice(s.pool.QueryRow(ctx, selectDevices+` WHERE d.id = $1`, tk.DeviceID))
@@ -136,7 +137,7 @@ func (s *Service) States(ctx context.Context, ids []string) (map[string]State, e
 	out := make(map[string]State, len(ids))
 	valid := ids[:0:0]
 	for _, id := range ids {
-		if uuidPattern.MatchString(id) {
+		if validate.UUID(id) {
 			valid = append(valid, id)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // IdleLease is the lease row of the idle stop: of overlapping runs (two
@@ -35,7 +36,7 @@ func (d *Device) setIdleLimit(minutes int) {
 // arrives before its opened fact records the session closed, and the late
 // opened fact changes nothing. Undecodable facts are apierr Invalid.
 func (s *Service) ApplyConnection(ctx context.Context, typ string, c deviceevents.ConnectionFact) error {
-	if !uuidPattern.MatchString(c.DeviceID) || c.SessionID == "" || len(c.SessionID) > 128 || c.At.IsZero() {
+	if !validate.UUID(c.DeviceID) || c.SessionID == "" || len(c.SessionID) > 128 || c.At.IsZero() {
 		return apierr.New(apierr.Invalid, "connection fact needs device_id, session_id and at")
 	}
 	var q string
@@ -97,7 +98,7 @@ func (t *touches) due(id string, now time.Time) bool {
 // logs) now. A device that is not running is left alone.
 func (s *Service) Touch(ctx context.Context, id string) error {
 	now := s.now()
-	if !uuidPattern.MatchString(id) || !s.touched.due(id, now) {
+	if !validate.UUID(id) || !s.touched.due(id, now) {
 		return nil
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE devices SET last_active_at = greatest(last_active_at, $2)

@@ -12,6 +12,7 @@ import (
 	"github.com/cloudphone/cloudphone/functions/device/deviceevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // mayRead reports whether p may see d: its owner, or an admin.
@@ -47,7 +48,7 @@ func (s *Service) List(ctx context.Context, p auth.Principal) ([]Device, error) 
 // Get returns device id when p owns it or is an admin (deleted devices
 // included); otherwise apierr NotFound.
 func (s *Service) Get(ctx context.Context, p auth.Principal, id string) (Device, error) {
-	if !uuidPattern.MatchString(id) {
+	if !validate.UUID(id) {
 		return Device{}, errNotFound()
 	}
 	d, err := scanDevice(s.pool.QueryRow(ctx, selectDevices+` WHERE d.id = $1`, id))

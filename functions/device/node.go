@@ -175,7 +175,7 @@ func (s *Service) AddNode(ctx context.Context, r NodeRegistration, check EngineC
 // node's row is kept for the deleted devices that name it; its name and
 // engine may be registered again.
 func (s *Service) DeleteNode(ctx context.Context, id string) error {
-	if !uuidPattern.MatchString(id) {
+	if !validate.UUID(id) {
 		return apierr.New(apierr.NotFound, "node not found")
 	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -271,7 +271,7 @@ func (s *Service) UpdateNode(ctx context.Context, id string, u NodeUpdate) (Node
 	if err := u.Validate(); err != nil {
 		return Node{}, err
 	}
-	if !uuidPattern.MatchString(id) {
+	if !validate.UUID(id) {
 		return Node{}, apierr.New(apierr.NotFound, "node not found")
 	}
 	var labels any

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // ApplyReport turns one device-runtime report (e, of a RuntimeReports type,
@@ -26,7 +27,7 @@ import (
 // repeats them harmlessly. A report without a device id is a permanent
 // error; a database or quota failure is a plain (retryable) error.
 func (s *Service) ApplyReport(ctx context.Context, e event.Event, r deviceevents.RuntimeReport) error {
-	if !uuidPattern.MatchString(r.DeviceID) {
+	if !validate.UUID(r.DeviceID) {
 		return apierr.New(apierr.Invalid, "report %s names no device id", e.ID())
 	}
 	if r.At.IsZero() {
@@ -289,7 +290,7 @@ func (s *Service) StopBeyondQuota(ctx context.Context, e event.Event, userID str
 // userID that runs or is about to, but the keep oldest. With keep 0 a failed
 // device (which device-runtime may recreate) is stopped too.
 func (s *Service) stopBeyond(ctx context.Context, e event.Event, userID string, keep int, source, reason string) (int, error) {
-	if !uuidPattern.MatchString(userID) {
+	if !validate.UUID(userID) {
 		return 0, apierr.New(apierr.Invalid, "event %s names no user id", e.ID())
 	}
 	states := "'creating', 'starting', 'running', 'restarting'"

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/outbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // State is where a device is in its life.
@@ -66,8 +67,6 @@ const (
 )
 
 var imagePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$`)
-
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // Device is a cloud phone as the API shows it.
 type Device struct {
@@ -144,7 +143,7 @@ func errNotFound() error { return apierr.New(apierr.NotFound, "device not found"
 // withDevice runs fn in one transaction with device id's row locked. A
 // device that does not exist is apierr NotFound.
 func (s *Service) withDevice(ctx context.Context, id string, fn func(tx pgx.Tx, d *Device) error) error {
-	if !uuidPattern.MatchString(id) {
+	if !validate.UUID(id) {
 		return errNotFound()
 	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {

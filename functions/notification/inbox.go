@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Page sizes of List.
@@ -84,7 +85,7 @@ func (s *Service) List(ctx context.Context, userID string, q ListQuery) (Page, e
 // the first time) and returns it. Another user's notification, or none, is
 // an apierr NotFound.
 func (s *Service) MarkRead(ctx context.Context, userID, id string) (Notification, error) {
-	if !isUUID(id) {
+	if !validate.UUID(id) {
 		return Notification{}, apierr.New(apierr.NotFound, "no such notification")
 	}
 	n, err := scanNotification(s.pool.QueryRow(ctx, `

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -16,6 +15,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/db"
 	"github.com/cloudphone/cloudphone/shared/events"
 	"github.com/cloudphone/cloudphone/shared/inbox"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // Notification is one entry of a user's inbox. Seq numbers the user's
@@ -63,7 +63,7 @@ func (s *Service) Record(ctx context.Context, e event.Event) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, apierr.Wrap(apierr.Unprocessable, err, "%v", err)
 	}
-	if !isUUID(userID) {
+	if !validate.UUID(userID) {
 		return Outcome{}, apierr.New(apierr.Unprocessable, "%s event %s: user_id %q is not a uuid", e.Type(), e.ID(), userID)
 	}
 	r, err := k.render(data)
@@ -207,8 +207,3 @@ func channelsOf(ctx context.Context, q interface {
 	}
 	return c, nil
 }
-
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// isUUID reports whether s is a UUID in its hyphenated form.
-func isUUID(s string) bool { return uuidPattern.MatchString(s) }

@@ -195,7 +195,7 @@ var errNoWebhook = apierr.New(apierr.NotFound, "no such webhook")
 
 // WebhookOf returns userID's endpoint id; another user's is apierr NotFound.
 func (s *Service) WebhookOf(ctx context.Context, userID, id string) (Webhook, error) {
-	if !isUUID(id) {
+	if !validate.UUID(id) {
 		return Webhook{}, errNoWebhook
 	}
 	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND user_id = $2`, id, userID))
@@ -248,7 +248,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, userID, id string, req Webh
 // DeleteWebhook removes userID's endpoint id and its deliveries. Another
 // user's endpoint is apierr NotFound.
 func (s *Service) DeleteWebhook(ctx context.Context, userID, id string) error {
-	if !isUUID(id) {
+	if !validate.UUID(id) {
 		return errNoWebhook
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND user_id = $2`, id, userID)
@@ -322,7 +322,7 @@ func (s *Service) Deliveries(ctx context.Context, userID, id string, limit int, 
 	if cursor != "" {
 		ts, cid, ok := strings.Cut(cursor, "_")
 		n, err := strconv.ParseInt(ts, 10, 64)
-		if !ok || err != nil || !isUUID(cid) {
+		if !ok || err != nil || !validate.UUID(cid) {
 			return DeliveryPage{}, apierr.New(apierr.Invalid, "cursor: not a cursor this API returned")
 		}
 		before, beforeID = time.UnixMicro(n).UTC(), cid
@@ -369,7 +369,7 @@ func (s *Service) Resend(ctx context.Context, userID, id, d string) (Delivery, e
 	if _, err := s.WebhookOf(ctx, userID, id); err != nil {
 		return Delivery{}, err
 	}
-	if !isUUID(d) {
+	if !validate.UUID(d) {
 		return Delivery{}, apierr.New(apierr.NotFound, "no such delivery")
 	}
 	now := s.nowDB()

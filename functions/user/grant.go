@@ -68,7 +68,7 @@ func scanGrant(row pgx.Row) (Grant, error) {
 func checkCommand(grantID, userID string) error {
 	var p validate.Problems
 	p.Check(isExternalID(grantID), "grant_id", "must be 1 to 64 of A-Z a-z 0-9 _ . : -")
-	p.Check(isUUID(userID), "user_id", "must be a UUID")
+	p.Check(validate.UUID(userID), "user_id", "must be a UUID")
 	return p.Err()
 }
 
@@ -225,7 +225,7 @@ func (s *Service) RevokeQuota(ctx context.Context, e event.Event, cmd userevents
 
 // Grants returns the grants (tombstones included) of userID, newest first.
 func (s *Service) Grants(ctx context.Context, userID string) ([]Grant, error) {
-	if !isUUID(userID) {
+	if !validate.UUID(userID) {
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `

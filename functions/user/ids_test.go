@@ -3,6 +3,8 @@ package user
 import (
 	"regexp"
 	"testing"
+
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // TestIDChecksMatchTheirPatterns checks the hand-written checks against the
@@ -26,7 +28,7 @@ func TestIDChecksMatchTheirPatterns(t *testing.T) {
 		pattern *regexp.Regexp
 		check   func(string) bool
 	}{
-		{"isUUID", regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`), isUUID},
+		{"isUUID", regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`), validate.UUID},
 		{"isExternalID", regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`), isExternalID},
 		{"isUsername", regexp.MustCompile(`^[a-z0-9_.-]+$`), isUsername},
 	}

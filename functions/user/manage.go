@@ -137,7 +137,7 @@ RETURNING id::text, username, email, roles, status, failed_logins, locked_until,
 // updateUser runs fn on user id's row, locked, in one transaction. An unknown
 // id is apierr NotFound.
 func (s *Service) updateUser(ctx context.Context, id string, fn func(tx pgx.Tx, u User) (User, error)) (AccountView, error) {
-	if !isUUID(id) {
+	if !validate.UUID(id) {
 		return AccountView{}, apierr.New(apierr.NotFound, "user not found")
 	}
 	var out User

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudphone/cloudphone/functions/user/userevents"
 	"github.com/cloudphone/cloudphone/shared/apierr"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // FreeTier is the quota every new account starts with.
@@ -80,7 +81,7 @@ func scanQuota(row pgx.Row) (Quota, error) {
 // Quota returns the effective quota of userID (base plus active grants) and
 // its usage, or apierr NotFound.
 func (s *Service) Quota(ctx context.Context, userID string) (Quota, error) {
-	if !isUUID(userID) {
+	if !validate.UUID(userID) {
 		return Quota{}, apierr.New(apierr.NotFound, "quota not found")
 	}
 	q, err := scanQuota(s.pool.QueryRow(ctx, effectiveQuota, userID))

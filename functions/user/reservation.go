@@ -162,7 +162,7 @@ func check(q Quota, req ReserveRequest) *exceeded {
 // quota. Every change of usage goes through here, so changes of one user are
 // serialised and never check one state and count against another.
 func (s *Service) withQuota(ctx context.Context, userID string, fn func(tx pgx.Tx, q Quota) error) error {
-	if !isUUID(userID) {
+	if !validate.UUID(userID) {
 		return apierr.New(apierr.NotFound, "quota not found")
 	}
 	return db.WithTx(ctx, s.pool, func(tx pgx.Tx) error {

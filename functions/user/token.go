@@ -13,6 +13,7 @@ import (
 	"github.com/cloudphone/cloudphone/shared/apierr"
 	"github.com/cloudphone/cloudphone/shared/auth"
 	"github.com/cloudphone/cloudphone/shared/db"
+	"github.com/cloudphone/cloudphone/shared/validate"
 )
 
 // RefreshRequest is the body of POST /api/v1/auth/refresh.
@@ -230,7 +231,7 @@ UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at I
 // everywhere, or when refreshToken is empty, it ends every session of p: every
 // refresh family and every access token issued until now. It is idempotent.
 func (s *Service) Logout(ctx context.Context, p auth.Principal, refreshToken string, everywhere bool) error {
-	if !isUUID(p.UserID) || p.TokenID == "" {
+	if !validate.UUID(p.UserID) || p.TokenID == "" {
 		return apierr.New(apierr.Unauthorized, "invalid or expired token")
 	}
 	if everywhere || refreshToken == "" {

@@ -56,3 +56,25 @@ func NoControlChars(s string) bool {
 	}
 	return true
 }
+
+// UUID reports whether s is a UUID in its canonical form, 8-4-4-4-12 hex
+// digits of either case. (By hand rather than with a regexp: compiling one
+// at init would delay every start of the functions that check ids.)
+func UUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}
