@@ -290,7 +290,8 @@ func (s *Service) HandleQuotaReply(ctx context.Context, e event.Event, typ strin
 		now := s.now().UTC()
 		switch {
 		case typ == userevents.EventQuotaRevoked:
-			if sg.status != SagaFailed || !slices.Contains(sg.compensations, CompensateRevoke) {
+			// Only a failed saga gets here (see above): a revoke it did not ask for changes nothing.
+			if !slices.Contains(sg.compensations, CompensateRevoke) {
 				*out = OutcomeIgnored
 				return nil
 			}

@@ -77,7 +77,7 @@ func Open(ctx context.Context, baseURL, database string, sets ...Migrations) (*p
 		// Any other answer of the server (no schema_migrations table yet,
 		// say) leaves the locked path to decide.
 	}
-	if upToDate {
+	if upToDate || len(sets) == 0 {
 		return pool, nil
 	}
 	if err := migrate(ctx, pool, sets, loaded); err != nil {

@@ -131,9 +131,6 @@ func loadSets(sets []Migrations) ([][]migration, error) {
 
 // migrate applies every set's pending up migrations (loaded by loadSets).
 func migrate(ctx context.Context, pool *pgxpool.Pool, sets []Migrations, loaded [][]migration) error {
-	if len(sets) == 0 {
-		return nil
-	}
 	return withMigrationLock(ctx, pool, func(conn *pgx.Conn) error {
 		for i, set := range sets {
 			applied, err := appliedVersions(ctx, conn, set.Set)

@@ -133,21 +133,22 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(r.opt.PollInterval)
 	defer timer.Stop()
-	if !r.opt.DisableListen {
-		// The first batch waits for LISTEN, which wakes Run as soon as it
-		// listens (a batch then finds every row committed before), or for
-		// PollInterval when it fails. Meanwhile the pool's connection stays
-		// free for the function starting beside the relay: a readiness
-		// probe or a first request that found it taken would wait for
-		// another connection to be dialled.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.wake:
-		case <-timer.C:
-		}
-	}
+	// With LISTEN, the first batch waits for it, which wakes Run as soon as
+	// it listens (a batch then finds every row committed before), or for
+	// PollInterval when it fails. Meanwhile the pool's connection stays free
+	// for the function starting beside the relay: a readiness probe or a
+	// first request that found it taken would wait for another connection
+	// to be dialled.
+	wait := !r.opt.DisableListen
 	for {
+		if wait {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.wake:
+			case <-timer.C:
+			}
+		}
 		n, err := r.relayBatch(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -155,15 +156,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err != nil {
 			r.log.ErrorContext(ctx, "outbox batch failed", "error", err)
 		}
-		if err == nil && n == r.opt.BatchSize {
-			continue
-		}
-		timer.Reset(r.opt.PollInterval)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.wake:
-		case <-timer.C:
+		wait = err != nil || n < r.opt.BatchSize
+		if wait {
+			timer.Reset(r.opt.PollInterval)
 		}
 	}
 }
