@@ -15,7 +15,7 @@ import (
 func BenchmarkHotBalanceDebit(b *testing.B) {
 	e := setup(b)
 	u := newUser()
-	e.credit(b, u, 1e11)
+	e.Credit(b, u, 1e11)
 	const workers = 16
 	var next atomic.Int64
 	lat := make([][]time.Duration, workers)
@@ -26,7 +26,7 @@ func BenchmarkHotBalanceDebit(b *testing.B) {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				if err := e.svc.DebitForTest(context.Background(), u, 1, "bench"); err != nil {
+				if err := e.Service.DebitForTest(context.Background(), u, 1, "bench"); err != nil {
 					b.Error(err)
 					return
 				}

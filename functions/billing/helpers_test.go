@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cloudphone/cloudphone/functions/billing"
 	"github.com/cloudphone/cloudphone/functions/billing/billingevents"
@@ -16,41 +15,15 @@ import (
 	"github.com/cloudphone/cloudphone/shared/events"
 )
 
-type env struct {
-	svc   *billing.Service
-	pool  *pgxpool.Pool
-	clock *billingtest.Clock
-}
+// env is billingtest's Env, with the helpers below for the saga's steps.
+type env struct{ billingtest.Env }
 
 func setup(t testing.TB, mutate ...func(*billing.Config)) env {
 	t.Helper()
-	e := billingtest.New(t, mutate...)
-	return env{svc: e.Service, pool: e.Pool, clock: e.Clock}
+	return env{billingtest.New(t, mutate...)}
 }
 
 func newUser() string { return events.NewID() }
-
-func (e env) credit(t testing.TB, user string, amount int64) {
-	t.Helper()
-	if _, err := e.svc.Credit(context.Background(), newUser(), user, billing.CreditRequest{Amount: amount, Reason: "test"}); err != nil {
-		t.Fatalf("credit: %v", err)
-	}
-}
-
-func (e env) balance(t testing.TB, user string) int64 {
-	t.Helper()
-	b, err := e.svc.Balance(context.Background(), user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Balance
-}
-
-// outboxed returns the events of type typ in the outbox whose subject is subject.
-func (e env) outboxed(t testing.TB, typ, subject string) []event.Event {
-	t.Helper()
-	return billingtest.Env{Pool: e.pool}.Outboxed(t, typ, subject)
-}
 
 // reply builds the user context's reply of type typ for grant (a fresh event id).
 func reply(t testing.TB, typ, grant, user, reason string) event.Event {
@@ -66,7 +39,7 @@ func reply(t testing.TB, typ, grant, user, reason string) event.Event {
 
 func (e env) order(t testing.TB, user, plan string) billing.Order {
 	t.Helper()
-	o, created, err := e.svc.PlaceOrder(context.Background(), user, events.NewID(), billing.OrderRequest{PlanID: plan})
+	o, created, err := e.Service.PlaceOrder(context.Background(), user, events.NewID(), billing.OrderRequest{PlanID: plan})
 	if err != nil || !created {
 		t.Fatalf("place order: %v (created %v)", err, created)
 	}
@@ -80,17 +53,17 @@ func (e env) legacyOrder(t testing.TB, user, plan string) (string, event.Event) 
 	t.Helper()
 	ctx := context.Background()
 	id := events.NewID()
-	p, err := e.svc.Plan(ctx, plan, false)
+	p, err := e.Service.Plan(ctx, plan, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Exec(ctx, `
+	if _, err := e.Pool.Exec(ctx, `
 INSERT INTO orders (id, user_id, plan_id, price, currency, period_days, quota, status, idempotency_key, request_hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, 'legacy')`, id, user, p.ID, p.Price, p.Currency, p.PeriodDays, p.Quota, "legacy-"+id); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Exec(ctx, `INSERT INTO sagas (order_id, step, status, deadline, history) VALUES ($1, 'debit', 'running', $2, '[]')`,
-		id, e.clock.Now().Add(5*time.Minute)); err != nil {
+	if _, err := e.Pool.Exec(ctx, `INSERT INTO sagas (order_id, step, status, deadline, history) VALUES ($1, 'debit', 'running', $2, '[]')`,
+		id, e.Clock.Now().Add(5*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	cmd, err := events.New(ctx, billingevents.EventDebitRequested, billing.SourceOrders, id, billingevents.DebitRequested{SchemaVersion: 1, OrderID: id})
@@ -106,7 +79,7 @@ func (e env) handleDebit(t testing.TB, ev event.Event) billing.Outcome {
 	if err := ev.DataAs(&cmd); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.svc.HandleDebit(events.WithCause(context.Background(), ev), ev, cmd)
+	out, err := e.Service.HandleDebit(events.WithCause(context.Background(), ev), ev, cmd)
 	if err != nil {
 		t.Fatalf("debit %s: %v", cmd.OrderID, err)
 	}
@@ -119,12 +92,12 @@ func (e env) handleReply(t testing.TB, ev event.Event) (billing.Outcome, error) 
 	if err := ev.DataAs(&r); err != nil {
 		t.Fatal(err)
 	}
-	return e.svc.HandleQuotaReply(events.WithCause(context.Background(), ev), ev, ev.Type(), r)
+	return e.Service.HandleQuotaReply(events.WithCause(context.Background(), ev), ev, ev.Type(), r)
 }
 
 func (e env) get(t testing.TB, user, id string) billing.Order {
 	t.Helper()
-	o, err := e.svc.Order(context.Background(), user, id)
+	o, err := e.Service.Order(context.Background(), user, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +106,7 @@ func (e env) get(t testing.TB, user, id string) billing.Order {
 
 func (e env) ledger(t testing.TB, user string) []billing.Entry {
 	t.Helper()
-	page, err := e.svc.Transactions(context.Background(), user, billing.MaxPageSize, "")
+	page, err := e.Service.Transactions(context.Background(), user, billing.MaxPageSize, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +118,7 @@ func (e env) ledger(t testing.TB, user string) []billing.Entry {
 // balance.
 func (e env) checkLedger(t testing.TB, user string) {
 	t.Helper()
-	rows, err := e.pool.Query(context.Background(), `SELECT seq, amount, balance_before, balance_after FROM ledger WHERE user_id = $1 ORDER BY seq`, user)
+	rows, err := e.Pool.Query(context.Background(), `SELECT seq, amount, balance_before, balance_after FROM ledger WHERE user_id = $1 ORDER BY seq`, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +135,7 @@ func (e env) checkLedger(t testing.TB, user string) {
 		}
 		prev, sum = after, sum+amount
 	}
-	if b := e.balance(t, user); b != sum {
+	if b := e.Balance(t, user); b != sum {
 		t.Errorf("balance %d, ledger sums to %d", b, sum)
 	}
 }
@@ -178,7 +151,7 @@ func (e env) record(t testing.TB, ev event.Event) {
 	if err := ev.DataAs(&f); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.RecordDeviceFact(context.Background(), ev, ev.Type(), f); err != nil {
+	if _, err := e.Service.RecordDeviceFact(context.Background(), ev, ev.Type(), f); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,7 +11,7 @@ func TestConcurrentDebitsNeverOverdrawTheBalance(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 10*990)
+	e.Credit(t, u, 10*990)
 	ids := make([]string, 50)
 	var wg sync.WaitGroup
 	for i := range ids {
@@ -27,8 +27,8 @@ func TestConcurrentDebitsNeverOverdrawTheBalance(t *testing.T) {
 			failed++
 		}
 	}
-	if paid != 10 || failed != 40 || e.balance(t, u) != 0 {
-		t.Fatalf("%d paid, %d failed, balance %d", paid, failed, e.balance(t, u))
+	if paid != 10 || failed != 40 || e.Balance(t, u) != 0 {
+		t.Fatalf("%d paid, %d failed, balance %d", paid, failed, e.Balance(t, u))
 	}
 	e.checkLedger(t, u)
 }

@@ -13,24 +13,24 @@ func TestIdempotencyKeyReplaysTheOrderAndRefusesAnotherBody(t *testing.T) {
 	e := setup(t)
 	u := newUser()
 	ctx := context.Background()
-	a, created, err := e.svc.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "basic"})
+	a, created, err := e.Service.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "basic"})
 	if err != nil || !created {
 		t.Fatal(err)
 	}
-	b, created, err := e.svc.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "basic"})
+	b, created, err := e.Service.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "basic"})
 	if err != nil || created || b.ID != a.ID {
 		t.Fatalf("replay: %v, created %v, %s vs %s", err, created, b.ID, a.ID)
 	}
-	if _, _, err := e.svc.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "pro"}); apierr.CodeOf(err) != apierr.Unprocessable {
+	if _, _, err := e.Service.PlaceOrder(ctx, u, "key-1", billing.OrderRequest{PlanID: "pro"}); apierr.CodeOf(err) != apierr.Unprocessable {
 		t.Fatalf("other body: %v", err)
 	}
-	if _, _, err := e.svc.PlaceOrder(ctx, newUser(), "key-1", billing.OrderRequest{PlanID: "pro"}); err != nil {
+	if _, _, err := e.Service.PlaceOrder(ctx, newUser(), "key-1", billing.OrderRequest{PlanID: "pro"}); err != nil {
 		t.Fatalf("another user's key: %v", err)
 	}
-	if _, _, err := e.svc.PlaceOrder(ctx, u, "", billing.OrderRequest{PlanID: "basic"}); apierr.CodeOf(err) != apierr.Invalid {
+	if _, _, err := e.Service.PlaceOrder(ctx, u, "", billing.OrderRequest{PlanID: "basic"}); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("no key: %v", err)
 	}
-	if _, err := e.svc.Order(ctx, newUser(), a.ID); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := e.Service.Order(ctx, newUser(), a.ID); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("another user's order: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ func TestPlansCarryAnIdleLimitWithinAWeek(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	basic, err := e.svc.Plan(ctx, "basic", false)
+	basic, err := e.Service.Plan(ctx, "basic", false)
 	if err != nil || basic.Quota.IdleMinutes != 60 {
 		t.Fatalf("seeded basic: %+v, %v; want 60 idle minutes", basic.Quota, err)
 	}
@@ -28,7 +28,7 @@ func TestPlansCarryAnIdleLimitWithinAWeek(t *testing.T) {
 		{"over a week", 7*24*60 + 1, apierr.Invalid},
 	} {
 		req.Quota.IdleMinutes = tc.minutes
-		p, err := e.svc.UpdatePlan(ctx, "basic", req)
+		p, err := e.Service.UpdatePlan(ctx, "basic", req)
 		if (tc.want != "" && !apierr.Is(err, tc.want)) || (tc.want == "" && (err != nil || p.Quota.IdleMinutes != tc.minutes)) {
 			t.Fatalf("%s: %+v, %v", tc.name, p.Quota, err)
 		}
@@ -39,23 +39,23 @@ func TestPlansAreSeededAndManagedByAdmins(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	list, err := e.svc.Plans(ctx, false)
+	list, err := e.Service.Plans(ctx, false)
 	if err != nil || len(list) != 3 || list[0].ID != "basic" {
 		t.Fatalf("plans %+v, %v", list, err)
 	}
 	off := false
 	req := billing.PlanRequest{Name: "Basic", Price: 1234, Currency: "USD", PeriodDays: 7, Quota: list[0].Quota, Active: &off}
-	if _, err := e.svc.UpdatePlan(ctx, "basic", req); err != nil {
+	if _, err := e.Service.UpdatePlan(ctx, "basic", req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Plan(ctx, "basic", false); apierr.CodeOf(err) != apierr.NotFound {
+	if _, err := e.Service.Plan(ctx, "basic", false); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("inactive plan is public: %v", err)
 	}
-	if _, _, err := e.svc.PlaceOrder(ctx, newUser(), "k", billing.OrderRequest{PlanID: "basic"}); apierr.CodeOf(err) != apierr.Invalid {
+	if _, _, err := e.Service.PlaceOrder(ctx, newUser(), "k", billing.OrderRequest{PlanID: "basic"}); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("order of an inactive plan: %v", err)
 	}
 	req.ID, req.Currency = "gold", "EUR"
-	if _, err := e.svc.CreatePlan(ctx, req); apierr.CodeOf(err) != apierr.Invalid {
+	if _, err := e.Service.CreatePlan(ctx, req); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("plan in another currency: %v", err)
 	}
 }

@@ -16,18 +16,18 @@ func TestPurchaseSagaHappyPathDebitsOnceGrantsAndActivates(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 5000)
+	e.Credit(t, u, 5000)
 	o := e.order(t, u, "basic")
-	if o.Status != billing.OrderPaid || o.Price != 990 || e.balance(t, u) != 5000-990 {
-		t.Fatalf("new order %+v, balance %d: want it paid when placed", o, e.balance(t, u))
+	if o.Status != billing.OrderPaid || o.Price != 990 || e.Balance(t, u) != 5000-990 {
+		t.Fatalf("new order %+v, balance %d: want it paid when placed", o, e.Balance(t, u))
 	}
 	if got := e.get(t, u, o.ID); got.Saga.Step != billing.StepGrant {
 		t.Fatalf("placed order's saga at %s, want %s", got.Saga.Step, billing.StepGrant)
 	}
-	if n := len(e.outboxed(t, billingevents.EventDebitRequested, o.ID)); n != 0 {
+	if n := len(e.Outboxed(t, billingevents.EventDebitRequested, o.ID)); n != 0 {
 		t.Fatalf("%d debit commands: the order's own debit needs none", n)
 	}
-	grants := e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)
+	grants := e.Outboxed(t, userevents.EventQuotaGrantRequested, o.ID)
 	if len(grants) != 1 {
 		t.Fatalf("%d grant commands", len(grants))
 	}
@@ -45,14 +45,14 @@ func TestPurchaseSagaHappyPathDebitsOnceGrantsAndActivates(t *testing.T) {
 	if got.Status != billing.OrderActive || got.Saga.Status != billing.SagaCompleted || got.SubscriptionID == nil {
 		t.Fatalf("after grant: %+v", got)
 	}
-	if b := e.balance(t, u); b != 5000-990 {
+	if b := e.Balance(t, u); b != 5000-990 {
 		t.Fatalf("balance %d", b)
 	}
-	subs, _ := e.svc.Subscriptions(context.Background(), u)
-	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.clock.Now().Add(30*24*time.Hour)) || subs[0].GrantID != o.ID {
+	subs, _ := e.Service.Subscriptions(context.Background(), u)
+	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.Clock.Now().Add(30*24*time.Hour)) || subs[0].GrantID != o.ID {
 		t.Fatalf("subscriptions %+v", subs)
 	}
-	if len(e.outboxed(t, billingevents.EventOrderActivated, o.ID)) != 1 {
+	if len(e.Outboxed(t, billingevents.EventOrderActivated, o.ID)) != 1 {
 		t.Fatal("no order.activated fact")
 	}
 	e.checkLedger(t, u)
@@ -62,7 +62,7 @@ func TestInsufficientFundsFailsTheOrderAndMovesNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 500)
+	e.Credit(t, u, 500)
 	o := e.order(t, u, "basic")
 	if o.Status != billing.OrderFailed || o.FailureCode != billing.FailInsufficientFunds {
 		t.Fatalf("placed order %+v: want it failed at once", o)
@@ -71,10 +71,10 @@ func TestInsufficientFundsFailsTheOrderAndMovesNothing(t *testing.T) {
 	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailInsufficientFunds {
 		t.Fatalf("order %+v", got)
 	}
-	if b := e.balance(t, u); b != 500 || len(e.ledger(t, u)) != 1 {
+	if b := e.Balance(t, u); b != 500 || len(e.ledger(t, u)) != 1 {
 		t.Fatalf("balance %d, %d entries", b, len(e.ledger(t, u)))
 	}
-	if len(e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 0 || len(e.outboxed(t, billingevents.EventOrderFailed, o.ID)) != 1 {
+	if len(e.Outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 0 || len(e.Outboxed(t, billingevents.EventOrderFailed, o.ID)) != 1 {
 		t.Fatal("want no grant command and one order.failed")
 	}
 }
@@ -83,7 +83,7 @@ func TestRefusedGrantRefundsAndFails(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 990)
+	e.Credit(t, u, 990)
 	o := e.order(t, u, "basic")
 	if _, err := e.handleReply(t, reply(t, userevents.EventQuotaGrantRefused, o.ID, u, "unknown_user")); err != nil {
 		t.Fatal(err)
@@ -93,10 +93,10 @@ func TestRefusedGrantRefundsAndFails(t *testing.T) {
 		t.Fatalf("order %+v", got)
 	}
 	l := e.ledger(t, u)
-	if e.balance(t, u) != 990 || len(l) != 3 || l[0].Kind != billing.KindRefund || l[1].Kind != billing.KindDebit {
-		t.Fatalf("balance %d, ledger %+v", e.balance(t, u), l)
+	if e.Balance(t, u) != 990 || len(l) != 3 || l[0].Kind != billing.KindRefund || l[1].Kind != billing.KindDebit {
+		t.Fatalf("balance %d, ledger %+v", e.Balance(t, u), l)
 	}
-	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 0 {
+	if len(e.Outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 0 {
 		t.Fatal("a refused grant needs no revoke")
 	}
 	e.checkLedger(t, u)
@@ -106,13 +106,13 @@ func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 990)
+	e.Credit(t, u, 990)
 	o := e.order(t, u, "basic")
-	if n, _ := e.svc.SweepSagas(context.Background()); n != 0 {
+	if n, _ := e.Service.SweepSagas(context.Background()); n != 0 {
 		t.Fatalf("swept %d sagas before their deadline", n)
 	}
-	e.clock.Advance(5*time.Minute + time.Second)
-	rep, err := e.svc.RunScheduled(context.Background(), billingevents.EventSweepRequested, time.Time{}, nil)
+	e.Clock.Advance(5*time.Minute + time.Second)
+	rep, err := e.Service.RunScheduled(context.Background(), billingevents.EventSweepRequested, time.Time{}, nil)
 	if err != nil || rep.Swept != 1 {
 		t.Fatalf("sweep: %+v, %v", rep, err)
 	}
@@ -120,7 +120,7 @@ func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
 	if got.Status != billing.OrderFailed || got.FailureCode != billing.FailTimeout {
 		t.Fatalf("order %+v", got)
 	}
-	if e.balance(t, u) != 990 || len(e.outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 1 {
+	if e.Balance(t, u) != 990 || len(e.Outboxed(t, userevents.EventQuotaRevokeRequested, o.ID)) != 1 {
 		t.Fatal("want the price refunded and the grant revoked")
 	}
 	// The grant answers late: acknowledged, nothing changes.
@@ -130,7 +130,7 @@ func TestSweeperCompensatesASagaWhoseGrantNeverAnswers(t *testing.T) {
 	if out, _ := e.handleReply(t, reply(t, userevents.EventQuotaRevoked, o.ID, u, "")); out != billing.OutcomeApplied {
 		t.Fatalf("revoked confirmation: %s", out)
 	}
-	if e.get(t, u, o.ID).Status != billing.OrderFailed || e.balance(t, u) != 990 {
+	if e.get(t, u, o.ID).Status != billing.OrderFailed || e.Balance(t, u) != 990 {
 		t.Fatal("a late reply changed the outcome")
 	}
 	e.checkLedger(t, u)
@@ -144,7 +144,7 @@ func TestSagaEventsDeliveredTwiceAndOutOfOrderEndTheSame(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 990)
+	e.Credit(t, u, 990)
 	id, debit := e.legacyOrder(t, u, "basic")
 	o := billing.Order{ID: id}
 	granted := reply(t, userevents.EventQuotaGranted, o.ID, u, "")
@@ -155,7 +155,7 @@ func TestSagaEventsDeliveredTwiceAndOutOfOrderEndTheSame(t *testing.T) {
 	if out := e.handleDebit(t, debit); out != billing.OutcomeApplied {
 		t.Fatal(out)
 	}
-	if got := e.get(t, u, o.ID); got.Status != billing.OrderPaid || len(e.outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 1 {
+	if got := e.get(t, u, o.ID); got.Status != billing.OrderPaid || len(e.Outboxed(t, userevents.EventQuotaGrantRequested, o.ID)) != 1 {
 		t.Fatalf("after the debit command: %s, want paid with the grant requested", got.Status)
 	}
 	if out := e.handleDebit(t, debit); out != billing.OutcomeDuplicate {
@@ -175,8 +175,8 @@ func TestSagaEventsDeliveredTwiceAndOutOfOrderEndTheSame(t *testing.T) {
 		t.Fatalf("refusal after activation: %s", out)
 	}
 	got := e.get(t, u, o.ID)
-	if got.Status != billing.OrderActive || e.balance(t, u) != 0 || len(e.ledger(t, u)) != 2 {
-		t.Fatalf("order %s, balance %d, %d entries", got.Status, e.balance(t, u), len(e.ledger(t, u)))
+	if got.Status != billing.OrderActive || e.Balance(t, u) != 0 || len(e.ledger(t, u)) != 2 {
+		t.Fatalf("order %s, balance %d, %d entries", got.Status, e.Balance(t, u), len(e.ledger(t, u)))
 	}
 	e.checkLedger(t, u)
 }

@@ -13,7 +13,7 @@ func TestSubscriptionExtendsAndExpiresRevokingItsGrant(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	u := newUser()
-	e.credit(t, u, 2*990)
+	e.Credit(t, u, 2*990)
 	var orders []string
 	for range 2 {
 		o := e.order(t, u, "basic")
@@ -22,11 +22,11 @@ func TestSubscriptionExtendsAndExpiresRevokingItsGrant(t *testing.T) {
 		}
 		orders = append(orders, o.ID)
 	}
-	subs, _ := e.svc.Subscriptions(context.Background(), u)
-	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.clock.Now().Add(60*24*time.Hour)) || subs[0].GrantID != orders[1] {
+	subs, _ := e.Service.Subscriptions(context.Background(), u)
+	if len(subs) != 1 || !subs[0].ExpiresAt.Equal(e.Clock.Now().Add(60*24*time.Hour)) || subs[0].GrantID != orders[1] {
 		t.Fatalf("subscriptions %+v", subs)
 	}
-	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, orders[0])) != 1 {
+	if len(e.Outboxed(t, userevents.EventQuotaRevokeRequested, orders[0])) != 1 {
 		t.Fatal("the replaced grant was not revoked")
 	}
 	// The user context confirms that revoke: the first order's saga is
@@ -36,14 +36,14 @@ func TestSubscriptionExtendsAndExpiresRevokingItsGrant(t *testing.T) {
 		t.Fatalf("revoked of the replaced grant: %s, %v", out, err)
 	}
 	var inboxed int
-	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE id = $1`, revoked.ID()).Scan(&inboxed); err != nil || inboxed != 0 {
+	if err := e.Pool.QueryRow(context.Background(), `SELECT count(*) FROM inbox WHERE id = $1`, revoked.ID()).Scan(&inboxed); err != nil || inboxed != 0 {
 		t.Fatalf("the ignored reply left %d inbox rows (%v), want none", inboxed, err)
 	}
-	e.clock.Advance(61 * 24 * time.Hour)
-	if n, err := e.svc.ExpireSubscriptions(context.Background()); err != nil || n != 1 {
+	e.Clock.Advance(61 * 24 * time.Hour)
+	if n, err := e.Service.ExpireSubscriptions(context.Background()); err != nil || n != 1 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
-	if len(e.outboxed(t, userevents.EventQuotaRevokeRequested, orders[1])) != 1 {
+	if len(e.Outboxed(t, userevents.EventQuotaRevokeRequested, orders[1])) != 1 {
 		t.Fatal("the expired grant was not revoked")
 	}
 }

@@ -17,8 +17,8 @@ func TestWebhookCreditsOnceAndRefusesBadOrStaleSignatures(t *testing.T) {
 	e := setup(t)
 	u := newUser()
 	body := []byte(fmt.Sprintf(`{"id":"evt_1","type":"topup.succeeded","data":{"user_id":%q,"amount":1500,"currency":"USD"}}`, u))
-	now := e.clock.Now()
-	if err := e.svc.VerifySignature(webhooksig.Sign("whsec_test", now, body), body); err != nil {
+	now := e.Clock.Now()
+	if err := e.Service.VerifySignature(webhooksig.Sign("whsec_test", now, body), body); err != nil {
 		t.Fatalf("good signature: %v", err)
 	}
 	for name, h := range map[string]string{
@@ -28,7 +28,7 @@ func TestWebhookCreditsOnceAndRefusesBadOrStaleSignatures(t *testing.T) {
 		"malformed":    "v1=abc",
 		"missing":      "",
 	} {
-		if err := e.svc.VerifySignature(h, body); apierr.CodeOf(err) != apierr.Unauthorized {
+		if err := e.Service.VerifySignature(h, body); apierr.CodeOf(err) != apierr.Unauthorized {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -37,12 +37,12 @@ func TestWebhookCreditsOnceAndRefusesBadOrStaleSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []string{billing.WebhookCredited, billing.WebhookDuplicate} {
-		res, err := e.svc.TopUp(context.Background(), ev)
+		res, err := e.Service.TopUp(context.Background(), ev)
 		if err != nil || res.Status != want {
 			t.Fatalf("delivery %d: %+v, %v", i, res, err)
 		}
 	}
-	if b := e.balance(t, u); b != 1500 {
+	if b := e.Balance(t, u); b != 1500 {
 		t.Fatalf("balance %d", b)
 	}
 	e.checkLedger(t, u)
