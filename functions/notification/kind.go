@@ -34,8 +34,8 @@ type Kind struct {
 	// Defaults are the channels on when the user has no preference.
 	Defaults Channels
 
-	decode func(e event.Event) (userID string, data any, err error)
-	write  func(data any) (Rendered, bool)
+	// decode reads e's data, the user it is for and what it reads as.
+	decode func(e event.Event) (userID string, data any, r Rendered, err error)
 }
 
 // Channels says which ways of telling a user are on.
@@ -50,19 +50,12 @@ type Channels struct {
 func kind[T any](typ, eventType string, defaults Channels, title, body func(T) string, userOf func(T) string) Kind {
 	return Kind{
 		Type: typ, EventType: eventType, Defaults: defaults,
-		decode: func(e event.Event) (string, any, error) {
+		decode: func(e event.Event) (string, any, Rendered, error) {
 			var v T
 			if err := e.DataAs(&v); err != nil {
-				return "", nil, fmt.Errorf("decode %s data: %w", e.Type(), err)
+				return "", nil, Rendered{}, fmt.Errorf("decode %s data: %w", e.Type(), err)
 			}
-			return userOf(v), v, nil
-		},
-		write: func(data any) (Rendered, bool) {
-			v, ok := data.(T)
-			if !ok {
-				return Rendered{}, false
-			}
-			return Rendered{Title: title(v), Body: body(v)}, true
+			return userOf(v), v, Rendered{Title: title(v), Body: body(v)}, nil
 		},
 	}
 }
@@ -223,16 +216,6 @@ type Rendered struct {
 	Body  string
 }
 
-// render writes the kind's title and body with data, the event data its
-// decoder returned.
-func (k Kind) render(data any) (Rendered, error) {
-	r, ok := k.write(data)
-	if !ok {
-		return Rendered{}, fmt.Errorf("render %s: data of type %T", k.Type, data)
-	}
-	return r, nil
-}
-
 // emailHTML is the HTML body of every email, with %s for the title (twice),
 // the greeting's name, the body and the type, each escaped by escapeHTML:
 // they come from user data.
@@ -264,12 +247,12 @@ type emailData struct {
 }
 
 // renderEmail returns the text and HTML bodies of an email.
-func renderEmail(d emailData) (text, html string, err error) {
+func renderEmail(d emailData) (text, html string) {
 	name := d.Username
 	if name == "" {
 		name = "there"
 	}
 	text = fmt.Sprintf(emailText, name, d.Body, d.Type)
 	html = fmt.Sprintf(emailHTML, escapeHTML(d.Title), escapeHTML(name), escapeHTML(d.Body), escapeHTML(d.Type))
-	return text, html, nil
+	return text, html
 }

@@ -59,16 +59,12 @@ func (s *Service) Record(ctx context.Context, e event.Event) (Outcome, error) {
 	if !ok {
 		return Outcome{}, apierr.New(apierr.Unprocessable, "event type %q makes no notification", e.Type())
 	}
-	userID, data, err := k.decode(e)
+	userID, data, r, err := k.decode(e)
 	if err != nil {
 		return Outcome{}, apierr.Wrap(apierr.Unprocessable, err, "%v", err)
 	}
 	if !validate.UUID(userID) {
 		return Outcome{}, apierr.New(apierr.Unprocessable, "%s event %s: user_id %q is not a uuid", e.Type(), e.ID(), userID)
-	}
-	r, err := k.render(data)
-	if err != nil {
-		return Outcome{}, apierr.Wrap(apierr.Unprocessable, err, "%v", err)
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {
@@ -102,10 +98,7 @@ func (s *Service) Record(ctx context.Context, e event.Event) (Outcome, error) {
 			out.InApp = &n
 		}
 		if ch.Email && email != "" {
-			text, html, err := renderEmail(emailData{Type: k.Type, Title: r.Title, Body: r.Body, Username: username})
-			if err != nil {
-				return err
-			}
+			text, html := renderEmail(emailData{Type: k.Type, Title: r.Title, Body: r.Body, Username: username})
 			tag, err := tx.Exec(ctx, `
 				INSERT INTO email_outbox (user_id, event_id, type, to_address, subject, text_body, html_body, next_attempt_at, created_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
