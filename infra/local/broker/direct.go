@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -116,7 +117,11 @@ func (b *Broker) deliverDirect(ctx context.Context, enc *encoded, t Trigger, dea
 	// The attempt is not the sender's: it goes on when the sender's call
 	// ends or the wait lapses, and its result is recorded then.
 	work := logging.WithCorrelation(context.WithoutCancel(ctx), events.CorrelationOf(e))
-	log := b.log.With("trigger", t.Name, "event_id", e.ID(), "event_type", e.Type(), "subscriber", target)
+	// Only a delivery that is stored logs; one that succeeded at once, the
+	// usual case, builds no logger.
+	log := func(id int64) *slog.Logger {
+		return b.log.With("trigger", t.Name, "event_id", e.ID(), "event_type", e.Type(), "subscriber", target, "delivery_id", id, "attempt", 1)
+	}
 	done := make(chan attempt, 1)
 	go func() {
 		actx, span := tracing.StartDelivery(work, e, target)
@@ -137,8 +142,9 @@ func (b *Broker) deliverDirect(ctx context.Context, enc *encoded, t Trigger, dea
 		if err != nil {
 			return err
 		}
-		log.InfoContext(ctx, "delivery still running after the direct wait; stored", "delivery_id", r.id)
-		go func() { b.settle(work, log.With("delivery_id", r.id, "attempt", 1), r, t, e, target, <-done) }()
+		l := log(r.id)
+		l.InfoContext(ctx, "delivery still running after the direct wait; stored")
+		go func() { b.settle(work, l, r, t, e, target, <-done) }()
 		return nil
 	}
 	if a.ok() && a.reply == nil {
@@ -155,7 +161,7 @@ func (b *Broker) deliverDirect(ctx context.Context, enc *encoded, t Trigger, dea
 	if err != nil {
 		return err
 	}
-	b.settle(work, log.With("delivery_id", r.id, "attempt", 1), r, t, e, target, a)
+	b.settle(work, log(r.id), r, t, e, target, a)
 	return nil
 }
 
